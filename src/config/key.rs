@@ -355,7 +355,7 @@ mod tests {
         assert!(file_secret("\n", "xfr", alg).is_err());
     }
 
-    /// Issue 35 (ts-transfers 3): base64 holds `//` (about 1 key in 100 of
+    /// base64 holds `//` (about 1 key in 100 of
     /// `tsig-keygen`); it is no comment inside a quoted secret, nor in a bare
     /// or Knot secret. Comments outside quotes still go.
     #[test]
@@ -483,7 +483,7 @@ mod tests {
         );
     }
 
-    /// Issue 34 item 8: a backend's `notify_key` names a `[[key]]`; a
+    /// A backend's `notify_key` names a `[[key]]`; a
     /// backend that is a `[[ts]]` of the file follows its `xfr_key` (and may
     /// name no other key); another backend's NOTIFYs need no key unless it
     /// names one.

@@ -338,7 +338,7 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "name = \"a.example\"\nendpoint = []\n".into(),
                 "c.toml:8: ts.service.endpoint: service a.example. needs at least one endpoint",
             ),
-            // Hostile read (issue 38): these passed, and every probe failed.
+            // Refused: taken, every probe of these would fail.
             (
                 format!("name = \"a.example\"\ncheck = {{ kind = \"http\", port = 80, path = \"/a b\" }}\n{ep}"),
                 "c.toml:8: ts.service.check: path must hold no space or control character, got \"/a b\"",
@@ -411,9 +411,9 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         assert!(err.contains("earlier [[ts.service]]"), "{err}");
     }
 
-    /// Hostile read (issue 38): fallbacks that loop through the TS's
-    /// services were taken, and with both down the TS answered each name
-    /// with a CNAME to the other.
+    /// Fallbacks that loop through the TS's services are refused: taken,
+    /// with both down the TS would answer each name with a CNAME to the
+    /// other.
     #[test]
     fn fallbacks_that_loop_through_services_are_refused_once_per_loop() {
         let ep = "endpoint = [ { addr = \"192.0.2.1\" } ]\n";

@@ -2,8 +2,8 @@
 //! the in-flight places per client group ([`super::fair::Holders`], looked
 //! up twice per forwarded query) and the LS's packet cache keys (once per
 //! hit). std's `RandomState` (SipHash-1-3) cost ~180 instructions per
-//! lookup of a client group and ~500 per cache key there (issue 40: an
-//! eighth of a cache hit's user-space work); this hash ~40 and ~90.
+//! lookup of a client group and ~500 per cache key there (an eighth of a
+//! cache hit's user-space work); this hash ~40 and ~90.
 //!
 //! It is the `foldhash` crate's fast hasher (hashbrown's default): 64-bit
 //! words folded into the state by a 64x64->128-bit multiply with secret

@@ -26,9 +26,8 @@
 //! file and line of every violation. `scripts/house` prints the same counts
 //! with no allow-list (`report::house_counts`, run with `--ignored`).
 //!
-//! The three allow-lists hold the violations on the day they were written
-//! (issue 36, items 2-4 moving src/ meanwhile): they may only shrink. The
-//! circles' and the type names' are empty now, and the long files' is gone.
+//! The allow-lists hold the violations still open: they may only shrink.
+//! The circles' and the type names' are empty, and long files have none.
 //!
 //! The folder: `reader` (a file's code with comments and literals blanked,
 //! its `crate::`/`super::` paths and `use` names, the crate's sources and
@@ -52,9 +51,8 @@ mod report;
 const ALLOWED_CIRCLES: &[&[&str]] = &[];
 
 /// Rooms that import an item defined in their folder's `mod.rs`, as
-/// (room, item), on the day this check was written: issue 36's tasks B (ts/)
-/// and C (the rest of src/) are moving them. ls/ and ts/ hold none any more
-/// (task I); empty the list when the other folders' are moved too.
+/// (room, item), still open outside ls/ and ts/ (which hold none): empty
+/// the list as the other folders' items move out of their `mod.rs`.
 const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("config::changes", "config::Config"),
     ("config::ls", "config::available_cores"),
@@ -99,8 +97,8 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
 /// its `#[cfg(test)]` module.
 const MAX_CODE_LINES: usize = 600;
 
-/// Public type names allowed to be defined more than once: none since
-/// issue 36's rename pass (a name that must stay twice needs its reason here).
+/// Public type names allowed to be defined more than once: none (a name
+/// that must stay twice needs its reason here).
 const ALLOWED_DUPLICATE_TYPES: &[&str] = &[];
 
 /// Inherent impls written away from their type's file, as (file under

@@ -9,7 +9,7 @@
 //! too) needs no key: only the machine reaches it. With the listener bound
 //! to any other address (`0.0.0.0` included), every request needs the key,
 //! whatever the peer: a reverse proxy on the host (nginx → 127.0.0.1) or a
-//! local user is no proof of who is asking (issue 37, R14). Every peer must
+//! local user is no proof of who is asking. Every peer must
 //! be inside `control_allow` (loopback by default, so a listener bound to a
 //! network address changes nothing for that network until it is allowed).
 use std::net::IpAddr;

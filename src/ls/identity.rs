@@ -13,7 +13,7 @@
 //! metrics listener: `control_allow`, and the `api_key` wherever a
 //! state-changing request needs it). Not the source address: a forwarder
 //! on the LS's host (dnsdist, a local stub) passes its remote clients'
-//! questions on from loopback (R4's F2), but it cannot give them a token
+//! questions on from loopback, but it cannot give them a token
 //! they never saw. Every other identity question passes the blocks and the
 //! rules first and is told REFUSED under `hide_identity`
 //! ([`IdentityAnswers::answer`]). Any other probe question meets them as

@@ -506,11 +506,10 @@ mod tests {
         ));
     }
 
-    /// Issue 34 item 8 (ls-cache 12): where a backend's NOTIFYs must be
-    /// signed, only one whose TSIG verifies flushes; a bad MAC is BADSIG, a
-    /// key the LS does not hold for that address BADKEY, a stale time
-    /// BADTIME, and an unsigned one is refused. Before, the address alone
-    /// decided.
+    /// Where a backend's NOTIFYs must be signed, only one whose TSIG
+    /// verifies flushes (the address alone does not decide); a bad MAC is
+    /// BADSIG, a key the LS does not hold for that address BADKEY, a stale
+    /// time BADTIME, and an unsigned one is refused.
     #[test]
     fn a_keyed_backend_s_notify_flushes_only_when_its_tsig_verifies() {
         let xfr = key("xfr", 1);

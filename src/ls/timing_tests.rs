@@ -593,8 +593,9 @@ fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_fo
     q.won_by(0, true, t0 + 31 * MS);
 }
 
-/// ls-core F2: with no token the same backend is not asked again (it was,
-/// at the per-try timeout, for free: every query twice to a slow backend).
+/// With no token the same backend is not asked again (not at the per-try
+/// timeout for free either: that would be every query twice to a slow
+/// backend).
 #[test]
 fn a_reask_takes_a_budget_token_and_without_one_is_not_sent() {
     let (_b, t0, mut q) = started(

@@ -385,7 +385,7 @@ mod tests {
         zone.serial()
     }
 
-    /// Issue 35 (ts-transfers 2): `ttl` shapes every record and the SOA of a
+    /// `ttl` shapes every record and the SOA of a
     /// PROJ table; a restart with another `ttl` and the same files serves
     /// other data, so its serial goes up (the same `ttl` keeps it).
     #[test]
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(started(at(60), "p.test."), second);
     }
 
-    /// Issue 35 (ts-transfers 8): a zone served from a master file with a
+    /// A zone served from a master file with a
     /// date serial, then (a restart) from a PROJ table, carries on from the
     /// file's serial; starting at the clock would be older in RFC 1982
     /// terms than what the secondaries hold.

@@ -127,7 +127,7 @@ fn shipped_config_parses_to_the_default_deployment() {
     assert_eq!(ts2.zones, vec![PathBuf::from("/etc/dnslb/zones/ts2.txt")]);
     assert!(
         ts2.axfr_allow.is_empty(),
-        "no transfers from the LS's address (issue 35)"
+        "no transfers from the LS's address"
     );
     assert!(config.ts_by_name("ts3").is_none());
 }

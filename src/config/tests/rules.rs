@@ -363,7 +363,7 @@ fn rejects_integers_past_their_bounds() {
     .unwrap();
 }
 
-/// Issue 35: the LS forwards its clients' queries to a backend from its own
+/// The LS forwards its clients' queries to a backend from its own
 /// address (127.0.0.1 toward 127/8); a `[[ts]]` behind it that allows
 /// transfers from that address without a key hands every client of the LS
 /// the zone (an IXFR over UDP through the LS). Named secondaries, a key, or

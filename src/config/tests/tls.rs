@@ -211,7 +211,7 @@ fn trusted_proxies_are_networks_as_allow() {
     assert!(e.contains("nonsense"), "{e}");
 }
 
-/// Issue 34 item 13: the 14-day warning, on a clock the test sets.
+/// The 14-day warning, on a clock the test sets.
 #[test]
 fn a_certificate_is_warned_about_within_14_days_of_its_not_after() {
     use crate::config::expiry_warning_days;

@@ -1,4 +1,4 @@
-//! An adaptive concurrency limit per backend (issue 34 item 14): the LS
+//! An adaptive concurrency limit per backend: the LS
 //! sends a backend no more queries at once than it can answer without a
 //! queue, so overload is shed at the LS's door, at once, instead of
 //! queueing in the backend until every answer comes late.

@@ -367,7 +367,7 @@ fn every_strategy_reasks_a_silent_backend_while_time_remains() {
     }
 }
 
-/// F2: with no budget the same backend, serving others, is never asked
+/// With no budget the same backend, serving others, is never asked
 /// twice (no re-ask at the per-try timeout for free); moving on to
 /// another backend stays free. The query says a re-ask was held back,
 /// so its deadline answer is not a made-up "no such name".

@@ -776,7 +776,7 @@ mod tests {
         }
     }
 
-    // ---- the cache-hit path (issue 40, item 4) ----
+    // ---- the cache-hit path ----
 
     /// A backend answering `www. A` with one A record, TTL 300: its
     /// address, how many queries it was asked, its task.
@@ -906,7 +906,7 @@ mod tests {
         assert_eq!(left, 0, "its stale entry dropped, nothing else armed");
     }
 
-    // ---- the blocking receive (issue 40) ----
+    // ---- the blocking receive ----
 
     /// With nothing in flight the worker sleeps in its client socket's
     /// receive, not in `epoll_wait`: here with no receive timeout, so that

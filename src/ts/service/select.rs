@@ -517,10 +517,10 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         assert!(x2 < 13.82, "chi-square {x2} for {counts:?}"); // 2 dof, 0.999
     }
 
-    /// Hostile read (issue 38): `all` answered its live endpoints in config
-    /// order, every time: the first took the traffic of every client that
-    /// uses the first address, and past `max_answers` the later live ones
-    /// were never answered (gdnsd shuffles each answer).
+    /// `all` answers its live endpoints in a random order, as gdnsd
+    /// shuffles each answer: in config order every time, the first would
+    /// take the traffic of every client that uses the first address, and
+    /// past `max_answers` the later live ones would never be answered.
     #[test]
     fn all_answers_are_shuffled_and_every_live_endpoint_gets_its_share() {
         for (endpoints, max) in [(12u32, 4usize), (100, 8)] {

@@ -392,10 +392,10 @@ mod tests {
         }
     }
 
-    /// Issue 35 (ts-transfers 10): a TS without a key answers a signed
-    /// request NOTAUTH with an unsigned TSIG naming BADKEY (RFC 8945
-    /// §5.2.1), as NSD without a key does; before, it answered (and
-    /// transferred) unsigned, which the client cannot tell from a forgery.
+    /// A TS without a key answers a signed request NOTAUTH with an
+    /// unsigned TSIG naming BADKEY (RFC 8945 §5.2.1), as NSD without a key
+    /// does, never an unsigned answer (or transfer), which the client
+    /// cannot tell from a forgery.
     /// Unsigned requests are answered as ever.
     #[test]
     fn a_ts_without_a_key_answers_a_signed_request_badkey() {

@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn a_bare_cr_ends_a_line_as_nsd_and_bind_read_it() {
-        // Two records, not one TXT of five strings (review F1).
+        // Two records, not one TXT of five strings.
         let all = entries(b"t TXT \"a\"\ru TXT \"b\"\n").unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(texts(&all[0]), vec!["t", "TXT", "\"a\""]);

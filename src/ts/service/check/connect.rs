@@ -280,10 +280,10 @@ mod tests {
         assert!(!accepted_then_reset(None));
     }
 
-    /// Hostile read (issue 38): an endpoint that accepts and resets every
-    /// connection at once. Its reset lands before the event is read here:
-    /// the probe's result must not depend on that race (it did: `Fail` when
-    /// the reset came first, `Ok` when the event was read first).
+    /// An endpoint that accepts and resets every connection at once. Its
+    /// reset may land before the event is read here: the probe's result
+    /// does not depend on that race (else `Fail` when the reset came first,
+    /// `Ok` when the event was read first).
     #[tokio::test]
     async fn an_endpoint_that_accepts_and_resets_passes_the_connect() {
         let (listener, addr) = listening();

@@ -1,4 +1,4 @@
-//! The endpoint checker of service answers (issue 38): one task per TS
+//! The endpoint checker of service answers: one task per TS
 //! probing every distinct endpoint, rise/fall hysteresis, the live set
 //! published on a `watch` only when it changes.
 //!

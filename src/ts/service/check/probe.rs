@@ -297,9 +297,9 @@ mod tests {
         assert_eq!(judge_dns(&q[..10], &q), None, "short");
     }
 
-    /// Hostile read (issue 38): an answer larger than the receive buffer
-    /// arrives cut short; it was refused by the full decoder and waited out
-    /// as silence (a timeout: the endpoint went down while answering).
+    /// An answer larger than the receive buffer arrives cut short; it is
+    /// judged by its rcode, not refused by the full decoder and waited out
+    /// as silence (a timeout: the endpoint down while answering).
     #[test]
     fn an_answer_cut_short_by_the_buffer_is_judged_by_its_rcode() {
         let q = soa_query();

@@ -427,7 +427,7 @@ mod tests {
         no_acknowledgement(empty_mac_noerror, "an empty MAC").await;
     }
 
-    /// Issue 35 (ts-transfers 5): a secondary that refuses the key (an
+    /// A secondary that refuses the key (an
     /// unsigned NOTAUTH + BADSIG or BADKEY) is not a dead one: every try is
     /// sent (the refusal is unverified), and the outcome names the error.
     #[tokio::test]
