@@ -2,9 +2,8 @@
 //! answers, a TTL past 2^31 is never served from the cache, a small client
 //! sent to TCP by the cache gets the cached answer there.
 //!
-//! Faults found by a hostile review of the LS's packet cache and pools
-//! (issue 20), each reproduced against the release binary with real peers
-//! and compared with dnsdist 1.7.3's packet cache on the same input.
+//! Each case is held against dnsdist 1.7.3's packet cache on the same
+//! input.
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! `dnslb check` and the certificates of `[ls.tls]` and `[ls.https]` (issue
-//! 34 item 13; ls-transports S2, operator-walk 15): one whose leaf expires
+//! `dnslb check` and the certificates of `[ls.tls]` and `[ls.https]`: one
+//! whose leaf expires
 //! within 14 days is warned about, the file and its notAfter named at the
 //! config line of its `cert`, and the config is good all the same (exit 0),
 //! in text and in JSON logs; one with more time left is not. Certificates

@@ -1,5 +1,4 @@
-//! `dnslb check` as an operator meets it (issue 35 item 11; ts-zonefile F12,
-//! operator-walk 7, 8, 9, 21): every bad line of every zone, as
+//! `dnslb check` as an operator meets it: every bad line of every zone, as
 //! `named-checkzone` lists them; JSON lines with `--log-format json`; a
 //! missing zone file named with its config line and `[[ts]]`; a `--name`
 //! that names no `[[ts]]` answered with the names there are; a table

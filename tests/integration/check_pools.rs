@@ -1,4 +1,4 @@
-//! `dnslb check` and pools (issue 34 item 16, operator-walk 2): a
+//! `dnslb check` and pools: a
 //! `[[ls.pool]]` that leaves out a table server holding names under the
 //! pool's zones answers those names NXDOMAIN, so check warns of it, naming
 //! the pool, the table server and a name; config.toml's own commented pool

@@ -1,4 +1,4 @@
-//! What the processes log (issue 12): `--log-format json` lines from
+//! What the processes log: `--log-format json` lines from
 //! `dnslb ls`, `dnslb ts` and `dnslb up` (children included, each naming its
 //! table server), `--log` reaching `up`'s children, the query log at `debug`
 //! and silence per query at `info`, the SIGHUP warning naming the keys only a
@@ -536,7 +536,7 @@ fn udp_sockets_on(port: u16) -> usize {
         .count()
 }
 
-/// Issue 40, item 3: an LS pinned to one CPU (`taskset -c 0`) with no
+/// An LS pinned to one CPU (`taskset -c 0`) with no
 /// `workers` runs one worker, not one per core of the machine, and its
 /// start line says why; with `workers = 3` it runs three and says the
 /// config set them.

@@ -1,10 +1,7 @@
 //! The LS passes on what a backend answers: a FORMERR or NOTIMP from one
 //! backend is not final, a truncated answer to an EDNS query keeps an OPT;
 //! and the metrics listener's cap does not let one connect evict a probe.
-//!
-//! Faults found by a hostile review of the LS-side fixes of issue 17
-//! (items 1-4, 12, 18): each test failed on the reviewed main (5688235)
-//! and passes with its fix.
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Overload is shed at the LS's door, not queued in the backend (issue 34
-//! item 14): each backend's adaptive concurrency limit
+//! Overload is shed at the LS's door, not queued in the backend: each
+//! backend's adaptive concurrency limit
 //! (`dnslb::ls::backend::limit`) shrinks when its answers come later than
 //! its no-load latency allows, and a UDP query no backend has room for is
 //! answered SERVFAIL at once, so the answers that are given come in time.

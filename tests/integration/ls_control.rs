@@ -1,4 +1,4 @@
-//! Live control (docs/CONFIG.md (the LS) "Live control", issue 37 item 3) over the metrics
+//! Live control (docs/CONFIG.md (the LS) "Live control") over the metrics
 //! listener and the commands that speak to it:
 //!
 //! * a backend drained under load: no query lost, it gets no new queries

@@ -1,9 +1,9 @@
-//! The LS's query and answer counters agree (issue 34 item 18): every
+//! The LS's query and answer counters agree: every
 //! answer counted in `dnslb_answers_total` answers a query counted in
 //! `dnslb_queries_total`, the ones answered at the door (a NOTIFY
-//! acknowledged, a malformed query, a zone transfer) too (operator-walk 20);
+//! acknowledged, a malformed query, a zone transfer) too;
 //! and an extended rcode is counted by its full value, BADVERS as BADVERS
-//! and BADCOOKIE as BADCOOKIE, not by the header's low 4 bits (ls-core F5).
+//! and BADCOOKIE as BADCOOKIE, not by the header's low 4 bits.
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! Dynamic blocks end to end (docs/CONFIG.md (the LS) "Rules and dynamic blocks", issue 37
-//! item 2), over real sockets from chosen 127.0.0.0/8 source addresses:
+//! Dynamic blocks end to end (docs/CONFIG.md (the LS) "Rules and dynamic
+//! blocks"), over real sockets from chosen 127.0.0.0/8 source addresses:
 //!
 //! * a client over a query-rate threshold is blocked (REFUSED with EDE 15,
 //!   over UDP and TCP) within 2 s, listed in `/blocks` and counted in

@@ -1,5 +1,4 @@
-//! One client cannot starve the others at `max_inflight` (issue 34 item 3,
-//! review ls-core F3): a client flooding names its backend never answers
+//! One client cannot starve the others at `max_inflight`: a client flooding names its backend never answers
 //! (as `on_miss = "silent"` table servers do) holds at most its share of
 //! the in-flight bound, and another client's queries for names that exist
 //! are answered, not SERVFAIL.

@@ -1,5 +1,5 @@
-//! Faults of the LS's health checks and upstream connections (issue 17,
-//! items 13, 20, 21), over real sockets:
+//! The LS's health checks and upstream connections under faults, over real
+//! sockets:
 //! - a backend that answers its probes but loses every client query is
 //!   marked down under every order, over UDP and TCP, though another backend
 //!   rescued each query;
@@ -49,7 +49,7 @@ async fn ask_right(ls: &TestLs, k: u8, over_tcp: bool) -> Duration {
     took
 }
 
-/// docs/CONFIG.md (the LS) / issue 17 item 21: backend 0 answers its probes (`. SOA`) but
+/// docs/CONFIG.md (the LS): backend 0 answers its probes (`. SOA`) but
 /// drops every client query; backend 1 answers everything. Each query the
 /// liar is asked first is rescued by the hedge to backend 1, and still counts
 /// as the liar's loss: after `fall` of them it is marked down, its
@@ -161,7 +161,7 @@ fn connections_to(port: u16) -> usize {
         .sum()
 }
 
-/// Issue 17 item 13: TCP clients' ANY queries (sent to the backend over TCP
+/// TCP clients' ANY queries (sent to the backend over TCP
 /// at once) and their TC=1 answers (asked again over TCP) reuse a few
 /// connections to the backend instead of one each: 2,000 such queries from
 /// 8 clients leave at most a handful of sockets towards the backend's port
@@ -272,7 +272,7 @@ async fn closing_backend(
     (addr, accepted, task)
 }
 
-/// Issue 17 item 13: a backend that closes a pooled connection with a query
+/// A backend that closes a pooled connection with a query
 /// in flight fails only that query on it, which is asked again once on a new
 /// connection: every client query is answered by the backend (NOERROR, not
 /// the LS's SERVFAIL), over one connection per `nth - 1` answers.
@@ -313,7 +313,7 @@ fn sent(ls: &TestLs) -> u64 {
         .sum()
 }
 
-/// Issue 17 item 20: two LSes that list each other as their backend. With
+/// Two LSes that list each other as their backend. With
 /// no client traffic, each one's health probes reach the other, which
 /// forwards them back: the first LS recognises its own mark and refuses
 /// them instead of forwarding them again, so each LS forwards about one
@@ -358,7 +358,7 @@ async fn two_lses_listing_each_other_do_not_loop() {
         "each saw its own probes come back"
     );
     // A probe of the other comes back REFUSED: its own loop refusal, which
-    // the other passes on as every backend of it refused (issue 34 item 17).
+    // the other passes on as every backend of it refused.
 
     // A client query: still tried (all backends down), round once, answered.
     // Without EDNS too: the LS gives the copy it forwards an OPT for its

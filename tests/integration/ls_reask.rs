@@ -1,4 +1,4 @@
-//! Re-asks and what silence means (issue 34 items 1 and 2), over real
+//! Re-asks and what silence means, over real
 //! sockets: a backend silent for a moment (a lost datagram, a restart) is
 //! asked again while time remains under every strategy, so a name that
 //! exists is not answered with the made-up NXDOMAIN; the same backend is

@@ -1,4 +1,4 @@
-//! Re-asks under `hedge` (docs/CONFIG.md (the LS); issue 20 item 5, issue 17 item 22), over
+//! Re-asks under `hedge` (docs/CONFIG.md (the LS)), over
 //! real sockets: once every usable backend has been asked, a query still
 //! unanswered after another delay is asked again, so a lost datagram is
 //! not waited out to the deadline.

@@ -1,5 +1,5 @@
-//! A backend's REFUSED ("not my zone") and zone transfers at the LS (issue
-//! 34 item 17; operator-walk 11, ls-core S1): when every backend refused,
+//! A backend's REFUSED ("not my zone") and zone transfers at the LS: when
+//! every backend refused,
 //! the client gets the REFUSED (as dnsdist passes it on), not a SERVFAIL
 //! "every backend failed"; a refusal is no error of the backend (a stranger
 //! cannot raise `dnslb_backend_errors_total` at will); under `partitioned`,

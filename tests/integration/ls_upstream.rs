@@ -1,4 +1,4 @@
-//! Faults of the LS's upstream path (issue 17, items 1–4), over real
+//! The LS's upstream path under faults, over real
 //! sockets: the fast path's socket rotation under upstream loss, error
 //! answers without a question, names over 255 bytes, and backend answers
 //! longer than a receive slot.
@@ -68,7 +68,7 @@ fn raw_query(name: &str, size: Option<u16>) -> Vec<u8> {
     kit::query(name, RecordType::A, size).to_vec().unwrap()
 }
 
-/// Item 1. 400,000 queries through one LS worker whose only backend drops
+/// 400,000 queries through one LS worker whose only backend drops
 /// 1% of them. Each lost query keeps its upstream ID in use (in flight,
 /// then late) for seconds; the fast path's sockets wear out after about
 /// 20,000 queries each, all eight within ~160,000 queries. No query may be
@@ -215,7 +215,7 @@ async fn malformed_queries_pass_as_formerr(backend: SocketAddr) {
     ls.stop().await;
 }
 
-/// Item 2, with a TS as the backend.
+/// A FORMERR without a question, from a TS as the backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_formerr_without_question_from_a_ts_is_passed_on_not_a_timeout() {
     let _load = crate::kit::timed().await;
@@ -225,7 +225,7 @@ async fn a_formerr_without_question_from_a_ts_is_passed_on_not_a_timeout() {
     ts.stop().await;
 }
 
-/// Item 2, with NSD as the backend.
+/// A FORMERR without a question, from NSD as the backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_formerr_without_question_from_nsd_is_passed_on_not_a_timeout() {
     let _load = crate::kit::timed().await;
@@ -257,7 +257,7 @@ fn long_name_query(wire: usize) -> (String, Vec<u8>) {
     (name, q)
 }
 
-/// Item 3: a 255-byte name is forwarded and answered (NXDOMAIN from the
+/// A 255-byte name is forwarded and answered (NXDOMAIN from the
 /// TS); a 256-byte one is answered FORMERR by the LS itself, never
 /// forwarded, over UDP and TCP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +297,7 @@ fn big_answer(query: &[u8]) -> Vec<u8> {
     kit::txt_answer(query, 25)
 }
 
-/// Item 4: a backend answer longer than the LS's 4,096-byte receive slot.
+/// A backend answer longer than the LS's 4,096-byte receive slot.
 /// UDP clients (asking for 8,192 or 1,232 bytes) get TC=1 with the
 /// question; a TCP client gets the whole answer, asked again of the
 /// backend over TCP; nobody gets SERVFAIL.

@@ -1,7 +1,6 @@
 //! METRICS.md: the LS's status page, `/metrics`, `/health` and `/ready`,
 //! and the TS's `/metrics`, carry `Cache-Control: no-store`, so that no
-//! cache between a dashboard and the server shows old figures. Issue 36 item 6 (review house.md §2.3
-//! item 1).
+//! cache between a dashboard and the server shows old figures.
 use crate::kit::{self, TestMetrics, ZoneDir, http_get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

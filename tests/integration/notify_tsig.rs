@@ -1,4 +1,4 @@
-//! TSIG on the NOTIFYs the LS takes (issue 34 item 8, ls-cache 12), over
+//! TSIG on the NOTIFYs the LS takes, over
 //! real sockets:
 //!
 //! * `dig +opcode=notify -y` to an LS whose backend has `notify_key` (the

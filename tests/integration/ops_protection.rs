@@ -1,9 +1,9 @@
-//! Operations and protection faults of issue 17: the metrics server under a
-//! slowloris (12), integer keys bounded at load (14, 19), a reload that can
-//! never end the LS (19), a SIGHUP during `dnslb up`'s start-up wait (15),
-//! the ACL and rate limit before anything is answered (18), and `dnslb up`
-//! run as an operator reads the docs (26): a TS-only config, a warning for a
-//! changed `[[ts]]`, no wait for backends it does not run, a restart metric.
+//! Operations and protection under faults: the metrics server under a
+//! slowloris, integer keys bounded at load, a reload that can never end the
+//! LS, a SIGHUP during `dnslb up`'s start-up wait, the ACL and rate limit
+//! before anything is answered, and `dnslb up` run as an operator reads the
+//! docs: a TS-only config, a warning for a changed `[[ts]]`, no wait for
+//! backends it does not run, a restart metric.
 //!
 //! Processes are stopped by PID ([`Proc`]); ports come from [`free_ports`];
 //! readiness is polled with real queries or log lines in bounded loops.

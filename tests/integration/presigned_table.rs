@@ -1,10 +1,9 @@
-//! A PROJ table whose origin is a pre-signed zone file's (ts-dnssec fault
-//! 11): merged, the table's records would be served with no RRSIG and no
+//! A PROJ table whose origin is a pre-signed zone file's: merged, the table's records would be served with no RRSIG and no
 //! NSEC, bogus to validators, so the load is refused naming both files, by
 //! the TS and by `dnslb check`. A table of another origin beside the
 //! signed file, and a table sharing an unsigned file's origin, still load.
 //!
-//! The same below a pre-signed zone (item 35.9): a table (or an unsigned
+//! The same below a pre-signed zone: a table (or an unsigned
 //! zone) whose origin lies inside the signed zone with no delegation to it
 //! there is served bogus (`delv`: "insecure response; parent indicates it
 //! should be secure"), so it is refused; with a delegation, insecure (NS,

@@ -1,9 +1,8 @@
-//! What `dnslb resolve` accepts as the answer to its query (issue 34 item
-//! 18): an error answer that does not echo the question (FORMERR, SERVFAIL,
+//! What `dnslb resolve` accepts as the answer to its query: an error answer that does not echo the question (FORMERR, SERVFAIL,
 //! REFUSED with QDCOUNT 0, as NSD and dnslb's own TS answer a query they
 //! cannot read) is that query's answer, reported as a failure at once, not
-//! waited out to the timeout (ls-core F4). And `-t AAAA` asks for IPv6
-//! addresses, written `hostname IP AAAA` (operator-walk 10); A stays the
+//! waited out to the timeout. And `-t AAAA` asks for IPv6
+//! addresses, written `hostname IP AAAA`; A stays the
 //! default.
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

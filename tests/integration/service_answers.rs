@@ -1,4 +1,4 @@
-//! `[[ts.service]]` (issue 38) through a TS run as `dnslb ts` runs it
+//! `[[ts.service]]` through a TS run as `dnslb ts` runs it
 //! (`TsRole`, its endpoint checker started with it), against real TCP
 //! endpoints on 127.0.0.x that the test stops and starts again:
 //!

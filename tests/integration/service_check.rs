@@ -1,4 +1,4 @@
-//! The endpoint checker of service answers (issue 38) against real
+//! The endpoint checker of service answers against real
 //! endpoints the test starts on 127.0.0.x: TCP listeners, a tiny HTTP
 //! server, a UDP DNS responder (`kit::endpoints`). Intervals are small
 //! (50 ms); every wait polls the checker's `watch` or its metrics with a

@@ -1,5 +1,5 @@
-//! DEPLOY.md "Service answers (health-following names)" walked as written
-//! (issue 38's hostile read found no service section there): two web
+//! DEPLOY.md "Service answers (health-following names)" walked as written:
+//! two web
 //! servers, `dnslb up` with one TS answering `app.example.test` with the
 //! live ones, one server killed and gone from the TS's answer and its
 //! `/metrics`. The walk is the kit's (`kit::recipes::walk`, as deploy_recipes.rs runs it); only the

@@ -1,10 +1,11 @@
-//! The hostile read of service answers (issue 38, session 9): check
-//! targets that answer oddly, each against the endpoint checker as the TS
-//! runs it (`kit::endpoints`' hostile kinds on 127.0.0.x). Each test here
-//! failed before its fix: a bare-LF or endless HTTP status line was a
-//! failure, a DNS answer larger than the checker's buffer a timeout, and an
-//! endpoint that accepts then resets flapped with the race between its
-//! reset and the checker's read of the connect.
+//! Service answers' check targets that answer oddly, each against the
+//! endpoint checker as the TS runs it (`kit::endpoints`' hostile kinds on
+//! 127.0.0.x): an HTTP check reads the status code, not the end of its
+//! line (a status line ended by a bare LF, or with an endless reason
+//! phrase, is up), a DNS answer larger than the checker's buffer is judged
+//! by its rcode (not waited out as a timeout), and an endpoint that accepts
+//! then resets stays up, whatever the race between its reset and the
+//! checker's read of the connect.
 use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;

@@ -1,4 +1,4 @@
-//! Issue 38 side by side: dnslb's TS (a `[[ts.service]]`, `select = "all"`
+//! Service answers side by side: dnslb's TS (a `[[ts.service]]`, `select = "all"`
 //! over `tcp` checks), gdnsd (`multifo` over `tcp_connect`) and PowerDNS
 //! (an `ifportup` LUA record) answer one name from the same three TCP
 //! endpoints on 127.0.0.x; one endpoint is killed and the time until each

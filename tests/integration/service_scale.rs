@@ -1,5 +1,5 @@
-//! The endpoint checker at scale (issue 38, "10,000 services x 4
-//! endpoints" in small): a TS run in process with 20 services of 100
+//! The endpoint checker at scale ("10,000 services x 4 endpoints" in
+//! small): a TS run in process with 20 services of 100
 //! endpoints each, 2,000 distinct addresses 127.1.S.I with a `tcp` check
 //! every second on one port; the test listens on the odd I (1,000
 //! listeners) and leaves the even ones closed (refused). While the checker

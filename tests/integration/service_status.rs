@@ -1,5 +1,4 @@
-//! `dnslb status` shows the `[[ts.service]]` endpoints (issue 38 item 2, the
-//! hostile read's finding 2): `dnslb up` with one TS whose service has a
+//! `dnslb status` shows the `[[ts.service]]` endpoints: `dnslb up` with one TS whose service has a
 //! live TCP endpoint and a dead one; the "Endpoints of services" table
 //! shows one up and one DOWN once the checks settle, and the TS's
 //! `/health` JSON agrees with its `dnslb_ts_endpoint_up`.

@@ -661,7 +661,6 @@ async fn up_refuses_a_broken_zone_or_a_taken_ts_port() {
 /// naming `ls.metrics`". With the LS's DNS port taken (UDP or TCP) or its
 /// metrics port taken, `up` exits 1 with a line naming the address (and
 /// `ls.metrics` for the metrics port), and no table server was started.
-/// Issue 36 item 6 (review house.md §2.3 items 4-5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_a_taken_ls_port_starts_no_table_server() {
     for held in ["udp", "tcp", "metrics"] {

@@ -1,10 +1,7 @@
 //! The TS answers and reads master files as NSD 4.6 does: DNAME, long
 //! CNAME chains, CNAMEs across the zones one TS serves, each RRSIG's own
 //! TTL, DS at a served child's apex, and the reader's types, SVCB params,
-//! escapes, TTLs and generic data. Found by a hostile review of the TS's
-//! day-17 changes (issue 17 items 5-10); each test failed on the code it
-//! was written against and passes since its fix (the CNAME across zones
-//! since issue 36 item 6). None is ignored.
+//! escapes, TTLs and generic data. None is ignored.
 //!
 //! The served cases put the same question to NSD and to a TS serving the same
 //! zone file; the reader cases call the reader on a file NSD 4.6.1 reads
@@ -238,8 +235,7 @@ const ACROSS: [(&str, &str); 3] = [
 /// NSD serving the same three files answers: the child's data (not the
 /// parent's referral), the child's NXDOMAIN with its SOA, a chain back and
 /// forth between the zones, a loop across them (each CNAME once), the zone
-/// beside, and a referral at a cut of the child. Found by review (issue 17
-/// items 5-10); fixed in issue 36 item 6.
+/// beside, and a referral at a cut of the child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cnames_across_served_zones_are_followed_as_nsd_does() {
     let mut nsd = Nsd::primaries(&ACROSS);

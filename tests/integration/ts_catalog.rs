@@ -269,13 +269,11 @@ fn logged_count(log: &str, line: &str, key: &str) -> usize {
 
 /// A catalog of 2,000 members converges: every member transferred, at most
 /// a handful of transfers at once (the consumer's open descriptors stay
-/// far below one socket a member: it opened one per member at once, past
-/// the file limit at 50,000, R3's C2); no thread but the `state_dir`
-/// writer's writes to disk (the runtime's threads do no disk work). Sent
-/// SIGTERM as soon as the last
-/// member is served, it exits within a few seconds (its tasks wrote each
-/// copy to `state_dir` themselves, two fsyncs each on the runtime's
-/// threads: a stop waited for every write behind, issue 39), and every
+/// far below one socket a member: one per member at once would pass the
+/// file limit at 50,000); no thread but the `state_dir` writer's writes to
+/// disk (the runtime's threads do no disk work). Sent SIGTERM as soon as
+/// the last member is served, it exits within a few seconds (no stop waits
+/// behind every copy's two fsyncs on the runtime's threads), and every
 /// member it served is either in `state_dir` or counted as abandoned in
 /// its log; after a restart with the primary gone, every copy in
 /// `state_dir` is served again.

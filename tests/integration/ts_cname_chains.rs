@@ -1,4 +1,4 @@
-//! Where a CNAME chain ends, the TS against NSD (issue 17, items 5-9).
+//! Where a CNAME chain ends, the TS against NSD.
 //!
 //! NSD and an in-process TS serve the same zone file,
 //! `tests/data/zones/cname_chains.zone`: CNAMEs into a delegated child and
@@ -198,7 +198,7 @@ async fn agree_in(zone: &str, file: &str, cases: &[(&str, RecordType)]) {
     assert!(report.is_empty(), "the TS and NSD disagree:{report}");
 }
 
-/// Item 5: a CNAME (or a chain) into a delegated child answers the CNAME
+/// A CNAME (or a chain) into a delegated child answers the CNAME
 /// and the child's referral, AA=1; a CNAME to the cut itself too, but DS
 /// there is the parent's (NODATA).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,25 +215,25 @@ async fn cname_into_a_delegation_answers_the_referral() {
     .await;
 }
 
-/// Item 6: a CNAME to a glue name answers the referral, not the glue as data.
+/// A CNAME to a glue name answers the referral, not the glue as data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cname_to_glue_answers_the_referral() {
     agree_with_nsd(&[("glued", A), ("glued", AAAA), ("glued", MX)]).await;
 }
 
-/// Item 7: a loop returns each CNAME once.
+/// A loop returns each CNAME once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cname_loops_return_each_record_once() {
     agree_with_nsd(&[("a", A), ("b", TXT), ("self", A), ("l1", A), ("l1", AAAA)]).await;
 }
 
-/// Item 8: a CNAME to an empty non-terminal is NODATA with the SOA.
+/// A CNAME to an empty non-terminal is NODATA with the SOA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cname_to_an_empty_non_terminal_is_nodata_with_the_soa() {
     agree_with_nsd(&[("toent", A), ("toent", TXT)]).await;
 }
 
-/// Item 9: ANY at a CNAME's owner is the CNAME alone.
+/// ANY at a CNAME's owner is the CNAME alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_at_a_cname_owner_is_the_cname_alone() {
     agree_with_nsd(&[

@@ -1,4 +1,4 @@
-//! A TS of many zone files (issue 39 item 4), started (its zones logged
+//! A TS of many zone files, started (its zones logged
 //! in one line) and reloaded by a real SIGHUP: the zone whose file changed
 //! answers its new data, every other zone still
 //! answers, and the reload's log line says one zone was compiled (the

@@ -4,10 +4,9 @@
 //! answers still hears of the newest serial (the SOA in the NOTIFY's
 //! answer section, RFC 1996 §3.7).
 //!
-//! Issue 35: a restart that serves a new serial NOTIFYs at start (as NSD
-//! does). Issue 34 item 8: a TS with a transfer key signs its NOTIFY to its
-//! own config's LS too (the LS checks it with that key and answers signed;
-//! for a while it went unsigned, the LS having no key).
+//! A restart that serves a new serial NOTIFYs at start (as NSD does). A TS
+//! with a transfer key signs its NOTIFY to its own config's LS too (the LS
+//! checks it with that key and answers signed).
 //!
 //! The TS is stopped by PID from its `Drop` guard; every change is waited
 //! for with real SOA queries in bounded loops.

@@ -1,4 +1,4 @@
-//! Faults of the TS's operations (issue 17), each over real `dnslb`
+//! The TS's operations under faults, each over real `dnslb`
 //! processes: a table rewritten in place during reloads (never served
 //! half-written), the synthesized serial across restarts (never lower),
 //! NOTIFY sent from the listen address and judged by its rcode (against a
@@ -56,7 +56,7 @@ async fn serial_at(addr: SocketAddr, zone: &str, ts: &mut Proc) -> u32 {
 }
 
 // ---------------------------------------------------------------------------
-// Item 11: a table rewritten in place during reloads
+// A table rewritten in place during reloads
 // ---------------------------------------------------------------------------
 
 /// Lines of the big table.
@@ -207,7 +207,7 @@ async fn a_table_rewritten_in_place_during_reloads_is_never_served_half_written(
 }
 
 // ---------------------------------------------------------------------------
-// Item 16: the synthesized serial across restarts
+// The synthesized serial across restarts
 // ---------------------------------------------------------------------------
 
 fn small_table(extra: &str) -> String {
@@ -351,7 +351,7 @@ async fn a_notify_nsd_refuses_is_logged_as_rejected_with_its_rcode() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 26: the fault delay spares health probes
+// The fault delay spares health probes
 // ---------------------------------------------------------------------------
 
 /// `www.flt.test. A` asked of `addr` (an answer within 3 s, or panics
@@ -419,7 +419,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 24: a wildcard `listen` answers UDP from the address asked
+// A wildcard `listen` answers UDP from the address asked
 // ---------------------------------------------------------------------------
 
 /// Loopback addresses other than 127.0.0.1 (the routing source).

@@ -1,4 +1,4 @@
-//! Name compression in zone transfers (issue 35 item 1): the records of one
+//! Name compression in zone transfers: the records of one
 //! owner must not become a chain of compression pointers. Resolvers and
 //! secondaries cap the pointers they follow for one name (Unbound 256,
 //! PowerDNS 100, BIND up to 9.16 16, Go 10); NSD and Knot write every owner

@@ -1,4 +1,4 @@
-//! EDNS in zone transfers (issue 35 item 6): "If an OPT record is present
+//! EDNS in zone transfers: "If an OPT record is present
 //! in a received request, compliant responders MUST include an OPT record
 //! in their respective responses" (RFC 6891 §6.1.1; RFC 5936 §2.2.5 asks it
 //! of the first AXFR message). NSD and Knot put one in every message.

@@ -1,4 +1,4 @@
-//! Issue 17 item 10: master files read as NSD 4.6 reads them. Each file of
+//! Master files read as NSD 4.6 reads them. Each file of
 //! `tests/data/zones/hard/` holds one hard case (quoted strings in parentheses, decimal
 //! escapes, RFC 3597 generic data, SPF, DNAME, `@` in data, no `$TTL`, the DNSSEC types)
 //! and lists its queries in `; query: OWNER TYPE` lines. The same file is served by NSD

@@ -1,7 +1,6 @@
 //! Master files the other servers refuse are refused, and files they load are
-//! served as they serve them (issue 35 item 10; ts-zonefile review F1-F14,
-//! each case compared there with `nsd-checkzone`, `kzonecheck` and
-//! `named-checkzone`). Each zone is small and inline: it is written to a
+//! served as they serve them (each case compared with `nsd-checkzone`,
+//! `kzonecheck` and `named-checkzone`). Each zone is small and inline: it is written to a
 //! `.zone` file and loaded as a TS loads it ([`load_catalog_noting`]), so the
 //! reader's checks and the zone builder's both apply; what a TS would serve
 //! is read back from the compiled zone.

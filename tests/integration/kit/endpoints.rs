@@ -1,4 +1,4 @@
-//! Service endpoints for the health-check tests (issue 38): a TCP listener,
+//! Service endpoints for the health-check tests: a TCP listener,
 //! a tiny HTTP/1.1 server answering a status of the test's choosing, one
 //! that accepts and never answers, and a UDP DNS responder answering an
 //! RCODE of the test's choosing; each on an address the test picks

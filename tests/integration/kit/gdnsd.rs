@@ -1,4 +1,4 @@
-//! gdnsd 3.8 as a peer of the service-answer tests (issue 38): a name
+//! gdnsd 3.8 as a peer of the service-answer tests: a name
 //! answered by the `multifo` plugin (every address not DOWN) over
 //! `tcp_connect` monitors, on an address the test picks.
 //!

@@ -1,5 +1,5 @@
 //! PowerDNS Authoritative (`pdns_server` 4.7) as a peer of the
-//! service-answer tests (issue 38): the bind backend serving a zone with an
+//! service-answer tests: the bind backend serving a zone with an
 //! `ifportup` LUA record (`enable-lua-records`), on an address the test picks.
 //!
 //! `pdns_server` runs in the foreground (no daemon, no guardian) with its
