@@ -514,7 +514,7 @@ mod tests {
     }
 
     /// `-c`, `--addr` and `--key` of `dnslb blocks` are the same flags before
-    /// and after `add`/`clear` (R2: the subcommands' own defaults won).
+    /// and after `add`/`clear` (the subcommands' own defaults do not win).
     #[test]
     fn blocks_flags_count_before_and_after_the_subcommand() {
         for line in [

@@ -391,7 +391,7 @@ mod tests {
         }
     }
 
-    /// R3's A4: `dnslb check` names the rule that would drop a forwarded
+    /// `dnslb check` names the rule that would drop a forwarded
     /// probe question, at the probe question's line.
     #[test]
     fn check_warns_of_a_rule_that_drops_the_probe_s_question() {

@@ -376,7 +376,7 @@ mod tests {
         }
     }
 
-    /// R13: a relative `socket` is judged on the path connected to (the
+    /// A relative `socket` is judged on the path connected to (the
     /// config's folder made absolute), not as spelled relative to `-c`:
     /// `-c c.toml` and `-c $PWD/c.toml` give the same verdict.
     #[test]

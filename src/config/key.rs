@@ -396,7 +396,7 @@ mod tests {
 
     /// Knot's `keymgr -t xfr hmac-sha256` output, as printed, and the
     /// `ALGORITHM:NAME:SECRET` form; anything else is refused with the forms
-    /// a file may take named (operator-walk 6).
+    /// a file may take named.
     #[test]
     fn a_secret_file_may_hold_knots_key_list_or_the_dig_form() {
         let alg = Algorithm::HmacSha256;

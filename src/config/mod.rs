@@ -404,7 +404,7 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// `folder`, made absolute against the working directory when `-c` was
 /// relative, so its length (at most 107 bytes) is checked on the path
 /// used, whatever way `-c` is spelled (`dnslb check -c x.toml` and `dnslb
-/// up`'s children, which get the absolute path, judge the same path; R13).
+/// up`'s children, which get the absolute path, judge the same path).
 fn socket_path(folder: &Path, socket: &Path) -> PathBuf {
     if socket.as_os_str().is_empty() || socket.is_absolute() {
         return socket.to_path_buf();

@@ -643,7 +643,7 @@ mod opcode_tests {
     use crate::dns::Transport;
     use crate::server::Via;
 
-    /// R7: a rule on UPDATE (or STATUS) acts on such a message, which the
+    /// A rule on UPDATE (or STATUS) acts on such a message, which the
     /// LS otherwise answers NOTIMP; an opcode no rule names stays NOTIMP.
     #[test]
     fn a_rule_on_an_opcode_the_ls_does_not_serve_acts_on_it() {

@@ -145,7 +145,7 @@ mod tests {
         }
     }
 
-    /// R14: a listener bound to a non-loopback address wants the key from a
+    /// A listener bound to a non-loopback address wants the key from a
     /// loopback peer too (a same-host proxy, a local user); one bound to
     /// loopback keeps the loopback exemption.
     #[test]

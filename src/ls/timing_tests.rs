@@ -665,7 +665,7 @@ fn sequential_asks_the_next_backend_before_asking_any_again() {
     q.launches_at(t0 + 1500 * MS, 1, true);
 }
 
-/// ls-cache 11: the hedge budget is a share of the queries sent upstream.
+/// The hedge budget is a share of the queries sent upstream.
 /// A query admitted but answered from the cache (no resolution) earns
 /// nothing; each one that goes upstream earns its share.
 #[test]

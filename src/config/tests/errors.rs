@@ -139,7 +139,7 @@ fn wrong_type_and_missing_key() {
     ]);
 }
 
-/// operator-walk 23: a number past its type's range is told by the range,
+/// A number past its type's range is told by the range,
 /// not by a Rust type ("invalid value: integer 99999999999, expected u32").
 #[test]
 fn a_number_out_of_range_says_the_range() {

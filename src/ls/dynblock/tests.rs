@@ -293,13 +293,13 @@ fn ipv6_clients_are_grouped_by_prefix() {
         "same /64"
     );
     assert_eq!(blocked(&d, "2001:db8:0:2::1", "a."), None);
-    // `/blocks` shows the group with its prefix length (R15).
+    // `/blocks` shows the group with its prefix length.
     assert_eq!(d.list(secs(t0, 1))[0].target, "2001:db8:0:1::/64");
     let stop = d.stop(ip("2001:db8:0:1::1"), &wire("a."), true).unwrap();
     assert!(!stop.by_hand, "a rule's block");
 }
 
-/// R15: a block added by hand says so (its EDE text is chosen on it).
+/// A block added by hand says so (its EDE text is chosen on it).
 #[test]
 fn a_block_by_hand_is_told_from_a_dynamic_one() {
     let t0 = Instant::now();
@@ -467,7 +467,7 @@ fn a_worker_s_own_counts_are_handed_in_and_merged_by_the_tick() {
     );
 }
 
-/// R4: a spray of sources over one rule's low threshold fills that rule's
+/// A spray of sources over one rule's low threshold fills that rule's
 /// share of the table of blocks only: another rule still blocks its
 /// flooder, and a block by hand still finds room.
 #[test]
@@ -513,7 +513,7 @@ fn a_rule_that_fills_its_share_of_the_table_leaves_room_to_the_others_and_by_han
     );
 }
 
-/// R8: an excluded IPv6 address inside a client group that is blocked
+/// An excluded IPv6 address inside a client group that is blocked
 /// (its neighbours flooded) is still let through; its neighbours are not.
 #[test]
 fn an_excluded_address_inside_a_blocked_group_is_let_through() {

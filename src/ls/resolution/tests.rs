@@ -507,7 +507,7 @@ fn a_refusal_is_passed_on_only_when_every_backend_refused() {
     assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::AllFailed));
 }
 
-/// Partitioned (ls-core S1): a backend that refused holds no name of the
+/// Partitioned: a backend that refused holds no name of the
 /// zone, so the other's NXDOMAIN (or NODATA) is conclusive and passed
 /// on, whichever answered first; a backend silent still makes it
 /// unproven.

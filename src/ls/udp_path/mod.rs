@@ -494,7 +494,7 @@ mod tests {
         );
     }
 
-    /// ls-core S8: a re-ask's copy the kernel refused while the first copy
+    /// A re-ask's copy the kernel refused while the first copy
     /// stays silent to the deadline is charged once, by the query's
     /// timeout, not a second time as the refused copy's loss.
     #[tokio::test]
@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(b1_samples, 1, "b1's answer time fed its latency");
     }
 
-    /// ls-core S2: a flood on an upstream socket in use does not hold the
+    /// A flood on an upstream socket in use does not hold the
     /// worker: one round reads at most [`rounds::UPSTREAM_BATCHES`] batches
     /// of it (each datagram dropped and counted); the rest is left for the
     /// next wait, which reports the socket at once.

@@ -41,7 +41,7 @@ use crate::ls::upstream::ids::IdUse;
 use crate::server::batch::{self, RecvBatch};
 use crate::server::shed::{arrival, queue_bound, waited};
 
-/// Batches one round reads of one upstream socket at most (ls-core S2): a
+/// Batches one round reads of one upstream socket at most: a
 /// sender faster than the worker (a misbehaving backend, anything that
 /// learnt the port) cannot hold it there, away from its clients and
 /// timers; what is left the next wait reports at once (level-triggered).

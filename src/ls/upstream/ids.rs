@@ -297,7 +297,7 @@ pub(crate) mod tests {
         b.stats.latency.snapshot().count
     }
 
-    /// operator-walk 22: a timeout is not a latency (it was fed as one,
+    /// A timeout is not a latency (it was fed as one,
     /// and a backend answering in 100 µs showed a p50 of 1.75 s after a
     /// restart); it is counted as a timeout instead.
     #[test]

@@ -298,7 +298,7 @@ mod tests {
     }
 
     /// EMFILE and ENFILE are no fault of the copy: told apart from an I/O
-    /// error that is (R3's C2: a copy declared unusable for want of file
+    /// error that is (a copy is never declared unusable for want of file
     /// descriptors).
     #[test]
     fn an_fd_shortage_is_not_a_damaged_copy() {

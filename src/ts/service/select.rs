@@ -415,7 +415,7 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         assert_eq!(members(&sets.services[0][0][0]), [0]);
     }
 
-    /// R3's D: fail-open under `weighted` answers every endpoint (up to
+    /// Fail-open under `weighted` answers every endpoint (up to
     /// `max_answers`), not `pick` of them drawn.
     #[test]
     fn weighted_all_down_answers_every_endpoint_not_pick() {

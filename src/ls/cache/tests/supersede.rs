@@ -23,9 +23,9 @@ fn an_answer_to_a_query_sent_before_a_flush_is_not_kept_after_it() {
         Err(Refused::Flushed)
     );
     assert_eq!(hit(&c, &q, t0).0, Hit::Miss, "not kept");
-    // A flush of another name or zone does not hold it back (hostile read
-    // M4: a NOTIFY for any zone kept every answer in flight out of the
-    // cache; at 8 NOTIFYs a second nothing was cached).
+    // A flush of another name or zone does not hold it back (else a NOTIFY
+    // for any zone would keep every answer in flight out of the cache; at
+    // 8 NOTIFYs a second nothing would be cached).
     let sent = c.generation();
     c.flush(&name("other.test."), false);
     c.flush_zones(&[name("test."), name("example.org.")]);
