@@ -1,5 +1,4 @@
-//! Allocations on the TS's answer path for a signed zone (review of DNSSEC
-//! serving). A counting global allocator (`dhat` in testing mode) counts
+//! Allocations on the TS's answer path for a signed zone. A counting global allocator (`dhat` in testing mode) counts
 //! the heap allocations of [`dnslb::ts::answer::assemble`] answering
 //! questions of a zone signed by `dnssec-signzone`, with DO=0 and DO=1.
 //! Its own test binary: the allocator is the whole process's.

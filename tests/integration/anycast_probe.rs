@@ -1,5 +1,5 @@
-//! The anycast probe's question against an LS's own defences (R3's A4,
-//! A5, A6; docs/CONFIG.md `[ls.anycast]` `query`, `[ls]` `identity`), over
+//! The anycast probe's question against an LS's own defences (docs/CONFIG.md
+//! `[ls.anycast]` `query`, `[ls]` `identity`), over
 //! real sockets, the LS in process, its only backend a black hole:
 //!
 //! - a `name-rate` dynamic block keyed `server.` (suffix `.`, action drop),
@@ -13,7 +13,7 @@
 //!   questions are dropped by it;
 //! - `hide_identity`: a client gets REFUSED (UDP from loopback too), the
 //!   probe its answer; `identity` is the text told;
-//! - R4's F2: dnsdist on the LS's host forwards its clients' identity
+//! - dnsdist on the LS's host forwards its clients' identity
 //!   questions from 127.0.0.1: they get REFUSED under `hide_identity` and
 //!   meet the rules, while the probe keeps its answer.
 use std::net::{SocketAddr, UdpSocket};
@@ -87,7 +87,8 @@ async fn probe_rounds(
 }
 
 /// One DNS round of a probe without the token: UDP from loopback, nothing
-/// more (what passed for the probe before R4's F2).
+/// more (which must not pass for the probe: a local forwarder sends its
+/// clients' questions from loopback too).
 async fn loopback_alone(run: &LsRoleRun, a: &AnycastConfig) -> RoundVerdict {
     let wait = Duration::from_millis(a.timeout_ms);
     dnslb::anycast::probe::dns(run.addr, &a.query, None, wait)
@@ -232,7 +233,7 @@ async fn hide_identity_refuses_clients_but_answers_the_probe_and_identity_names_
     run.stop().await;
 }
 
-/// R4's F2: dnsdist on the LS's host forwards its clients' questions from
+/// dnsdist on the LS's host forwards its clients' questions from
 /// 127.0.0.1. Under `hide_identity` they get REFUSED, and a rule dropping
 /// `hostname.bind.` drops theirs; the probe, with its token, is answered
 /// both questions, past the rule, and the LS stays announced.

@@ -227,7 +227,7 @@ async fn a_flush_a_web_page_could_send_is_refused_and_flushes_walk_one_at_a_time
     let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
     ask_all(&ls, &["a.example."]).await;
     let path = "/cache/flush?name=.&zone=1";
-    // The form POST of ls-cache 8, and a script on a rebound name (it may
+    // An HTML form's POST, and a script on a rebound name (it may
     // set the header, but a browser adds its Origin).
     let form = [
         ("Origin", "http://evil.example"),

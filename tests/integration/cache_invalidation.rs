@@ -4,11 +4,11 @@
 //!
 //! * an answer computed before a flush (a backend's NOTIFY) and received
 //!   after it is not cached: the next query sees the new data (the flush
-//!   generation, ls-cache 1);
+//!   generation);
 //! * a newer answer that cannot be cached (TTL 0) retires the older entry:
-//!   when the backend then goes silent, the old data is not served stale
-//!   (ls-cache 2); while the backend answers, every query is forwarded and
-//!   gets its answer, none the old data stale (ls-cache 3).
+//!   when the backend then goes silent, the old data is not served stale;
+//!   while the backend answers, every query is forwarded and
+//!   gets its answer, none the old data stale.
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;

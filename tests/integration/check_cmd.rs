@@ -11,7 +11,7 @@ use crate::kit::{Output, free_port, run_dnslb};
 /// How long a command that ends on its own may run.
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A master file with bad lines 6, 7 and 8 (the review's `f11-three-errors.zone`).
+/// A master file with bad lines 6, 7 and 8.
 const BAD_ZONE: &str = "$ORIGIN t.test.
 $TTL 300
 @ SOA ns h 1 7200 3600 1209600 300
@@ -172,7 +172,7 @@ fn a_table_servers_fatal_line_carries_its_name_in_text_logs() {
     );
 }
 
-/// Every zone given twice is named at once (R3's X5 papercut): two
+/// Every zone given twice is named at once: two
 /// secondaries of one name (a rule of the config) and a zone file's zone
 /// given again as a secondary (found by reading the file), where `check`
 /// named only the first until it was fixed.

@@ -2,7 +2,7 @@
 //! reads the keys folder and signs each zone as a dry run (writing
 //! nothing), so what `dnslb ts` would refuse at start for its signing
 //! `check` refuses first, in one line naming the zone and the file, with a
-//! non-zero exit (ts-dnssec fault 9): a `.private` with bad base64, keys of
+//! non-zero exit: a `.private` with bad base64, keys of
 //! which none is active, a published key of an algorithm the TS cannot sign
 //! with, an NSEC3 zone whose origin leaves no room for the hash label. A
 //! good folder passes, and a missing one stays missing; an `algorithm`

@@ -584,7 +584,7 @@ fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
         "Permission denied",
         "CAP_NET_BIND_SERVICE",
         "setcap cap_net_bind_service=+ep $(command -v dnslb)",
-        // A TS's unit is named, not only the LS's (operator-walk 19).
+        // A TS's unit is named, not only the LS's.
         "dnslb-ts@.service for a TS",
     ] {
         assert!(line.contains(want), "{want:?} missing from: {line}");
@@ -825,7 +825,7 @@ fn no_subcommand_is_an_error() {
     assert_clean_failure(&out, "dnslb bogus-command");
 }
 
-/// R13: a relative `[ls.dnstap] socket` that is short as spelled but too
+/// A relative `[ls.dnstap] socket` that is short as spelled but too
 /// long once resolved against the config's folder: `dnslb check` says so
 /// whether `-c` is relative or absolute, and `dnslb up` refuses at start,
 /// once, with the line, before any child starts (its table servers, given

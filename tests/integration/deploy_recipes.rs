@@ -1,6 +1,6 @@
 //! DEPLOY.md's recipes run as written:
 //!
-//! - (operator-walk 5) the DS of a zone signed with BIND's tools, from the
+//! - the DS of a zone signed with BIND's tools, from the
 //!   block that follows `dnssec-signzone`, run as it stands over a KSK and a
 //!   ZSK (`dnssec-dsfromkey` over the glob of both was "fatal: extraneous
 //!   arguments");

@@ -476,7 +476,7 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             .find(|l| l.contains(" CQ ") && l.contains(&q))
             .unwrap();
         assert!(cq.contains(proto), "{cq}");
-        // The responder is the LS's listener, over TCP too (R9).
+        // The responder is the LS's listener, over TCP too.
         assert!(cq.contains(&format!("-> {}", ls_addr)), "{cq}");
         let cr = lines
             .iter()
@@ -492,14 +492,14 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             "{fq} to the backend {}",
             ts.addr
         );
-        // From the LS's upstream socket's port, not 0.0.0.0:0 (R9).
+        // From the LS's upstream socket's port, not 0.0.0.0:0.
         assert!(!fq.contains(" 0.0.0.0:0 "), "{fq}");
     }
     let yaml = dnstap_read_yaml(&file);
     assert!(yaml.matches("identity: ls-e2e").count() >= 12);
     let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
     assert_eq!(statuses(&yaml, "CLIENT_RESPONSE"), want, "{yaml}");
-    // Every CLIENT_RESPONSE, over UDP too (R10), says when its query came
+    // Every CLIENT_RESPONSE, over UDP too, says when its query came
     // and when it left, the one no later than the other. (dnstap-read
     // prints only a response's response_time: read the frames.)
     let responses: Vec<_> = payloads(&file)
@@ -782,7 +782,7 @@ async fn a_dynamic_block_with_log_writes_its_block_and_release_to_dnstap() {
     );
 }
 
-/// R9: CLIENT_QUERY and CLIENT_RESPONSE over DNS over TLS and DNS over
+/// CLIENT_QUERY and CLIENT_RESPONSE over DNS over TLS and DNS over
 /// HTTPS name the LS's listener as the responder (kdig asks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ls_names_its_listener_in_dot_and_doh_client_messages() {

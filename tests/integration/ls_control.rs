@@ -467,9 +467,9 @@ async fn a_control_request_from_another_address_without_the_key_gets_401_and_cha
     drop(ns);
 }
 
-/// R2: `-c`, `--addr` and `--key` given before `add`/`clear` are the
-/// ones used (they were lost to the subcommands' own defaults, so the
-/// command acted on ./config.toml's LS, or failed on its absence).
+/// `-c`, `--addr` and `--key` given before `add`/`clear` are the ones used
+/// (not lost to the subcommands' own defaults, which would act on
+/// ./config.toml's LS, or fail on its absence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_flags_before_the_subcommand_are_used() {
     let (dir, ts) = table_ts("www.flags.example 10.8.3.1 A\n").await;
@@ -508,7 +508,7 @@ async fn blocks_flags_before_the_subcommand_are_used() {
     ts.stop().await;
 }
 
-/// R14: a metrics listener bound to 0.0.0.0 wants the `api_key` from a
+/// A metrics listener bound to 0.0.0.0 wants the `api_key` from a
 /// loopback peer too (a proxy or a user on the host); with it, taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
@@ -552,7 +552,7 @@ async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
     assert!(out.status.success(), "{}", out.stderr);
 }
 
-/// R15: a request let through but not done is counted by why (400
+/// A request let through but not done is counted by why (400
 /// `invalid`, 404 `not_found`), a flush without its header as `forbidden`;
 /// `/top` with a bad `seconds` or `n` is a 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,7 +606,7 @@ async fn control_requests_are_counted_by_what_became_of_them() {
     metrics.stop().await;
 }
 
-/// R15: `dnslb blocks | head` (a reader that goes away) is no error.
+/// `dnslb blocks | head` (a reader that goes away) is no error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_goes_away_is_no_error() {
     let ls_cfg = ls_config(&[("ts1", "127.0.0.1:9".parse().unwrap())]);

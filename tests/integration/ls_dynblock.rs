@@ -493,7 +493,7 @@ async fn response_bytes_rate_blocks_the_client_over_its_byte_rate_only() {
     a_kind_blocks_the_client_over_it_only(r, (100, a_query), (10, a_query)).await;
 }
 
-/// R3: the LS's own answers at the deadline (`on_timeout`, here NXDOMAIN
+/// The LS's own answers at the deadline (`on_timeout`, here NXDOMAIN
 /// with EDE 22 for a backend that never answers) do not count toward the
 /// rcode rules: the client whose names are under the dead backend is never
 /// blocked, while a client getting as many NXDOMAINs from a live backend is.

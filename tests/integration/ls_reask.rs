@@ -122,7 +122,7 @@ async fn ask_all(ls: SocketAddr, names: impl Iterator<Item = String>) -> Vec<(St
     out
 }
 
-/// ls-core F6: under `sequential` and `race` (which never asked a backend
+/// Under `sequential` and `race` (which never asked a backend
 /// twice) one lost datagram became the default `on_timeout` answer, a
 /// made-up NXDOMAIN for a name that exists. Now the silent backend is
 /// asked again: every name answered with its record.
@@ -150,7 +150,7 @@ async fn a_lost_datagram_is_asked_again_under_sequential_and_race() {
     }
 }
 
-/// ls-core F2: with `hedge_budget_pct = 0` a backend slower than
+/// With `hedge_budget_pct = 0` a backend slower than
 /// `try_timeout_ms` was asked every query twice (the re-ask at the per-try
 /// timeout took no token). Now each query goes to it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +182,7 @@ async fn with_no_budget_a_slow_backend_is_asked_each_query_once() {
     }
 }
 
-/// operator-walk 3: a table server restarting (silent for 400 ms, the
+/// A table server restarting (silent for 400 ms, the
 /// `dnslb up` restart after a `kill -9` is ~0.3 s) while a query for its
 /// names is in flight, on a warm LS (adaptive delay at its 2 ms minimum,
 /// so the one re-ask there was went out long before it was back): the
@@ -214,7 +214,7 @@ async fn a_table_server_back_from_a_restart_answers_the_query_in_flight() {
     ls.stop().await;
 }
 
-/// ls-core F1: partitioned, backends silent for names they do not hold
+/// Partitioned, backends silent for names they do not hold
 /// (`on_miss = "silent"`), round-robin: a partition asked only for the
 /// other's names was charged every such query as lost, marked down, and
 /// its own names answered the made-up NXDOMAIN. A positive answer from

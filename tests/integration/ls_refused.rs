@@ -115,7 +115,7 @@ async fn a_refusal_beside_a_failure_is_servfail_with_a_true_text() {
     assert_eq!(errs, [0, 1]);
 }
 
-/// Partitioned over two ordinary authoritative servers (ls-core S1): one
+/// Partitioned over two ordinary authoritative servers: one
 /// holds zone1.test and says NXDOMAIN, the other serves another zone and
 /// says REFUSED. The client gets the first's NXDOMAIN with its own SOA, not
 /// a made-up one ("negative answers not conclusive").

@@ -460,7 +460,7 @@ async fn delay_delays_that_query_and_not_the_others() {
     s.stop().await;
 }
 
-/// R6: past the bound of held queries (`max_inflight`, its worker's split)
+/// Past the bound of held queries (`max_inflight`, its worker's split)
 /// a delayed query gets SERVFAIL at once, not silence, and a client flooding
 /// a delayed name holds only its fair share: another client's delayed query
 /// is still held and answered.

@@ -2,11 +2,7 @@
 //! the load by `sequential`, a stuck pooled TCP connection replaced, a
 //! re-asked backend that answered not charged a timeout, an extended rcode
 //! kept with the LS's own OPT.
-//!
-//! Faults found by a hostile review (r3) of today's LS changes: the re-ask,
-//! the client-loss health accounting and the pooled TCP connections to
-//! backends. Each test failed on the reviewed main (4a94041) and passes
-//! since its fix.
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -1,12 +1,10 @@
 //! The LS's TCP pool limits: a backend slow for some names is not sent
 //! copies, and one early close does not limit a backend forever.
 //!
-//! Faults found by a hostile review (r2) of the LS TCP pool's stall rule
-//! and learnt per-connection limit (120f307, 8149926): a backend that is
-//! slow for some names is treated as stalled (each such query sent four
-//! times over four connections), and one early close with queries in
-//! flight shrinks the per-connection limit for good (a connection per
-//! query from then on). Each test failed on r2's base (ff145ed) and passes since its fix.
+//! A backend slow for some names is not treated as stalled (which would
+//! send each such query four times over four connections), and one early
+//! close with queries in flight does not shrink the per-connection limit
+//! for good (a connection per query from then on).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

@@ -2,14 +2,7 @@
 //! up, an answer the LS cannot pass on does not end the query, a silent
 //! re-asked backend is charged once, a backend closing each connection after
 //! one answer is served.
-//!
-//! Faults found by a hostile review (r1) of 73580c1 (the stalled pooled TCP
-//! connection, the extended rcode lost with the LS's own OPT, the re-ask's
-//! lost twin) in the paths it changed: a slow TCP backend never answered,
-//! an answer the LS cannot pass on ending the query, and two that predate
-//! it (a re-asked silent backend charged twice by the async driver, a
-//! backend closing each TCP connection after one answer). Each test fails
-//! on the reviewed main (73580c1) and passes since its fix.
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

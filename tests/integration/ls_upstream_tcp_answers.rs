@@ -2,10 +2,7 @@
 //! ID never sent counts as `wrong_id`, a backend whose TCP is dead is
 //! avoided for truncated answers.
 //!
-//! Faults found by a hostile review of the LS's upstream TCP pool after
-//! the stall, learnt-limit and `Writing` fixes (a8633f2), each reproduced
-//! against the release binary and compared with dnsdist 1.7.3 on the same
-//! fake backend.
+//! Each case is held against dnsdist 1.7.3 on the same fake backend.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};

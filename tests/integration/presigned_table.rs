@@ -308,10 +308,10 @@ async fn a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_valida
     }
 }
 
-/// Found by the hostile read of the fix above: a table below a zone the TS
-/// signs itself (`dnssec`), with no delegation to it, was served bogus
-/// (`delv` with the zone's DS: "broken trust chain" for the table's name).
-/// It is refused as below a pre-signed zone; at a delegation it loads.
+/// A table below a zone the TS signs itself (`dnssec`), with no delegation
+/// to it, would be served bogus (`delv` with the zone's DS: "broken trust
+/// chain" for the table's name): it is refused as below a pre-signed zone;
+/// at a delegation it loads.
 #[test]
 fn a_table_below_a_zone_the_ts_signs_with_no_delegation_to_it_is_refused() {
     let test = "a_table_below_a_zone_the_ts_signs_with_no_delegation_to_it_is_refused";

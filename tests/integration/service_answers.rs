@@ -384,7 +384,7 @@ fn ecs_prefixes(m: &Message) -> Option<(u8, u8)> {
     }
 }
 
-/// R3's E: the zone's other names echo a well-formed ECS option with scope 0
+/// The zone's other names echo a well-formed ECS option with scope 0
 /// (RFC 7871 §7.2.1: their answers suit every subnet; gdnsd does so), the
 /// service's name with its views' scope; no option sent, none back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,7 +525,7 @@ async fn a_malformed_ecs_option_is_formerr_on_udp_and_tcp() {
     use crate::kit::{Via, send};
     let dir = ZoneDir::new();
     let ts = Ts::start_two_dcs(&dir, "\"10.0.0.0/8\"").await;
-    // R2's cases: each was answered NOERROR by the source address, no ECS.
+    // Each is FORMERR, never answered NOERROR by the source address.
     let bad: [(&str, &[u8]); 7] = [
         ("IPv4 /33", &[0, 1, 33, 0, 10, 0, 0, 0, 0]),
         ("/24 with 2 octets", &[0, 1, 24, 0, 10, 1]),

@@ -1,4 +1,4 @@
-//! The first answers after a TS starts (the hostile read's finding 9): a
+//! The first answers after a TS starts: a
 //! dead endpoint is not answered while its first checks run. The TS probes
 //! every endpoint at once at start, takes each first result as its state
 //! and answers only once that round ended (bounded by the largest

@@ -1,8 +1,6 @@
 //! The shipped `config.toml` is "commented key by key" (README), and its
 //! header says "Keys that are commented out show their default value": every
-//! key the config accepts must be there, set or commented out
-//! (operator-walk 12: `rate_limit_v6_prefix`, `[[ts]]` `metrics`, `xfr_key`,
-//! `ixfr_history`, `nsid`, `dnssec` and `[[key]]` were missing). The keys a
+//! key the config accepts must be there, set or commented out. The keys a
 //! section accepts are taken from `dnslb check` itself: an unknown key is
 //! refused with the list of the valid ones.
 use std::time::Duration;

@@ -375,8 +375,8 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
 /// A catalog whose new version is refused (`version` "1") keeps its
 /// members served, and across a restart of the consumer too: the refused
 /// version is neither served nor written to `state_dir` (as Knot), so the
-/// consumer starts again from the last catalog it took (R3's C1: it came
-/// back with every member REFUSED, their copies unread on disk).
+/// consumer starts again from the last catalog it took (not with every
+/// member REFUSED, their copies unread on disk).
 #[tokio::test]
 async fn a_refused_catalog_keeps_its_members_across_a_restart() {
     let (pport, cport) = (free_port(), free_port());

@@ -1,8 +1,7 @@
 //! The TS's DNSSEC proofs beside CNAMEs, against NSD 4.6 on the same signed
 //! file: a wildcard CNAME into a delegation keeps its wildcard proof, an
 //! RRSIG question at a CNAME's owner is not followed, every wildcard of a
-//! chain is proved. Found by a review of the TS's DNSSEC serving; each test
-//! failed on the code it was written against and passes since its fix.
+//! chain is proved.
 //!
 //! The zone `rev.test.` (written below, signed as the test runs by
 //! `dnssec-signzone`) holds a wildcard CNAME into a delegation whose glue

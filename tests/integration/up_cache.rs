@@ -1,4 +1,4 @@
-//! `dnslb up` with `[ls.cache]` (operator-walk 1): a table edited and
+//! `dnslb up` with `[ls.cache]`: a table edited and
 //! reloaded by SIGHUP is served new at once through the LS, not from the
 //! cache for the rest of its TTL: `up` makes each table server NOTIFY its
 //! LS, which flushes the zone.

@@ -60,7 +60,7 @@ fn loads(body: &[u8]) -> (Catalog, Vec<String>) {
 
 #[test]
 fn a_bare_cr_ends_a_record_and_never_merges_two() {
-    // F1: `t TXT "a"<CR>u TXT "b"` was one TXT "a" "u" "TXT" "b".
+    // `t TXT "a"<CR>u TXT "b"`: two records, never one TXT "a" "u" "TXT" "b".
     let (zone, _) = loads(b"t TXT \"a\"\ru TXT \"b\"\n");
     let txt = |owner| {
         served(&zone, owner, RecordType::TXT)
@@ -71,7 +71,7 @@ fn a_bare_cr_ends_a_record_and_never_merges_two() {
     assert_eq!(txt("t.t.test."), ["a"]);
     assert_eq!(txt("u.t.test."), ["b"]);
     // A line that starts after a CR with white space has a blank owner, as
-    // NSD and BIND read it (was "bad TTL '192.0.2.3'").
+    // NSD and BIND read it (not "bad TTL '192.0.2.3'").
     let (zone, _) = loads(b"a A 192.0.2.2\n\r A 192.0.2.3\n");
     assert_eq!(served(&zone, "a.t.test.", RecordType::A).len(), 2);
     // Lines are counted at a bare CR, as BIND counts them.
@@ -83,7 +83,7 @@ fn a_bare_cr_ends_a_record_and_never_merges_two() {
 
 #[test]
 fn a_cname_at_the_apex_is_refused_beside_the_soa() {
-    // F2: the SOA is data at the apex, even with no NS there.
+    // The SOA is data at the apex, even with no NS there.
     let (loaded, _) = load(b"");
     assert!(loaded.is_ok());
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +122,7 @@ fn dnames_at_d(body: &[u8]) -> usize {
 
 #[test]
 fn two_dnames_at_one_name_are_refused_and_a_repeated_one_merged() {
-    // F3: NSD "multiple DNAMEs at the same name", Knot, BIND: all refuse.
+    // NSD "multiple DNAMEs at the same name", Knot, BIND: all refuse.
     assert_eq!(
         refused("d DNAME x.test.\nd DNAME y.test.\n"),
         "t.zone:6: d.t.test. has more than one DNAME (a name holds at most one)"
@@ -132,7 +132,7 @@ fn two_dnames_at_one_name_are_refused_and_a_repeated_one_merged() {
 
 #[test]
 fn data_below_a_dname_is_refused() {
-    // F4: NSD "DNAME ... has data below it", Knot "child record exists under DNAME".
+    // NSD "DNAME ... has data below it", Knot "child record exists under DNAME".
     let why =
         "data below the DNAME at d.t.test. (RFC 6672 §2.3: a DNAME owner has no names below it)";
     for body in [
@@ -161,7 +161,7 @@ fn data_below_a_dname_is_refused() {
 
 #[test]
 fn records_equal_but_for_the_case_of_a_name_are_one_record() {
-    // F5: NSD, Knot and BIND keep one (RFC 4343, RFC 2181 §5).
+    // NSD, Knot and BIND keep one (RFC 4343, RFC 2181 §5).
     let (zone, _) =
         loads(b"@ NS NS\n@ MX 10 mail\n@ MX 10 MAIL\nx NSEC a.t.test. A\nx NSEC A.T.test. A\n");
     assert_eq!(served(&zone, "t.test.", RecordType::NS).len(), 1);
@@ -175,7 +175,7 @@ fn records_equal_but_for_the_case_of_a_name_are_one_record() {
 
 #[test]
 fn an_exact_duplicate_cname_loads_as_one_and_two_different_ones_are_refused() {
-    // F6: was "more than one CNAME at this name" for the same CNAME twice.
+    // The same CNAME twice is not "more than one CNAME at this name".
     let (zone, _) = loads(b"c CNAME ns\nc CNAME NS\n");
     assert_eq!(served(&zone, "c.t.test.", RecordType::CNAME).len(), 1);
     assert_eq!(
@@ -190,7 +190,7 @@ fn an_exact_duplicate_cname_loads_as_one_and_two_different_ones_are_refused() {
 
 #[test]
 fn a_ttl_of_2_to_the_31_or_more_is_read_as_0_with_a_warning() {
-    // F7: RFC 2181 §8; BIND sets it to 0 and warns, NSD and Knot load it.
+    // RFC 2181 §8; BIND sets it to 0 and warns, NSD and Knot load it.
     let (zone, warnings) = loads(b"a 2147483648 A 192.0.2.2\nb 4294967295 A 192.0.2.3\n");
     assert_eq!(served(&zone, "a.t.test.", RecordType::A)[0].0, 0);
     assert_eq!(served(&zone, "b.t.test.", RecordType::A)[0].0, 0);
@@ -211,7 +211,7 @@ fn a_ttl_of_2_to_the_31_or_more_is_read_as_0_with_a_warning() {
 
 #[test]
 fn an_rrset_of_mixed_ttls_is_warned_about() {
-    // F8: NSD "TTL 60 does not match the TTL 300 of the A RRset", BIND
+    // NSD "TTL 60 does not match the TTL 300 of the A RRset", BIND
     // "TTL set to prior TTL".
     let (zone, warnings) = loads(b"a 300 A 192.0.2.2\n$TTL 60\n A 192.0.2.3\nb A 192.0.2.4\n");
     assert!(
@@ -232,7 +232,7 @@ fn an_rrset_of_mixed_ttls_is_warned_about() {
 
 #[test]
 fn svcb_params_are_checked_against_each_other_and_keys_are_lower_case() {
-    // F9: RFC 9460 §8 and §7.1.1; NSD, Knot and BIND refuse these.
+    // RFC 9460 §8 and §7.1.1; NSD, Knot and BIND refuse these.
     assert_eq!(
         refused("s SVCB 1 . mandatory=port alpn=h2\n"),
         "t.zone:5: mandatory lists port but the record has no such SvcParam (RFC 9460 §8)"
@@ -253,7 +253,7 @@ fn svcb_params_are_checked_against_each_other_and_keys_are_lower_case() {
 
 #[test]
 fn a_record_no_message_can_carry_is_refused() {
-    // F10: 257 strings of 254 bytes: 65,535 bytes of RDATA. BIND: "ran out of space".
+    // 257 strings of 254 bytes: 65,535 bytes of RDATA. BIND: "ran out of space".
     let strings = vec![format!("\"{}\"", "x".repeat(254)); 257].join(" ");
     let err = refused(&format!("big TXT {strings}\n"));
     assert!(err.starts_with("t.zone:5: a record of "), "{err}");
@@ -268,7 +268,7 @@ fn a_record_no_message_can_carry_is_refused() {
 
 #[test]
 fn an_error_line_quoting_a_huge_token_is_cut() {
-    // F11: a 1 MB unknown type was echoed whole (100 MB in the review).
+    // A 1 MB unknown type is not echoed whole.
     let huge = "x".repeat(1 << 20);
     let err = refused(&format!("a {huge} 192.0.2.2\n"));
     assert!(err.len() < 1000, "{} bytes", err.len());
@@ -282,7 +282,7 @@ fn an_error_line_quoting_a_huge_token_is_cut() {
 
 #[test]
 fn a_nul_byte_is_refused() {
-    // F13: BIND and Knot refuse it; it was served as `"a\000b"`.
+    // BIND and Knot refuse it; never served as `"a\000b"`.
     for body in [
         &b"t TXT a\0b\n"[..],
         b"a\0 A 192.0.2.1\n",
@@ -297,7 +297,7 @@ fn a_nul_byte_is_refused() {
 
 #[test]
 fn a_name_outside_the_zone_is_named() {
-    // F14: NSD "x.other.test. is outside the zone".
+    // NSD "x.other.test. is outside the zone".
     assert_eq!(
         refused("x.other.test. A 192.0.2.1\n"),
         "t.zone:5: x.other.test. is outside the zone t.test."
