@@ -1,4 +1,41 @@
 //! The integration tests: real servers on 127.0.0.1, real sockets.
+//!
+//! # Where to look for a feature
+//! (every file named here exists and every test file is named: `test_tree.rs`;
+//! helpers are in `kit/`, tests against peer programs in `peers/`)
+//!
+//! | feature | test files |
+//! |---|---|
+//! | the LS: strategies, layouts, orders | `ls.rs`, `partitioned.rs`, `pools.rs`, `ls_drain.rs`, `paused.rs` |
+//! | the LS: re-asks, hedging, silence | `ls_reask.rs`, `ls_reask_hedge.rs`, `ls_slow_backends.rs` |
+//! | the LS: backend health and probes | `health.rs`, `ls_probes_and_loops.rs`, `ls_send_refused.rs` |
+//! | the LS: upstream UDP and TCP | `ls_upstream.rs`, `ls_upstream_tcp.rs`, `ls_upstream_tcp_answers.rs`, `ls_tcp_pool_limits.rs`, `ls_connections.rs` |
+//! | the LS: answers passed on, REFUSED, counters | `ls_answer_passing.rs`, `ls_refused.rs`, `ls_counters.rs`, `opcodes.rs` |
+//! | the LS: overload, fairness, limits | `ls_backend_limit.rs`, `ls_fairness.rs`, `rate_limit.rs`, `attacks.rs`, `amplification.rs` |
+//! | the LS: rules and dynamic blocks | `ls_rules.rs`, `ls_dynblock.rs` |
+//! | the LS: live control | `ls_control.rs` |
+//! | the packet cache | `cache.rs`, `cache_ecs.rs`, `cache_refresh_ttl.rs`, `up_cache.rs` |
+//! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
+//! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
+//! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
+//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
+//! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
+//! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
+//! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
+//! | DNSSEC: pre-signed zones | `dnssec.rs`, `ts_dnssec_proofs.rs`, `nsec3_chains.rs`, `nsec3_iterations.rs`, `presigned_table.rs` |
+//! | DNSSEC: zones the TS signs, keys | `signing.rs`, `props_signed.rs`, `keys.rs`, `key_rolls.rs`, `check_signing.rs` |
+//! | service answers (`[[ts.service]]`) | `service_answers.rs`, `service_dead_endpoints.rs`, `service_start.rs`, `service_status.rs`, `service_deploy.rs` |
+//! | service answers: the endpoint checker | `service_check.rs`, `service_hostile.rs`, `service_scale.rs`, `service_peers.rs` |
+//! | the role runners in-process (reload, NOTIFY, drain) | `roles.rs`, `aborted.rs` |
+//! | processes: start, stop, reload, `dnslb up` | `startup.rs`, `reloads.rs`, `ls_procs.rs`, `ops_protection.rs`, `no_io_uring.rs` |
+//! | `dnslb check` | `check_cmd.rs`, `check_certs.rs`, `check_pools.rs` |
+//! | the CLI, `dnslb resolve` | `cli.rs`, `resolve.rs`, `resolve_answers.rs` |
+//! | metrics, `/health`, status page, `dnslb status` | `metrics.rs`, `metrics_no_store.rs`, `health_http.rs`, `status_cmd.rs`, `build_info.rs`, `browser.rs` |
+//! | logs and dnstap | `logs.rs`, `dnstap.rs` |
+//! | anycast and fleets | `anycast.rs`, `anycast_probe.rs`, `fleet.rs` |
+//! | the docs as written | `docs.rs`, `deploy_recipes.rs`, `shipped_config.rs`, `promises.rs` |
+//! | fuzz finds kept | `fuzz_regressions.rs` |
+//! | this tree's own rules | `test_tree.rs` |
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod aborted;

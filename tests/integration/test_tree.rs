@@ -1,6 +1,7 @@
 //! The test tree's own rules, as README.md and docs/ARCHITECTURE.md state
 //! them: every file of this binary is a module `main.rs` lists (a file left
-//! out would never run), and a test file imports helpers only from the kit
+//! out would never run), `main.rs`'s table of features names every test
+//! file and only those, and a test file imports helpers only from the kit
 //! (`crate::kit`), never from another test file.
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,38 @@ fn every_file_of_the_binary_is_a_module_main_lists() {
     assert!(
         missing.is_empty(),
         "files no module list names: {missing:?}"
+    );
+}
+
+/// The test files `main.rs`'s header names in its table of features
+/// (`name.rs` in a `//! |` row), sorted, each once.
+fn tabled(main: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(main).unwrap();
+    let mut out: Vec<String> = (text.lines())
+        .filter(|l| l.starts_with("//! |"))
+        .flat_map(|l| l.split('`'))
+        .filter_map(|w| w.strip_suffix(".rs"))
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn the_feature_table_names_every_test_file_and_no_other() {
+    let main = root().join("main.rs");
+    let mut files: Vec<String> = (declared(&main).into_iter())
+        .filter(|m| m != "kit" && m != "peers")
+        .collect();
+    files.sort();
+    let tabled = tabled(&main);
+    let missing: Vec<&String> = files.iter().filter(|f| !tabled.contains(f)).collect();
+    let unknown: Vec<&String> = tabled.iter().filter(|t| !files.contains(t)).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "main.rs's table of features: files it leaves out {missing:?}, names no file is {unknown:?}"
     );
 }
 
