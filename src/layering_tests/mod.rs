@@ -97,6 +97,10 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
 /// its `#[cfg(test)]` module.
 const MAX_CODE_LINES: usize = 600;
 
+/// The rooms every other may import, which import nothing of the crate:
+/// client protection, the one health hysteresis, the wall clock.
+const GROUND_FLOOR: &[&str] = &["guard", "hysteresis", "clock"];
+
 /// Public type names allowed to be defined more than once: none (a name
 /// that must stay twice needs its reason here).
 const ALLOWED_DUPLICATE_TYPES: &[&str] = &[];
@@ -173,14 +177,14 @@ fn no_public_type_name_is_defined_twice() {
 }
 
 #[test]
-fn the_guard_floor_imports_nothing_of_the_crate() {
+fn the_ground_floor_imports_nothing_of_the_crate() {
     let a = house();
     let bad: Vec<String> = a
         .iter()
-        .filter(|((f, _), _)| f == "guard")
+        .filter(|((f, _), _)| GROUND_FLOOR.contains(&f.as_str()))
         .map(|((f, t), at)| format!("{f} -> {t}: {}", at.join(", ")))
         .collect();
-    none_of("guard/ imports the crate", &bad);
+    none_of("the ground floor imports the crate", &bad);
 }
 
 #[test]

@@ -98,7 +98,7 @@ fn verify(ts: &TableServer, raw: &[u8]) -> TsigVerdict {
     if key.is_none() && dns::u16_at(raw, 10).is_none_or(|ar| ar == 0) {
         return TsigVerdict::Unsigned;
     }
-    let now = codec::unix_now();
+    let now = crate::clock::unix_now();
     let checked = match &key {
         Some(key) => codec::verify_request(raw, key, now),
         None => codec::verify_without_key(raw),
