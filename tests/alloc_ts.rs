@@ -9,7 +9,7 @@ use std::process::Command;
 use dnslb::dns::Transport;
 use dnslb::ts::answer::{Asked, assemble};
 use dnslb::ts::wire::NameKey;
-use dnslb::ts::zone::{Catalog, Zone};
+use dnslb::ts::zone::{Catalog, Zone, build};
 use dnslb::ts::zonefile::load_zone_file;
 use hickory_proto::op::Query;
 use hickory_proto::rr::{Name, RecordType};
@@ -104,7 +104,7 @@ fn signed_answers_allocate_nothing_per_query() {
         return;
     };
     let (origin, records) = load_zone_file(&file, None).unwrap();
-    let zone = Zone::build(origin, vec![(0, records)], &[file], |_, _| {
+    let zone = build::zone(origin, vec![(0, records)], &[file], |_, _| {
         unreachable!("the zone has its SOA")
     })
     .unwrap();

@@ -1,12 +1,18 @@
 //! Where things are written: every folder has a `mod.rs` (no `x.rs` beside
 //! a folder `x/`), and every inherent `impl` (one without `for`) is in the
-//! file that defines its type (`struct`, `enum` or `union`), so that one
-//! file holds a type and all its own behaviour. Trait impls may be anywhere.
-//! Test code and test-only files are left out of both.
+//! file that defines its type (`struct`, `enum` or `union`, or the crate's
+//! type-defining macros: [`TYPE_MACROS`]), so that one file holds a type
+//! and all its own behaviour. Trait impls may be anywhere. Test code and
+//! test-only files are left out of both.
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::reader::{Source, ident_at, ident_byte, line_of, test_modules};
+
+/// The crate's macros whose input starts with the name of the type they
+/// define, after its doc and attributes (`keyword_enum! { Name, default A
+/// { .. } }`: a `config.toml` keyword enum).
+const TYPE_MACROS: &[&str] = &["keyword_enum"];
 
 /// The folders holding code (not test-only files only) without a `mod.rs`,
 /// as `src/x/`, with the `src/x.rs` beside it when there is one.
@@ -106,17 +112,63 @@ fn past_angles(code: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// Whether `code` defines a `struct`, `enum` or `union` called `name`
-/// (anywhere in the file).
+/// (anywhere in the file), itself or through one of [`TYPE_MACROS`].
 fn defines_type(code: &[u8], name: &str) -> bool {
-    ["struct", "enum", "union"].iter().any(|kw| {
-        let needle = format!("{kw} {name}");
-        let n = needle.len();
-        (0..code.len().saturating_sub(n - 1)).any(|at| {
-            code.get(at..at + n) == Some(needle.as_bytes())
-                && (at == 0 || !ident_byte(code[at - 1]))
-                && code.get(at + n).is_none_or(|&c| !ident_byte(c))
+    macro_types(code).any(|t| t == name)
+        || ["struct", "enum", "union"].iter().any(|kw| {
+            let needle = format!("{kw} {name}");
+            let n = needle.len();
+            (0..code.len().saturating_sub(n - 1)).any(|at| {
+                code.get(at..at + n) == Some(needle.as_bytes())
+                    && (at == 0 || !ident_byte(code[at - 1]))
+                    && code.get(at + n).is_none_or(|&c| !ident_byte(c))
+            })
         })
+}
+
+/// The types `code` defines through one of [`TYPE_MACROS`]: the first word
+/// of each call's input, its attributes skipped.
+fn macro_types(code: &[u8]) -> impl Iterator<Item = &str> {
+    (0..code.len()).filter_map(move |at| {
+        let name = ident_at(code, at);
+        let starts = at == 0 || !ident_byte(code[at - 1]);
+        if !starts || !TYPE_MACROS.contains(&name) {
+            return None;
+        }
+        let mut i = at + name.len();
+        (code.get(i) == Some(&b'!')).then_some(())?;
+        i += 1;
+        loop {
+            while code.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+                i += 1;
+            }
+            match code.get(i)? {
+                b'{' | b'(' | b'[' => i += 1,
+                b'#' => i = past_brackets(code, i + 1)?,
+                _ => break,
+            }
+        }
+        let ty = ident_at(code, i);
+        (!ty.is_empty()).then_some(ty)
     })
+}
+
+/// Just past the `[…]` opening at `i` (an attribute's), its nesting counted.
+fn past_brackets(code: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match code.get(i)? {
+            b'[' => depth += 1,
+            b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 #[cfg(test)]
@@ -174,15 +226,28 @@ mod tests {
                  #[cfg(test)]\nmod tests {\n    impl super::Worker<u8> {\n    }\n}\n",
             ),
             file("e.rs", "enum Kind { A }\nimpl Kind {\n}\n"),
+            file(
+                "k.rs",
+                "keyword_enum! {\n    #[allow(dead_code)]\n    Mode, default A {\n        A = \"a\",\n    }\n}\n\
+                 impl Mode {\n}\n",
+            ),
+            file("m.rs", "impl Mode {\n}\n"),
         ];
         let found = impls_away_from_their_type(&house);
         assert_eq!(
             found,
-            [(
-                "rounds.rs".to_owned(),
-                "Worker".to_owned(),
-                "src/rounds.rs:3".to_owned()
-            )]
+            [
+                (
+                    "rounds.rs".to_owned(),
+                    "Worker".to_owned(),
+                    "src/rounds.rs:3".to_owned()
+                ),
+                (
+                    "m.rs".to_owned(),
+                    "Mode".to_owned(),
+                    "src/m.rs:1".to_owned()
+                )
+            ]
         );
     }
 }

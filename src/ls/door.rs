@@ -20,7 +20,7 @@ use super::dynblock::{DynBlocks, WorkerCounts};
 use super::identity::ProbeToken;
 use super::invalidate::{self, FlushCounters, FlushQueue};
 use super::order;
-use super::rules::{Act, QueryView, RuleHit};
+use super::rules::{self, Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use crate::config::RuleTransport;
@@ -264,7 +264,7 @@ impl<'a> QueryAtDoor<'a> {
         let bytes = (!self.late)
             .then(|| {
                 let req = self.req;
-                self.state.rules.answer(hit, req.raw, req.transport)
+                rules::answer(&self.state.rules, hit, req.raw, req.transport)
             })
             .flatten();
         Err(self.answer(bytes))

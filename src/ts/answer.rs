@@ -20,7 +20,7 @@ use super::query::ClientOpt;
 use super::service::ecs;
 use super::service_reply::service_reply;
 use super::wire::NameKey;
-use super::zone::{Catalog, Question, Written, Zone};
+use super::zone::{Catalog, Question, Written, Zone, write};
 use crate::config::OnMiss;
 use crate::dns::{self, HEADER_LEN, Transport, UDP_PAYLOAD_MAX};
 use crate::server::{Reply, Request};
@@ -170,7 +170,7 @@ pub struct Asked<'a> {
 }
 
 /// The answer to `asked` from `zone` (a CNAME chain going on in the other
-/// zones of `catalog`, see [`Zone::write_answer`]), with `opt` (the answer's
+/// zones of `catalog`, see [`write::answer`]), with `opt` (the answer's
 /// OPT record, rcode bits zero) when the query had one, within `max_size` bytes.
 pub fn assemble(
     catalog: &Catalog,
@@ -191,7 +191,7 @@ pub fn assemble(
         all_of_any: transport == Transport::Tcp,
         dnssec_ok: asked.dnssec_ok,
     };
-    let w = zone.write_answer(&mut msg, question, catalog);
+    let w = write::answer(zone, &mut msg, question, catalog);
     // RD copied; AD and CD clear (RFC 4035 §3.1.6, as NSD and Knot answer).
     let mut flags = 0x8000 | (asked.flags & 0x0100) | u16::from(w.rcode.low());
     if w.authoritative {

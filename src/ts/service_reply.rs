@@ -14,7 +14,7 @@ use super::service::reply::{Chased, ServiceAnswer, ServiceAsked};
 use super::service::select::MAX_PICK;
 use super::service::{self, AddrFamily, SetChoice};
 use super::wire::NameKey;
-use super::zone::{Catalog, Question, Zone};
+use super::zone::{Catalog, Question, Zone, write};
 use crate::dns::{self, Transport};
 use crate::server::{Reply, Request};
 
@@ -171,7 +171,7 @@ fn chase_target(
         all_of_any: transport == Transport::Tcp,
         dnssec_ok,
     };
-    let w = zone.write_answer_from(msg, q, (at, target), catalog);
+    let w = write::answer_from(zone, msg, q, (at, target), catalog);
     Chased {
         answers: w.answers,
         authority: w.authority,

@@ -417,7 +417,7 @@ impl TableServer {
             let delta = if depth == 0 {
                 None
             } else {
-                o.diff(z, size / 2).map(|(deleted, added)| ixfr::Delta {
+                zone::transfer::diff(o, z, size / 2).map(|(deleted, added)| ixfr::Delta {
                     from: o.serial(),
                     to: z.serial(),
                     old_soa: xfr::axfr::soa_wire(o),

@@ -17,7 +17,7 @@
 //! - `set`: [`RuleSet`], the rules compiled, and [`Act`] and [`RuleHit`];
 //! - `view`: [`QueryView`], what the door reads of a query for the rules;
 //! - `table`: the rules' suffix table;
-//! - `answer`: the made-up answers of a hit ([`RuleSet::answer`]): the
+//! - `answer`: the made-up answers of a hit ([`answer()`]): the
 //!   question echoed, RA=0, AA as the rule says, an EDE (15, 16 or 17) when
 //!   the client sent an OPT;
 //! - `response`: the `[[ls.response_rule]]`s ([`ResponseRules`]), judged on a
@@ -31,6 +31,7 @@ mod table;
 mod tests;
 mod view;
 
+pub use answer::answer;
 pub use response::{ResponseRules, ResponseVerdict, limit_ttls};
 pub use set::{Act, RULE_LOG_INTERVAL, RULE_LOG_LINES, RuleHit, RuleSet};
 pub use view::QueryView;

@@ -68,7 +68,7 @@ impl Act {
     }
 
     /// Whether the door answers the query itself (or drops it): the act
-    /// makes up an answer (see [`RuleSet::answer`]) rather than forwarding.
+    /// makes up an answer (see [`answer`](super::answer())) rather than forwarding.
     pub fn answers(self) -> bool {
         !matches!(self, Act::Allow | Act::Pool(_) | Act::Delay(_))
     }

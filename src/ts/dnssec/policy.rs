@@ -105,7 +105,7 @@ pub fn dry_run(
 /// `zone` signed at `now` with its keys, its serial `serial` (at least the
 /// zone's own when the files gave it), keeping the signatures of
 /// `previous` (the version served until now) that need not change
-/// ([`Zone::sign`]); and the keys (a service's answer sets are signed
+/// ([`sign::zone`](crate::ts::zone::sign::zone)); and the keys (a service's answer sets are signed
 /// with them later).
 ///
 /// # Errors
@@ -172,9 +172,10 @@ pub fn sign_with(
     } else {
         serial
     };
-    zone.sign(previous, &with, denial, serial, now)
-        .map_err(|source| SigningError::Sign {
+    crate::ts::zone::sign::zone(zone, previous, &with, denial, serial, now).map_err(|source| {
+        SigningError::Sign {
             zone: zone.origin().to_string(),
             source,
-        })
+        }
+    })
 }

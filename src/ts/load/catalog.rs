@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::SOA;
 use crate::ts::error::ZoneError;
 use crate::ts::publish;
 use crate::ts::settings::TsSettings;
-use crate::ts::zone::{Catalog, Zone, ZoneBuilder};
+use crate::ts::zone::{Catalog, Zone, ZoneBuilder, build};
 
 use super::builders::{Builders, Sources};
 use super::cuts::{below_signed, without_cut};
@@ -221,7 +221,7 @@ impl Zones {
         let members: Vec<Name> = self.zones.iter().map(|z| z.origin().clone()).collect();
         let records = publish::catalog_records(cat, &members);
         let ttl = settings.ttl;
-        let zone = Zone::build(cat.clone(), vec![(0, records)], &settings.zones, |o, ns| {
+        let zone = build::zone(cat.clone(), vec![(0, records)], &settings.zones, |o, ns| {
             synth_soa(o, ns, ttl, serial)
         })?;
         if let Some(at) = self.zones.iter().position(|z| z.origin() == cat) {

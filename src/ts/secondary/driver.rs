@@ -43,7 +43,7 @@ use crate::ts::service::compiled::lower_wire;
 use crate::ts::settings::TsSettings;
 use crate::ts::source::SourceRecord;
 use crate::ts::table_server::{SecondaryChange, TableServer};
-use crate::ts::zone::Zone;
+use crate::ts::zone::{Zone, build, patch};
 
 /// One secondary zone: where it comes from, and what wakes its task.
 #[derive(Debug)]
@@ -233,7 +233,7 @@ pub fn compile(copy: &ZoneCopy, primary: SocketAddr) -> Result<Zone, ZoneError> 
         _ => return Err(ZoneError::line(&file, 1, "the first record is no SOA")),
     };
     let ttl = copy.soa.ttl;
-    Zone::build(
+    build::zone(
         copy.origin().clone(),
         vec![(0, records)],
         &[file],
@@ -260,7 +260,7 @@ enum Outcome {
 
 /// The zone served for `copy` after `changes` were applied to it: `served`
 /// (the zone served for the copy before them) patched for the names they
-/// touch when it can be ([`Zone::patched`]), else compiled whole.
+/// touch when it can be ([`patch::patched`]), else compiled whole.
 ///
 /// # Errors
 /// As [`compile`].
@@ -285,7 +285,7 @@ pub fn compile_changed(
             .map(|r| source_record(r, 2))
             .collect();
         let owners: Vec<Name> = owners.into_iter().cloned().collect();
-        z.patched(source_record(&copy.soa, 1), &owners, records)
+        patch::patched(z, source_record(&copy.soa, 1), &owners, records)
     });
     match patched {
         Some(z) => Ok(z),

@@ -2,7 +2,7 @@
 //! "Service answers"): each distinct answer set (the live subset, a
 //! `weighted` draw, a view's group, `when_all_down`'s every endpoint or
 //! fallback CNAME) is signed once, with the zone's keys and the validity of
-//! its other signatures ([`Zone::sign_like`]), on the first DO=1 query that
+//! its other signatures ([`rrset_like`]), on the first DO=1 query that
 //! gets it, and kept in [`SignedSets`].
 //!
 //! Why on first use and not at each health change: a `weighted` service
@@ -24,6 +24,7 @@ use super::compiled::Service;
 use super::select::MAX_PICK;
 use crate::ts::dnssec::keys::ZoneKeys;
 use crate::ts::zone::rtype::{A, AAAA, CNAME, RRSIG};
+use crate::ts::zone::sign::{rrset_like, rrsig_stamp};
 use crate::ts::zone::{RrsetSigner, Stamp, Zone};
 
 /// The least number of signed sets kept.
@@ -104,11 +105,11 @@ impl SignedSets {
         let like = if rtype == CNAME {
             [A, AAAA]
                 .into_iter()
-                .find(|&t| zone.rrsig_stamp(&service.key, t).is_some())?
+                .find(|&t| rrsig_stamp(zone, &service.key, t).is_some())?
         } else {
             rtype
         };
-        let stamp = zone.rrsig_stamp(&service.key, like)?;
+        let stamp = rrsig_stamp(zone, &service.key, like)?;
         let mut sorted = [u16::MAX; MAX_PICK];
         let n = members.len().min(MAX_PICK);
         sorted[..n].copy_from_slice(&members[..n]);
@@ -166,9 +167,7 @@ fn sign(
     rdatas.sort_unstable();
     rdatas.dedup();
     let signers: Vec<&dyn RrsetSigner> = keys.signing(A).map(|k| k as &dyn RrsetSigner).collect();
-    let made = zone
-        .sign_like(&service.key, like, (rtype, ttl), &rdatas, &signers)
-        .ok()?;
+    let made = rrset_like(zone, &service.key, like, (rtype, ttl), &rdatas, &signers).ok()?;
     if made.is_empty() {
         return None;
     }

@@ -25,7 +25,7 @@ use crate::dns::{self, HEADER_LEN};
 use crate::server::{MessageStream, StreamAborted};
 use crate::ts::metrics::XfrCounters;
 use crate::ts::zone::rrlist::{RrList, split_rr};
-use crate::ts::zone::{Cursor, TransferRecord, Zone};
+use crate::ts::zone::{Cursor, TransferRecord, Zone, transfer};
 
 /// Target size of one transfer message over TCP (well under the 64 KiB
 /// limit, and under the 16 KiB reach of a compression pointer).
@@ -219,9 +219,7 @@ impl Transfer {
                     false
                 }
                 Part::List(list, pos) => list.rr_at(*pos).is_none(),
-                Part::Zone(cursor) => self
-                    .zone
-                    .record_at(cursor)
+                Part::Zone(cursor) => transfer::record_at(&self.zone, cursor)
                     .map_err(|e| e.to_string())?
                     .is_none(),
             };
@@ -233,7 +231,7 @@ impl Transfer {
         Ok(match self.parts.front_mut() {
             Some(Part::Rr(rr)) => split_rr(rr),
             Some(Part::List(list, pos)) => list.rr_at(*pos).and_then(|(rr, _)| split_rr(rr)),
-            Some(Part::Zone(cursor)) => self.zone.record_at(cursor).ok().flatten(),
+            Some(Part::Zone(cursor)) => transfer::record_at(&self.zone, cursor).ok().flatten(),
             None => None,
         })
     }
@@ -447,6 +445,7 @@ impl<'o> Packer<'o> {
 mod tests {
     use super::*;
     use crate::ts::source::SourceRecord;
+    use crate::ts::zone::build;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::rdata::{A, SOA};
     use hickory_proto::rr::{Name, RData, RecordType};
@@ -474,7 +473,7 @@ mod tests {
                 line: 1,
             })
             .collect();
-        Zone::build(
+        build::zone(
             origin,
             vec![(0, records)],
             &[std::path::PathBuf::from("t")],
@@ -559,7 +558,7 @@ mod tests {
     }
 
     fn changes(old: &Zone, new: &Zone) -> Arc<Delta> {
-        let (deleted, added) = old.diff(new, usize::MAX).unwrap();
+        let (deleted, added) = transfer::diff(old, new, usize::MAX).unwrap();
         Arc::new(Delta {
             from: old.serial(),
             to: new.serial(),
@@ -629,7 +628,7 @@ mod tests {
         };
         let mut records: Vec<_> = (0..n).map(|i| at("many.example.test.", i)).collect();
         records.push(at("host0.example.test.", 0));
-        Zone::build(
+        build::zone(
             Name::from_ascii("example.test.").unwrap(),
             vec![(0, records)],
             &[std::path::PathBuf::from("t")],
@@ -722,7 +721,7 @@ mod tests {
         assert!(fits.len() <= 512);
         assert_eq!(Message::from_vec(&fits).unwrap().answers.len(), 6);
         // Every address changed: far over 512 bytes.
-        let big = Zone::build(
+        let big = build::zone(
             Name::from_ascii("example.test.").unwrap(),
             vec![],
             &[],
@@ -753,7 +752,7 @@ mod tests {
             data: RData::TXT(TXT::new(strings)),
             line: 1,
         };
-        let z = Zone::build(
+        let z = build::zone(
             origin,
             vec![(0, vec![huge])],
             &[std::path::PathBuf::from("t")],

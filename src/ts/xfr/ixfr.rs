@@ -1,6 +1,6 @@
 //! Incremental zone transfer (IXFR, RFC 1995): the differences between the
 //! last versions of each zone ([`Journal`]), found on reload by
-//! [`Zone::diff`](crate::ts::zone::Zone::diff), and the choice an IXFR request
+//! [`transfer::diff`](crate::ts::zone::transfer::diff), and the choice an IXFR request
 //! gets ([`Journal::since`]): the differences since the client's serial,
 //! condensed into one deletion and one addition ([`condense`], RFC 1995
 //! §4), the whole zone when they are gone, or the SOA alone when the client

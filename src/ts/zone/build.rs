@@ -543,29 +543,27 @@ fn soa_error(
     ZoneError::build(file_of(files, idx), line, reason)
 }
 
-impl Zone {
-    /// Builds a zone from records, given per file (index into `files`) in
-    /// file order; see [`ZoneBuilder`].
-    ///
-    /// # Errors
-    /// As [`ZoneBuilder::add`] and [`ZoneBuilder::finish`].
-    pub fn build(
-        origin: Name,
-        chunks: Vec<(usize, Vec<SourceRecord>)>,
-        files: &[PathBuf],
-        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
-    ) -> Result<Zone, ZoneError> {
-        let total = chunks.iter().map(|(_, r)| r.len()).sum();
-        let mut b = ZoneBuilder::new(origin, total);
-        let unnamed = PathBuf::new();
-        for (idx, records) in &chunks {
-            let file = files.get(*idx).unwrap_or(&unnamed);
-            for rec in records {
-                b.add(*idx, file, rec)?;
-            }
+/// Builds a zone from records, given per file (index into `files`) in
+/// file order; see [`ZoneBuilder`].
+///
+/// # Errors
+/// As [`ZoneBuilder::add`] and [`ZoneBuilder::finish`].
+pub fn zone(
+    origin: Name,
+    chunks: Vec<(usize, Vec<SourceRecord>)>,
+    files: &[PathBuf],
+    default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+) -> Result<Zone, ZoneError> {
+    let total = chunks.iter().map(|(_, r)| r.len()).sum();
+    let mut b = ZoneBuilder::new(origin, total);
+    let unnamed = PathBuf::new();
+    for (idx, records) in &chunks {
+        let file = files.get(*idx).unwrap_or(&unnamed);
+        for rec in records {
+            b.add(*idx, file, rec)?;
         }
-        b.finish(files, default_soa)
     }
+    b.finish(files, default_soa)
 }
 
 #[cfg(test)]
@@ -576,7 +574,7 @@ mod tests {
 
     #[test]
     fn cname_beside_data_is_refused() {
-        let err = Zone::build(
+        let err = super::zone(
             Name::root(),
             vec![(
                 0,
@@ -659,7 +657,7 @@ mod tests {
         assert!(z.same_data(&build("ns1.Z.test.", 8)));
         assert!(!z.same_data(&build("ns2.z.test.", 7)));
         // A made-up SOA is given decoded.
-        let made = Zone::build(
+        let made = super::zone(
             name("z.test."),
             vec![(0, vec![])],
             &[PathBuf::new()],

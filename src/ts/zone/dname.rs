@@ -8,73 +8,71 @@ use super::store::{Set, be32, push_record, push_set};
 use super::{Written, Zone};
 use crate::ts::wire::{NAME_MAX, NameKey, push_name_ref};
 
-impl Zone {
-    /// The DNAME at the closest ancestor of `name` (in this zone, below no
-    /// cut) that owns one, and that owner's offset in `name`.
-    pub(super) fn dname_above(&self, name: &NameKey) -> Option<(usize, Set<'_>)> {
-        if !self.has_dnames {
-            return None;
-        }
-        let apex_labels = self.origin.num_labels() as usize;
-        let labels = name.labels();
-        // From the apex down to the name's parent: a cut or a DNAME higher
-        // up occludes what lies below it.
-        for n in apex_labels..labels {
-            let (at, owner) = name.suffix(labels - n);
-            let Some(e) = self.store.get(owner).filter(|e| !e.is_empty()) else {
-                continue;
-            };
-            if n > apex_labels && e.set(u16::from(RecordType::NS)).is_some() {
-                return None; // the referral's
-            }
-            if let Some(d) = e.set(u16::from(RecordType::DNAME)) {
-                return Some((at, d));
-            }
-        }
-        None
+/// The DNAME at the closest ancestor of `name` (in `zone`, below no
+/// cut) that owns one, and that owner's offset in `name`.
+pub(super) fn above<'z>(zone: &'z Zone, name: &NameKey) -> Option<(usize, Set<'z>)> {
+    if !zone.has_dnames {
+        return None;
     }
+    let apex_labels = zone.origin.num_labels() as usize;
+    let labels = name.labels();
+    // From the apex down to the name's parent: a cut or a DNAME higher
+    // up occludes what lies below it.
+    for n in apex_labels..labels {
+        let (at, owner) = name.suffix(labels - n);
+        let Some(e) = zone.store.get(owner).filter(|e| !e.is_empty()) else {
+            continue;
+        };
+        if n > apex_labels && e.set(u16::from(RecordType::NS)).is_some() {
+            return None; // the referral's
+        }
+        if let Some(d) = e.set(u16::from(RecordType::DNAME)) {
+            return Some((at, d));
+        }
+    }
+    None
+}
 
-    /// Writes `dname` (owned by the suffix at `at` of `name`, written at
-    /// `owner_at`; unless `written` already) and the CNAME it synthesizes
-    /// for `name`; the offset of that CNAME's target in `msg`. `None` when
-    /// the target would exceed 255 bytes (YXDOMAIN set) or when a DNAME met
-    /// again points below itself (it would grow the name forever; NSD
-    /// stops there too).
-    pub(super) fn synthesize(
-        msg: &mut Vec<u8>,
-        name: &NameKey,
-        owner_at: usize,
-        at: usize,
-        dname: Set<'_>,
-        written: bool,
-        w: &mut Written,
-    ) -> Option<usize> {
-        let record = dname.records().next()?;
-        let ttl = be32(record, 4);
-        let mut new = [0u8; NAME_MAX];
-        let target = NameKey::read(record.get(10..)?)?;
-        let owner = &name.bytes()[at..];
-        if written && target.is_under(owner) {
-            return None;
-        }
-        if !written {
-            w.answers += push_set(msg, owner_at + at, dname, None);
-        }
-        // The target as the zone spells it.
-        let suffix = record.get(10..10 + target.wire_len())?;
-        let len = at + suffix.len();
-        if len > NAME_MAX {
-            w.rcode = ResponseCode::YXDomain;
-            return None;
-        }
-        new[..at].copy_from_slice(&name.bytes()[..at]);
-        new[at..len].copy_from_slice(suffix);
-        push_name_ref(msg, owner_at);
-        let rdata = &new[..len];
-        push_record(msg, u16::from(RecordType::CNAME), ttl, rdata);
-        w.answers += 1;
-        Some(msg.len() - len)
+/// Writes `dname` (owned by the suffix at `at` of `name`, written at
+/// `owner_at`; unless `written` already) and the CNAME it synthesizes
+/// for `name`; the offset of that CNAME's target in `msg`. `None` when
+/// the target would exceed 255 bytes (YXDOMAIN set) or when a DNAME met
+/// again points below itself (it would grow the name forever; NSD
+/// stops there too).
+pub(super) fn synthesize(
+    msg: &mut Vec<u8>,
+    name: &NameKey,
+    owner_at: usize,
+    at: usize,
+    dname: Set<'_>,
+    written: bool,
+    w: &mut Written,
+) -> Option<usize> {
+    let record = dname.records().next()?;
+    let ttl = be32(record, 4);
+    let mut new = [0u8; NAME_MAX];
+    let target = NameKey::read(record.get(10..)?)?;
+    let owner = &name.bytes()[at..];
+    if written && target.is_under(owner) {
+        return None;
     }
+    if !written {
+        w.answers += push_set(msg, owner_at + at, dname, None);
+    }
+    // The target as the zone spells it.
+    let suffix = record.get(10..10 + target.wire_len())?;
+    let len = at + suffix.len();
+    if len > NAME_MAX {
+        w.rcode = ResponseCode::YXDomain;
+        return None;
+    }
+    new[..at].copy_from_slice(&name.bytes()[..at]);
+    new[at..len].copy_from_slice(suffix);
+    push_name_ref(msg, owner_at);
+    let rdata = &new[..len];
+    push_record(msg, u16::from(RecordType::CNAME), ttl, rdata);
+    w.answers += 1;
+    Some(msg.len() - len)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub(super) fn zone(records: Vec<SourceRecord>) -> Zone {
 
 /// A zone of `records` at `origin`, with the fixture's SOA.
 pub(super) fn zone_at(origin: &str, records: Vec<SourceRecord>) -> Zone {
-    Zone::build(
+    super::build::zone(
         name(origin),
         vec![(0, records)],
         &[PathBuf::from("t")],

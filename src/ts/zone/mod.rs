@@ -9,7 +9,7 @@
 //! a million-name table costs a few tens of bytes a name, and a lookup
 //! neither allocates nor decodes.
 //!
-//! [`Zone::write_answer`] turns a question into the answer, authority and
+//! [`write::answer`] turns a question into the answer, authority and
 //! additional sections by copying those bytes behind a compression pointer
 //! to the owner (the question's name, a CNAME target or an NS target written
 //! earlier in the same message), following RFC 1034 §4.3.2 (delegations,
@@ -23,36 +23,42 @@
 //!
 //! # Map
 //! - this file: the folder's map, its rooms and what they export;
-//! - `zone.rs`: the [`Zone`] type, its accessors, [`Written`], and what the
+//! - `zone.rs`: the [`Zone`] type, its accessors (its [`Signature`], whether
+//!   its files signed it, its data's digest), [`Written`], and what the
 //!   writer and the prover both ask of a zone (where the origin ends a
 //!   question's name, a missing name's closest encloser, the CNAME bound);
+//!   `Zone`'s only inherent impl: each room below acts on a zone through
+//!   free functions taking `&Zone` (`write::answer(zone, ..)`);
 //! - `store.rs`: the arena and its index (the layout, read);
 //! - `encode.rs`: names and RDATA as the arena keeps them; `owners.rs`: a
 //!   zone's owner names while it is built;
-//! - `build.rs`: [`ZoneBuilder`], records to arena, typed
+//! - `build.rs`: [`ZoneBuilder`] and [`build::zone`], records to arena, typed
 //!   [`BuildError`](crate::ts::error::BuildError)s at `file:line`;
 //!   `by_owner.rs`: its records sorted by owner, checked and written owner
 //!   by owner; `rrsets.rs`: an owner's RRsets while it is built, written as
 //!   its entry;
-//! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
+//! - `write.rs`: the answer writer ([`write::answer`]): data, CNAME
 //!   chains, referrals, wildcards, negative answers;
 //! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
+//! - `patch.rs`: a zone patched for a few changed owners
+//!   ([`patch::patched`]: a secondary after an IXFR);
 //! - `proof.rs`: DNSSEC for DO=1 queries: RRSIGs beside RRsets, NSEC
 //!   proofs of negative and wildcard answers and of delegations;
 //! - `soa.rs`: the SOA as answers write it, its names compressed;
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
 //!   `canonical_rdata.rs`: the canonical form of RDATA (RFC 4034 §6.2),
 //!   which the builder's duplicate check and the signer both use;
-//! - `sign/`: signing a compiled zone ([`Zone::sign`]), an RRset signed
-//!   after it as the zone signed its own there ([`Zone::sign_like`]: a
+//! - `sign/`: signing a compiled zone ([`sign::zone`]), an RRset signed
+//!   after it as the zone signed its own there ([`sign::rrset_like`]: a
 //!   service's answer sets), and `signature.rs`
 //!   what a zone the TS signed remembers of it ([`Signature`]);
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
-//! - `transfer.rs`: the records as zone transfers read them ([`Cursor`])
-//!   and the difference between two versions ([`Zone::diff`]), made of
-//!   [`rrlist`]'s record lists (which the IXFR journal keeps);
+//! - `transfer.rs`: the records as zone transfers read them
+//!   ([`transfer::record_at`] behind a [`Cursor`]), and the difference
+//!   between two versions ([`transfer::diff`]), made of [`rrlist`]'s
+//!   record lists (which the IXFR journal keeps);
 //! - `catalog.rs`: [`Catalog`].
-mod build;
+pub mod build;
 mod by_owner;
 mod canon;
 mod canonical_rdata;
@@ -63,17 +69,17 @@ mod encode;
 mod fixtures;
 mod nsec3;
 mod owners;
-mod patch;
+pub mod patch;
 mod proof;
 pub mod rrlist;
 mod rrsets;
 pub(crate) mod rtype;
-mod sign;
+pub mod sign;
 mod signature;
 mod soa;
 mod store;
-mod transfer;
-mod write;
+pub mod transfer;
+pub mod write;
 mod zone;
 
 pub use build::ZoneBuilder;

@@ -1,4 +1,4 @@
-//! A compiled zone patched for a few changed owners ([`Zone::patched`]):
+//! A compiled zone patched for a few changed owners ([`patched`]):
 //! what a secondary serves after an IXFR, made without compiling the whole
 //! zone again. The changed owners' records are compiled alone (a small
 //! [`ZoneBuilder`] zone: the same grouping, TTL and CNAME rules as a full
@@ -48,190 +48,188 @@ fn has_ns(e: &NameEntry<'_>) -> bool {
     e.set(u16::from(RecordType::NS)).is_some()
 }
 
-impl Zone {
-    /// This zone with the records of `owners` replaced by `records` (every
-    /// record the new version holds at those names, in the order a full
-    /// build would take them) and its SOA by `soa`: the zone a full build
-    /// of the new version makes, for a cost that follows the change (see
-    /// the module's text). `None` when it cannot be patched (a DNAME, a zone
-    /// signed here or with a synthesized SOA, records a build refuses):
-    /// build it whole, which also names what is wrong.
-    pub fn patched(
-        &self,
-        soa: SourceRecord,
-        owners: &[Name],
-        records: Vec<SourceRecord>,
-    ) -> Option<Zone> {
-        if self.has_dnames || self.signed.is_some() || self.soa_synthesized || self.expired {
-            return None;
+/// `zone` with the records of `owners` replaced by `records` (every
+/// record the new version holds at those names, in the order a full
+/// build would take them) and its SOA by `soa`: the zone a full build
+/// of the new version makes, for a cost that follows the change (see
+/// the module's text). `None` when it cannot be patched (a DNAME, a zone
+/// signed here or with a synthesized SOA, records a build refuses):
+/// build it whole, which also names what is wrong.
+pub fn patched(
+    zone: &Zone,
+    soa: SourceRecord,
+    owners: &[Name],
+    records: Vec<SourceRecord>,
+) -> Option<Zone> {
+    if zone.has_dnames || zone.signed.is_some() || zone.soa_synthesized || zone.expired {
+        return None;
+    }
+    let file = PathBuf::from("patch");
+    let mut b = ZoneBuilder::new(zone.origin.clone(), records.len() + 1);
+    b.add(0, &file, &soa).ok()?;
+    for r in &records {
+        b.add(0, &file, r).ok()?;
+    }
+    let mini = b
+        .finish(std::slice::from_ref(&file), |_, _| unreachable_soa())
+        .ok()?;
+    if mini.has_dnames {
+        return None;
+    }
+    let apex_labels = usize::from(zone.origin.num_labels());
+    let old = &zone.store;
+    // The changed names (the apex always: its RRSIG of the SOA follows
+    // the SOA's TTL), and what each is in the new version.
+    let mut changed: HashSet<Vec<u8>> = owners.iter().filter_map(|n| key_of(n).ok()).collect();
+    changed.insert(zone.origin_key.to_vec());
+    let owns = |k: &[u8]| mini.store.get(k).filter(|e| !e.is_empty());
+    // Names that may stop existing: a changed name left with no
+    // records, and the empty non-terminals above it.
+    let mut maybe_gone: HashMap<Vec<u8>, bool> = HashMap::new();
+    for k in &changed {
+        if owns(k).is_some() || old.get(k).is_none() {
+            continue;
         }
-        let file = PathBuf::from("patch");
-        let mut b = ZoneBuilder::new(self.origin.clone(), records.len() + 1);
-        b.add(0, &file, &soa).ok()?;
-        for r in &records {
-            b.add(0, &file, r).ok()?;
-        }
-        let mini = b
-            .finish(std::slice::from_ref(&file), |_, _| unreachable_soa())
-            .ok()?;
-        if mini.has_dnames {
-            return None;
-        }
-        let apex_labels = usize::from(self.origin.num_labels());
-        let old = &self.store;
-        // The changed names (the apex always: its RRSIG of the SOA follows
-        // the SOA's TTL), and what each is in the new version.
-        let mut changed: HashSet<Vec<u8>> = owners.iter().filter_map(|n| key_of(n).ok()).collect();
-        changed.insert(self.origin_key.to_vec());
-        let owns = |k: &[u8]| mini.store.get(k).filter(|e| !e.is_empty());
-        // Names that may stop existing: a changed name left with no
-        // records, and the empty non-terminals above it.
-        let mut maybe_gone: HashMap<Vec<u8>, bool> = HashMap::new();
-        for k in &changed {
-            if owns(k).is_some() || old.get(k).is_none() {
-                continue;
+        maybe_gone.insert(k.clone(), false);
+        if let Some(nk) = NameKey::read(k) {
+            for up in ancestors(&nk, apex_labels) {
+                if old.get(up).is_some_and(|e| e.is_empty()) {
+                    maybe_gone.insert(up.to_vec(), false);
+                }
             }
-            maybe_gone.insert(k.clone(), false);
-            if let Some(nk) = NameKey::read(k) {
+        }
+    }
+    maybe_gone.remove(&*zone.origin_key);
+    if !maybe_gone.is_empty() {
+        // Which still have a name below them (one walk of the names).
+        let mut mark = |owner: &[u8]| {
+            if let Some(nk) = NameKey::read(owner) {
                 for up in ancestors(&nk, apex_labels) {
-                    if old.get(up).is_some_and(|e| e.is_empty()) {
-                        maybe_gone.insert(up.to_vec(), false);
+                    if let Some(below) = maybe_gone.get_mut(up) {
+                        *below = true;
                     }
                 }
-            }
-        }
-        maybe_gone.remove(&*self.origin_key);
-        if !maybe_gone.is_empty() {
-            // Which still have a name below them (one walk of the names).
-            let mut mark = |owner: &[u8]| {
-                if let Some(nk) = NameKey::read(owner) {
-                    for up in ancestors(&nk, apex_labels) {
-                        if let Some(below) = maybe_gone.get_mut(up) {
-                            *below = true;
-                        }
-                    }
-                }
-            };
-            let mut lower = [0u8; 255];
-            for e in old.entries().filter(|e| !e.is_empty()) {
-                let lower = lower.get_mut(..e.owner.len())?;
-                lower.copy_from_slice(e.owner);
-                lower.make_ascii_lowercase();
-                if !changed.contains(&*lower) {
-                    mark(lower);
-                }
-            }
-            for e in mini.store.entries().filter(|e| !e.is_empty()) {
-                mark(e.owner);
-            }
-        }
-        // Whether `k` is a name of the new version (before new empty
-        // non-terminals are added).
-        let exists = |k: &[u8]| {
-            if changed.contains(k) {
-                owns(k).is_some() || maybe_gone.get(k).copied().unwrap_or(false)
-            } else {
-                old.get(k).is_some() && maybe_gone.get(k).copied().unwrap_or(true)
             }
         };
-        let mut new_empty: Vec<Vec<u8>> = Vec::new();
-        let mut added_empty: HashSet<Vec<u8>> = HashSet::new();
-        for e in mini.store.entries().filter(|e| !e.is_empty()) {
-            let Some(nk) = NameKey::read(e.owner) else {
-                continue;
-            };
-            for up in ancestors(&nk, apex_labels) {
-                if !exists(up) && added_empty.insert(up.to_vec()) {
-                    new_empty.push(up.to_vec());
-                }
-            }
-        }
-        // The arena offsets of the old entries that change: replaced,
-        // dropped or made empty.
-        let mut touched: Vec<(u32, Vec<u8>)> = changed
-            .iter()
-            .chain(maybe_gone.keys())
-            .filter_map(|k| old.get_at(k).map(|(_, at)| (at, k.clone())))
-            .collect();
-        touched.sort_unstable();
-        touched.dedup();
-        let mut store = StoreBuilder::default();
-        store
-            .arena
-            .reserve(old.arena().len() + mini.store.arena().len());
-        let mut rrsets = old.rrsets();
-        let mut from = 0usize;
-        let mut lost_flag = false;
-        for (at, k) in &touched {
-            let at = *at as usize;
-            store.arena.extend_from_slice(old.arena().get(from..at)?);
-            let (e, next) = NameEntry::at(old.arena(), at)?;
-            rrsets -= e.sets().count();
-            lost_flag |= e.owner.starts_with(b"\x01*") || (has_ns(&e) && **k != *self.origin_key);
-            if let Some(m) = owns(k) {
-                push_copy(&mut store.arena, &m);
-                rrsets += m.sets().count();
-            } else if exists(k) || **k == *self.origin_key {
-                push_empty(&mut store.arena, k);
-            }
-            from = next;
-        }
-        store.arena.extend_from_slice(old.arena().get(from..)?);
-        // The new names, then the new empty non-terminals.
-        for e in mini.store.entries().filter(|e| !e.is_empty()) {
-            let mut lower = e.owner.to_vec();
+        let mut lower = [0u8; 255];
+        for e in old.entries().filter(|e| !e.is_empty()) {
+            let lower = lower.get_mut(..e.owner.len())?;
+            lower.copy_from_slice(e.owner);
             lower.make_ascii_lowercase();
-            if old.get(&lower).is_none() {
-                push_copy(&mut store.arena, &e);
-                rrsets += e.sets().count();
+            if !changed.contains(&*lower) {
+                mark(lower);
             }
         }
-        if old.get(&self.origin_key).is_none() && owns(&self.origin_key).is_none() {
-            new_empty.push(self.origin_key.to_vec());
+        for e in mini.store.entries().filter(|e| !e.is_empty()) {
+            mark(e.owner);
         }
-        new_empty.sort_unstable();
-        for k in &new_empty {
+    }
+    // Whether `k` is a name of the new version (before new empty
+    // non-terminals are added).
+    let exists = |k: &[u8]| {
+        if changed.contains(k) {
+            owns(k).is_some() || maybe_gone.get(k).copied().unwrap_or(false)
+        } else {
+            old.get(k).is_some() && maybe_gone.get(k).copied().unwrap_or(true)
+        }
+    };
+    let mut new_empty: Vec<Vec<u8>> = Vec::new();
+    let mut added_empty: HashSet<Vec<u8>> = HashSet::new();
+    for e in mini.store.entries().filter(|e| !e.is_empty()) {
+        let Some(nk) = NameKey::read(e.owner) else {
+            continue;
+        };
+        for up in ancestors(&nk, apex_labels) {
+            if !exists(up) && added_empty.insert(up.to_vec()) {
+                new_empty.push(up.to_vec());
+            }
+        }
+    }
+    // The arena offsets of the old entries that change: replaced,
+    // dropped or made empty.
+    let mut touched: Vec<(u32, Vec<u8>)> = changed
+        .iter()
+        .chain(maybe_gone.keys())
+        .filter_map(|k| old.get_at(k).map(|(_, at)| (at, k.clone())))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let mut store = StoreBuilder::default();
+    store
+        .arena
+        .reserve(old.arena().len() + mini.store.arena().len());
+    let mut rrsets = old.rrsets();
+    let mut from = 0usize;
+    let mut lost_flag = false;
+    for (at, k) in &touched {
+        let at = *at as usize;
+        store.arena.extend_from_slice(old.arena().get(from..at)?);
+        let (e, next) = NameEntry::at(old.arena(), at)?;
+        rrsets -= e.sets().count();
+        lost_flag |= e.owner.starts_with(b"\x01*") || (has_ns(&e) && **k != *zone.origin_key);
+        if let Some(m) = owns(k) {
+            push_copy(&mut store.arena, &m);
+            rrsets += m.sets().count();
+        } else if exists(k) || **k == *zone.origin_key {
             push_empty(&mut store.arena, k);
         }
-        u32::try_from(store.arena.len()).ok()?;
-        store.rrsets = rrsets;
-        let store = store.freeze();
-        let (mut has_delegations, mut has_wildcards) = (
-            self.has_delegations || mini.has_delegations,
-            self.has_wildcards || mini.has_wildcards,
-        );
-        if lost_flag {
-            // A wildcard or a delegation changed: whether any is left.
-            has_wildcards = false;
-            has_delegations = false;
-            for e in store.entries() {
-                has_wildcards |= !e.is_empty() && e.owner.starts_with(b"\x01*");
-                has_delegations |= has_ns(&e) && !e.owner.eq_ignore_ascii_case(&self.origin_key);
-            }
-        }
-        let nsec = if self.nsec.is_empty() && mini.nsec.is_empty() {
-            Arc::from(Vec::new())
-        } else {
-            canon::nsec_order(&store)
-        };
-        let nsec3 = if self.nsec3.is_none() && mini.nsec3.is_none() {
-            None
-        } else {
-            Nsec3Chain::of(&store, &self.origin_key)
-        };
-        let mut zone = Zone {
-            nsec,
-            nsec3,
-            store,
-            has_delegations,
-            has_wildcards,
-            has_dnames: false,
-            expired: false,
-            ..mini
-        };
-        zone.compile_soa().ok()?;
-        Some(zone)
+        from = next;
     }
+    store.arena.extend_from_slice(old.arena().get(from..)?);
+    // The new names, then the new empty non-terminals.
+    for e in mini.store.entries().filter(|e| !e.is_empty()) {
+        let mut lower = e.owner.to_vec();
+        lower.make_ascii_lowercase();
+        if old.get(&lower).is_none() {
+            push_copy(&mut store.arena, &e);
+            rrsets += e.sets().count();
+        }
+    }
+    if old.get(&zone.origin_key).is_none() && owns(&zone.origin_key).is_none() {
+        new_empty.push(zone.origin_key.to_vec());
+    }
+    new_empty.sort_unstable();
+    for k in &new_empty {
+        push_empty(&mut store.arena, k);
+    }
+    u32::try_from(store.arena.len()).ok()?;
+    store.rrsets = rrsets;
+    let store = store.freeze();
+    let (mut has_delegations, mut has_wildcards) = (
+        zone.has_delegations || mini.has_delegations,
+        zone.has_wildcards || mini.has_wildcards,
+    );
+    if lost_flag {
+        // A wildcard or a delegation changed: whether any is left.
+        has_wildcards = false;
+        has_delegations = false;
+        for e in store.entries() {
+            has_wildcards |= !e.is_empty() && e.owner.starts_with(b"\x01*");
+            has_delegations |= has_ns(&e) && !e.owner.eq_ignore_ascii_case(&zone.origin_key);
+        }
+    }
+    let nsec = if zone.nsec.is_empty() && mini.nsec.is_empty() {
+        Arc::from(Vec::new())
+    } else {
+        canon::nsec_order(&store)
+    };
+    let nsec3 = if zone.nsec3.is_none() && mini.nsec3.is_none() {
+        None
+    } else {
+        Nsec3Chain::of(&store, &zone.origin_key)
+    };
+    let mut patched = Zone {
+        nsec,
+        nsec3,
+        store,
+        has_delegations,
+        has_wildcards,
+        has_dnames: false,
+        expired: false,
+        ..mini
+    };
+    patched.compile_soa().ok()?;
+    Some(patched)
 }
 
 /// A patch is given its SOA: the builder never makes one.
@@ -340,7 +338,7 @@ f.e TXT below
             hickory_proto::rr::RData::SOA(s) => (soa.ttl, s.clone()),
             _ => unreachable!(),
         };
-        Zone::build(
+        super::super::build::zone(
             origin.clone(),
             vec![(0, all)],
             &[PathBuf::from("t")],
@@ -433,7 +431,7 @@ f.e TXT below
                     .filter(|r| lower.contains(&key_of(&r.name).unwrap()))
                     .cloned()
                     .collect();
-                let patched = old.patched(soa1.clone(), &owners, at_owners);
+                let patched = patched(&old, soa1.clone(), &owners, at_owners);
                 let whole = build(&origin, &soa1, &new_recs);
                 if whole.is_some() {
                     let mut c = counts.lock().unwrap();
@@ -474,9 +472,13 @@ f.e TXT below
         new[4321] = rec(4321, 2);
         new.push(rec(9999, 3));
         let owners = [new[4321].name.clone(), rec(9999, 3).name];
-        let patched = zone
-            .patched(soa.clone(), &owners, vec![new[4321].clone(), rec(9999, 3)])
-            .expect("patched");
+        let patched = patched(
+            &zone,
+            soa.clone(),
+            &owners,
+            vec![new[4321].clone(), rec(9999, 3)],
+        )
+        .expect("patched");
         new.sort_by_key(|r| key_of(&r.name).unwrap());
         assert_eq!(shape(&patched), shape(&build(&origin, &soa, &new).unwrap()));
     }

@@ -102,130 +102,128 @@ pub(super) fn push_sigs(msg: &mut Vec<u8>, owner_at: usize, e: NameEntry<'_>, co
         .map_or(0, |set| push_set(msg, owner_at, set, None))
 }
 
-impl Zone {
-    /// [`push_sigs`] for the name `owner` (lower-cased), looked up.
-    pub(super) fn push_sigs_of(
-        &self,
-        msg: &mut Vec<u8>,
-        owner_at: usize,
-        owner: &[u8],
-        rtype: hickory_proto::rr::RecordType,
-    ) -> u16 {
-        self.store
-            .get(owner)
-            .map_or(0, |e| push_sigs(msg, owner_at, e, u16::from(rtype)))
-    }
+/// [`push_sigs`] for the name `owner` (lower-cased), looked up.
+pub(super) fn push_sigs_of(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    owner_at: usize,
+    owner: &[u8],
+    rtype: hickory_proto::rr::RecordType,
+) -> u16 {
+    zone.store
+        .get(owner)
+        .map_or(0, |e| push_sigs(msg, owner_at, e, u16::from(rtype)))
+}
 
-    /// The proof of a negative answer for `key` (the question's name or
-    /// the CNAME target it ended at), after its SOA: the SOA's RRSIGs and
-    /// the NSEC or NSEC3 records of `denial`.
-    pub(super) fn deny(
-        &self,
-        msg: &mut Vec<u8>,
-        qname: &NameKey,
-        key: &NameKey,
-        denial: Denial<'_>,
-        w: &mut Written,
-    ) {
-        w.authority += self.push_negative_sigs(msg, qname);
-        let mut p = Prover::new(self, msg, qname, w);
-        if !self.nsec.is_empty() {
-            match denial {
-                Denial::NoData(e) => p.push(e, NSEC),
-                Denial::Empty => p.cover(key.bytes()),
-                Denial::Missing(below) => {
-                    p.cover(key.bytes());
-                    let below = below.unwrap_or_else(|| self.closest_encloser(key));
-                    let (_, encloser) = key.suffix(below);
-                    if let Some(wildcard) = NameKey::wildcard_of(encloser) {
-                        p.cover(wildcard.bytes());
-                    }
-                }
-                Denial::WildNoData(e, _) => {
-                    p.cover(key.bytes());
-                    p.push(e, NSEC);
-                }
-            }
-        } else if self.nsec3.is_some() {
-            match denial {
-                // RFC 5155 §7.2.3, §7.2.4: the name's own NSEC3, or (an
-                // opt-out span's DS) the closest provable encloser proof.
-                Denial::NoData(_) | Denial::Empty => p.matching_or_encloser(key),
-                // §7.2.2 and §7.2.5: the closest encloser proof, and the
-                // NSEC3 covering the wildcard (NXDOMAIN) or matching it
-                // (wildcard NODATA).
-                Denial::Missing(_) | Denial::WildNoData(..) => {
-                    let below = match denial {
-                        Denial::Missing(Some(below)) | Denial::WildNoData(_, below) => below,
-                        _ => self.closest_encloser(key),
-                    };
-                    let skip = p.encloser_proof(key, below);
-                    p.wildcard_cover(key.suffix(skip).1);
-                }
-            }
-        }
-    }
-
-    /// The proofs that the names noted in `wild` do not exist themselves
-    /// (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6): the NSEC covering each, or the
-    /// NSEC3 covering its next closer name.
-    pub(super) fn prove_wildcards(
-        &self,
-        msg: &mut Vec<u8>,
-        qname: &NameKey,
-        wild: &mut Wildcards,
-        w: &mut Written,
-    ) {
-        let notes = std::mem::take(wild);
-        let mut p = Prover::new(self, msg, qname, w);
-        for &(at, below) in &notes.at[..notes.n] {
-            let Some(key) = p.msg.get(at..).and_then(NameKey::read) else {
-                continue;
-            };
-            if !self.nsec.is_empty() {
+/// The proof of a negative answer for `key` (the question's name or
+/// the CNAME target it ended at), after its SOA: the SOA's RRSIGs and
+/// the NSEC or NSEC3 records of `denial`.
+pub(super) fn deny(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    qname: &NameKey,
+    key: &NameKey,
+    denial: Denial<'_>,
+    w: &mut Written,
+) {
+    w.authority += push_negative_sigs(zone, msg, qname);
+    let mut p = Prover::new(zone, msg, qname, w);
+    if !zone.nsec.is_empty() {
+        match denial {
+            Denial::NoData(e) => p.push(e, NSEC),
+            Denial::Empty => p.cover(key.bytes()),
+            Denial::Missing(below) => {
                 p.cover(key.bytes());
-            } else {
-                p.hashed(key.suffix(below - 1).1);
+                let below = below.unwrap_or_else(|| zone.closest_encloser(key));
+                let (_, encloser) = key.suffix(below);
+                if let Some(wildcard) = NameKey::wildcard_of(encloser) {
+                    p.cover(wildcard.bytes());
+                }
+            }
+            Denial::WildNoData(e, _) => {
+                p.cover(key.bytes());
+                p.push(e, NSEC);
+            }
+        }
+    } else if zone.nsec3.is_some() {
+        match denial {
+            // RFC 5155 §7.2.3, §7.2.4: the name's own NSEC3, or (an
+            // opt-out span's DS) the closest provable encloser proof.
+            Denial::NoData(_) | Denial::Empty => p.matching_or_encloser(key),
+            // §7.2.2 and §7.2.5: the closest encloser proof, and the
+            // NSEC3 covering the wildcard (NXDOMAIN) or matching it
+            // (wildcard NODATA).
+            Denial::Missing(_) | Denial::WildNoData(..) => {
+                let below = match denial {
+                    Denial::Missing(Some(below)) | Denial::WildNoData(_, below) => below,
+                    _ => zone.closest_encloser(key),
+                };
+                let skip = p.encloser_proof(key, below);
+                p.wildcard_cover(key.suffix(skip).1);
             }
         }
     }
+}
 
-    /// At a delegation to `cut` (its NS set just written, owned by the name
-    /// at `cut_at`): the DS set and its RRSIGs, or the proof there is none
-    /// (RFC 4035 §3.1.4: the cut's NSEC; RFC 5155 §7.2.7: its NSEC3, or in
-    /// an opt-out span the closest provable encloser proof).
-    pub(super) fn prove_delegation(
-        &self,
-        msg: &mut Vec<u8>,
-        qname: &NameKey,
-        (cut, cut_key): (NameEntry<'_>, &NameKey),
-        cut_at: usize,
-        w: &mut Written,
-    ) {
-        let mut p = Prover::new(self, msg, qname, w);
-        if let Some(ds) = cut.set(DS) {
-            p.w.authority += push_set(p.msg, cut_at, ds, None);
-            p.w.authority += push_sigs(p.msg, cut_at, cut, DS);
-        } else if cut.set(NSEC).is_some() {
-            p.push(cut, NSEC);
-        } else if self.nsec3.is_some() {
-            p.matching_or_encloser(cut_key);
+/// The proofs that the names noted in `wild` do not exist themselves
+/// (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6): the NSEC covering each, or the
+/// NSEC3 covering its next closer name.
+pub(super) fn wildcards(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    qname: &NameKey,
+    wild: &mut Wildcards,
+    w: &mut Written,
+) {
+    let notes = std::mem::take(wild);
+    let mut p = Prover::new(zone, msg, qname, w);
+    for &(at, below) in &notes.at[..notes.n] {
+        let Some(key) = p.msg.get(at..).and_then(NameKey::read) else {
+            continue;
+        };
+        if !zone.nsec.is_empty() {
+            p.cover(key.bytes());
+        } else {
+            p.hashed(key.suffix(below - 1).1);
         }
     }
+}
 
-    /// The SOA's RRSIGs at its negative TTL, owned by the origin.
-    fn push_negative_sigs(&self, msg: &mut Vec<u8>, qname: &NameKey) -> u16 {
-        let mut n = 0;
-        let b = &self.negative_soa_sigs;
-        let mut pos = 0;
-        while let Some(r) = b.get(pos..pos + 10 + usize::from(super::store::be16(b, pos + 8))) {
-            self.push_origin(msg, qname);
-            msg.extend_from_slice(r);
-            pos += r.len();
-            n += 1;
-        }
-        n
+/// At a delegation to `cut` (its NS set just written, owned by the name
+/// at `cut_at`): the DS set and its RRSIGs, or the proof there is none
+/// (RFC 4035 §3.1.4: the cut's NSEC; RFC 5155 §7.2.7: its NSEC3, or in
+/// an opt-out span the closest provable encloser proof).
+pub(super) fn delegation(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    qname: &NameKey,
+    (cut, cut_key): (NameEntry<'_>, &NameKey),
+    cut_at: usize,
+    w: &mut Written,
+) {
+    let mut p = Prover::new(zone, msg, qname, w);
+    if let Some(ds) = cut.set(DS) {
+        p.w.authority += push_set(p.msg, cut_at, ds, None);
+        p.w.authority += push_sigs(p.msg, cut_at, cut, DS);
+    } else if cut.set(NSEC).is_some() {
+        p.push(cut, NSEC);
+    } else if zone.nsec3.is_some() {
+        p.matching_or_encloser(cut_key);
     }
+}
+
+/// The SOA's RRSIGs at its negative TTL, owned by the origin.
+fn push_negative_sigs(zone: &Zone, msg: &mut Vec<u8>, qname: &NameKey) -> u16 {
+    let mut n = 0;
+    let b = &zone.negative_soa_sigs;
+    let mut pos = 0;
+    while let Some(r) = b.get(pos..pos + 10 + usize::from(super::store::be16(b, pos + 8))) {
+        zone.push_origin(msg, qname);
+        msg.extend_from_slice(r);
+        pos += r.len();
+        n += 1;
+    }
+    n
 }
 
 /// Writes proofs into the authority section of one answer, each record
@@ -422,7 +420,7 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
     fn signed() -> Zone {
         let file = Path::new("signed.zone");
         let (origin, records) = parse_zone_file(SIGNED, file, None).unwrap();
-        Zone::build(
+        super::super::build::zone(
             origin,
             vec![(0, records)],
             &[PathBuf::from(file)],
@@ -682,7 +680,7 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
         );
         let file = Path::new("n3.zone");
         let (origin, records) = parse_zone_file(&text, file, None).unwrap();
-        let z = Zone::build(
+        let z = super::super::build::zone(
             origin,
             vec![(0, records)],
             &[PathBuf::from(file)],

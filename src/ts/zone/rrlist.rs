@@ -2,7 +2,7 @@
 //! ([`RrList`]), in the order a difference of two versions of a zone is
 //! computed in ([`cmp_rr`]: owners canonical, then the rest byte by byte),
 //! with the set operations a difference needs ([`minus`], [`merge`]).
-//! [`Zone::diff`](super::Zone::diff) builds them; the IXFR journal
+//! [`transfer::diff`](super::transfer::diff) builds them; the IXFR journal
 //! (`ts/xfr/ixfr.rs`) keeps and condenses them.
 use std::cmp::Ordering;
 

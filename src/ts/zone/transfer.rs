@@ -1,6 +1,6 @@
 //! A zone's records as zone transfers read them: one at a time from the
 //! compiled arena behind a [`Cursor`] (a full transfer holds no copy of the
-//! zone), and the difference between two versions of a zone ([`Zone::diff`],
+//! zone), and the difference between two versions of a zone ([`diff`],
 //! for IXFR) by a merge walk of both in canonical name order.
 use std::cmp::Ordering;
 
@@ -19,7 +19,7 @@ pub struct Cursor {
     checked: bool,
 }
 
-/// A record as [`Zone::record_at`] gives it: its owner as written, then
+/// A record as [`record_at`] gives it: its owner as written, then
 /// its type, class, TTL, RDLENGTH and RDATA.
 pub type TransferRecord<'z> = (&'z [u8], &'z [u8]);
 
@@ -52,141 +52,142 @@ fn entry_is_whole(e: &NameEntry<'_>) -> bool {
 }
 
 impl Cursor {
-    /// Marks the record last returned by [`Zone::record_at`] as taken.
+    /// Marks the record last returned by [`record_at`] as taken.
     pub fn take(&mut self) {
         self.taken += 1;
     }
 }
 
-impl Zone {
-    /// The record at `cursor` (owner as written, then type, class, TTL,
-    /// RDLENGTH and RDATA), the SOA aside; `None` past the last one. The
-    /// cursor moves past the names whose records are all taken; it moves
-    /// past a record only with [`Cursor::take`].
-    ///
-    /// # Errors
-    /// The arena cannot be read at the cursor ([`Unreadable`]).
-    pub fn record_at(&self, cursor: &mut Cursor) -> Result<Option<TransferRecord<'_>>, Unreadable> {
-        let arena = self.store.arena();
-        loop {
-            if cursor.entry >= arena.len() {
-                return Ok(None);
-            }
-            let unreadable = Unreadable { at: cursor.entry };
-            let (e, next) = NameEntry::at(arena, cursor.entry).ok_or(unreadable)?;
-            if !cursor.checked {
-                if !entry_is_whole(&e) {
-                    return Err(unreadable);
-                }
-                cursor.checked = true;
-            }
-            if let Some(r) = e.sets().flat_map(|s| s.records()).nth(cursor.taken) {
-                return Ok(Some((e.owner, r)));
-            }
-            *cursor = Cursor {
-                entry: next,
-                taken: 0,
-                checked: false,
-            };
+/// The record at `cursor` (owner as written, then type, class, TTL,
+/// RDLENGTH and RDATA), the SOA aside; `None` past the last one. The
+/// cursor moves past the names whose records are all taken; it moves
+/// past a record only with [`Cursor::take`].
+///
+/// # Errors
+/// The arena cannot be read at the cursor ([`Unreadable`]).
+pub fn record_at<'z>(
+    zone: &'z Zone,
+    cursor: &mut Cursor,
+) -> Result<Option<TransferRecord<'z>>, Unreadable> {
+    let arena = zone.store.arena();
+    loop {
+        if cursor.entry >= arena.len() {
+            return Ok(None);
         }
+        let unreadable = Unreadable { at: cursor.entry };
+        let (e, next) = NameEntry::at(arena, cursor.entry).ok_or(unreadable)?;
+        if !cursor.checked {
+            if !entry_is_whole(&e) {
+                return Err(unreadable);
+            }
+            cursor.checked = true;
+        }
+        if let Some(r) = e.sets().flat_map(|s| s.records()).nth(cursor.taken) {
+            return Ok(Some((e.owner, r)));
+        }
+        *cursor = Cursor {
+            entry: next,
+            taken: 0,
+            checked: false,
+        };
     }
+}
 
-    /// The records of this zone (the old version) absent from `new`, and
-    /// those of `new` absent from this one, the SOAs aside, each list in
-    /// canonical order; `None` when together they pass `limit` bytes (a
-    /// difference that large is not worth keeping). Both zones are walked
-    /// once, side by side, in canonical name order.
-    pub fn diff(&self, new: &Zone, limit: usize) -> Option<(RrList, RrList)> {
-        let (mut deleted, mut added) = (RrList::default(), RrList::default());
-        if self.store.ptr_eq(&new.store) {
-            return Some((deleted, added));
-        }
-        // Most reloads keep the names in the order they were (a table
-        // rewritten with some addresses changed): walking both arenas side by
-        // side then needs no sort. Otherwise both go in canonical order.
-        let (mut a, mut b) = (arena_order(&self.store), arena_order(&new.store));
-        let lockstep = a.len() == b.len()
-            && a.iter().zip(&b).all(|(&x, &y)| {
-                match (owner_at(&self.store, x), owner_at(&new.store, y)) {
-                    (Some(p), Some(q)) => p.eq_ignore_ascii_case(q),
-                    _ => false,
-                }
-            });
-        if !lockstep {
-            // Names added or removed (an IXFR's new names, patched in at
-            // the arena's end): each name looked up in the other version,
-            // only those whose records differ sorted.
-            a = changed_names(&self.store, &new.store, &a);
-            b = changed_names(&new.store, &self.store, &b);
-            canonical(&self.store, &mut a);
-            canonical(&new.store, &mut b);
-        }
-        let (mut i, mut j) = (0, 0);
-        let (mut left, mut right) = (Vec::new(), Vec::new());
-        loop {
-            let ea = a
-                .get(i)
-                .and_then(|&o| NameEntry::at(self.store.arena(), o as usize));
-            let eb = b
-                .get(j)
-                .and_then(|&o| NameEntry::at(new.store.arena(), o as usize));
-            let order = match (ea, eb) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((x, _)), Some((y, _))) => cmp_names(x.owner, y.owner),
-            };
-            if let (Some((x, _)), Some((y, _)), Ordering::Equal) = (ea, eb, order)
-                && x.sets == y.sets
-            {
-                // The same records, byte for byte: nothing to compare.
-                i += 1;
-                j += 1;
-                continue;
-            }
-            left.clear();
-            right.clear();
-            if let (Some((x, _)), true) = (ea, order != Ordering::Greater) {
-                left.extend(x.sets().flat_map(|s| s.records()));
-                left.sort_unstable();
-                i += 1;
-            }
-            if let (Some((y, _)), true) = (eb, order != Ordering::Less) {
-                right.extend(y.sets().flat_map(|s| s.records()));
-                right.sort_unstable();
-                j += 1;
-            }
-            let owner_a = ea.map_or(&[][..], |(x, _)| x.owner);
-            let owner_b = eb.map_or(&[][..], |(y, _)| y.owner);
-            let (mut p, mut q) = (0, 0);
-            while p < left.len() || q < right.len() {
-                match (left.get(p), right.get(q)) {
-                    (Some(x), Some(y)) if x == y => {
-                        p += 1;
-                        q += 1;
-                    }
-                    (Some(x), y) if y.is_none_or(|y| x < y) => {
-                        deleted.push(owner_a, x);
-                        p += 1;
-                    }
-                    (_, Some(y)) => {
-                        added.push(owner_b, y);
-                        q += 1;
-                    }
-                    _ => break,
-                }
-            }
-            if deleted.bytes() + added.bytes() > limit {
-                return None;
-            }
-        }
-        if lockstep {
-            // Found in arena order: put in canonical order.
-            deleted = deleted.sorted();
-            added = added.sorted();
-        }
-        Some((deleted, added))
+/// The records of `old` (the old version) absent from `new`, and
+/// those of `new` absent from `old`, the SOAs aside, each list in
+/// canonical order; `None` when together they pass `limit` bytes (a
+/// difference that large is not worth keeping). Both zones are walked
+/// once, side by side, in canonical name order.
+pub fn diff(old: &Zone, new: &Zone, limit: usize) -> Option<(RrList, RrList)> {
+    let (mut deleted, mut added) = (RrList::default(), RrList::default());
+    if old.store.ptr_eq(&new.store) {
+        return Some((deleted, added));
     }
+    // Most reloads keep the names in the order they were (a table
+    // rewritten with some addresses changed): walking both arenas side by
+    // side then needs no sort. Otherwise both go in canonical order.
+    let (mut a, mut b) = (arena_order(&old.store), arena_order(&new.store));
+    let lockstep = a.len() == b.len()
+        && a.iter().zip(&b).all(|(&x, &y)| {
+            match (owner_at(&old.store, x), owner_at(&new.store, y)) {
+                (Some(p), Some(q)) => p.eq_ignore_ascii_case(q),
+                _ => false,
+            }
+        });
+    if !lockstep {
+        // Names added or removed (an IXFR's new names, patched in at
+        // the arena's end): each name looked up in the other version,
+        // only those whose records differ sorted.
+        a = changed_names(&old.store, &new.store, &a);
+        b = changed_names(&new.store, &old.store, &b);
+        canonical(&old.store, &mut a);
+        canonical(&new.store, &mut b);
+    }
+    let (mut i, mut j) = (0, 0);
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    loop {
+        let ea = a
+            .get(i)
+            .and_then(|&o| NameEntry::at(old.store.arena(), o as usize));
+        let eb = b
+            .get(j)
+            .and_then(|&o| NameEntry::at(new.store.arena(), o as usize));
+        let order = match (ea, eb) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((x, _)), Some((y, _))) => cmp_names(x.owner, y.owner),
+        };
+        if let (Some((x, _)), Some((y, _)), Ordering::Equal) = (ea, eb, order)
+            && x.sets == y.sets
+        {
+            // The same records, byte for byte: nothing to compare.
+            i += 1;
+            j += 1;
+            continue;
+        }
+        left.clear();
+        right.clear();
+        if let (Some((x, _)), true) = (ea, order != Ordering::Greater) {
+            left.extend(x.sets().flat_map(|s| s.records()));
+            left.sort_unstable();
+            i += 1;
+        }
+        if let (Some((y, _)), true) = (eb, order != Ordering::Less) {
+            right.extend(y.sets().flat_map(|s| s.records()));
+            right.sort_unstable();
+            j += 1;
+        }
+        let owner_a = ea.map_or(&[][..], |(x, _)| x.owner);
+        let owner_b = eb.map_or(&[][..], |(y, _)| y.owner);
+        let (mut p, mut q) = (0, 0);
+        while p < left.len() || q < right.len() {
+            match (left.get(p), right.get(q)) {
+                (Some(x), Some(y)) if x == y => {
+                    p += 1;
+                    q += 1;
+                }
+                (Some(x), y) if y.is_none_or(|y| x < y) => {
+                    deleted.push(owner_a, x);
+                    p += 1;
+                }
+                (_, Some(y)) => {
+                    added.push(owner_b, y);
+                    q += 1;
+                }
+                _ => break,
+            }
+        }
+        if deleted.bytes() + added.bytes() > limit {
+            return None;
+        }
+    }
+    if lockstep {
+        // Found in arena order: put in canonical order.
+        deleted = deleted.sorted();
+        added = added.sorted();
+    }
+    Some((deleted, added))
 }
 
 /// The owner of the name at arena offset `at`.
@@ -243,6 +244,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::fixtures::*;
+    use super::{diff, record_at};
     use crate::ts::source::SourceRecord;
     use crate::ts::zone::rrlist::split_rr;
 
@@ -267,7 +269,7 @@ mod tests {
     fn all_records(z: &super::Zone) -> BTreeSet<Vec<u8>> {
         let mut out = BTreeSet::new();
         let mut cursor = super::Cursor::default();
-        while let Some((owner, rest)) = z.record_at(&mut cursor).unwrap() {
+        while let Some((owner, rest)) = record_at(z, &mut cursor).unwrap() {
             let mut rr = owner.to_ascii_lowercase();
             rr.extend_from_slice(rest);
             out.insert(rr);
@@ -296,7 +298,7 @@ mod tests {
         ) {
             let (zo, zn) = (small_zone(&old), small_zone(&new));
             let (ro, rn) = (all_records(&zo), all_records(&zn));
-            let (deleted, added) = zo.diff(&zn, usize::MAX).unwrap();
+            let (deleted, added) = diff(&zo, &zn, usize::MAX).unwrap();
             let want_deleted: BTreeSet<Vec<u8>> = ro.difference(&rn).cloned().collect();
             let want_added: BTreeSet<Vec<u8>> = rn.difference(&ro).cloned().collect();
             prop_assert_eq!(lowered(&deleted), want_deleted);
@@ -312,10 +314,10 @@ mod tests {
     fn a_diff_past_its_limit_is_given_up() {
         let old = small_zone(&[(1, false, 1), (2, false, 1)]);
         let new = small_zone(&[(1, false, 2), (2, false, 2)]);
-        let (d, a) = old.diff(&new, usize::MAX).unwrap();
+        let (d, a) = diff(&old, &new, usize::MAX).unwrap();
         assert_eq!((d.len(), a.len()), (2, 2));
-        assert!(old.diff(&new, d.bytes() + a.bytes() - 1).is_none());
-        let (d, a) = old.diff(&old.clone().with_serial(5), 0).unwrap();
+        assert!(diff(&old, &new, d.bytes() + a.bytes() - 1).is_none());
+        let (d, a) = diff(&old, &old.clone().with_serial(5), 0).unwrap();
         assert!(d.is_empty() && a.is_empty(), "same records");
     }
 
@@ -339,7 +341,7 @@ mod tests {
         let mut cursor = super::Cursor::default();
         let mut read = 0;
         let err = loop {
-            match bad.record_at(&mut cursor) {
+            match record_at(&bad, &mut cursor) {
                 Ok(Some(_)) => {
                     read += 1;
                     cursor.take();
@@ -377,7 +379,7 @@ mod tests {
     fn names_in_another_order_diff_as_well() {
         let old = small_zone(&[(1, false, 1), (2, false, 1), (4, true, 1)]);
         let new = small_zone(&[(4, true, 1), (2, false, 2), (1, false, 1)]);
-        let (d, a) = old.diff(&new, usize::MAX).unwrap();
+        let (d, a) = diff(&old, &new, usize::MAX).unwrap();
         assert_eq!((d.len(), a.len()), (1, 1));
         assert_eq!(
             split_rr(d.iter().next().unwrap()).unwrap().0,

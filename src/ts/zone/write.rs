@@ -1,4 +1,4 @@
-//! The answer writer: [`Zone::write_answer`] turns a question into the
+//! The answer writer: [`answer`] turns a question into the
 //! answer, authority and additional sections by copying the arena's bytes
 //! behind compression pointers to names already in the message, following
 //! RFC 1034 §4.3.2: data, CNAME chains, referrals at delegations,
@@ -8,7 +8,8 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::proof::{Denial, Wildcards, push_sigs};
+use super::dname;
+use super::proof::{self, Denial, Wildcards, push_sigs};
 use super::store::{NameEntry, SET_DO_ONLY, push_set};
 use super::{Catalog, MAX_CNAME_CHAIN, Written, Zone};
 use crate::dns::HEADER_LEN;
@@ -55,380 +56,380 @@ pub struct Question<'q> {
     pub dnssec_ok: bool,
 }
 
-impl Zone {
-    /// Writes the answer to a question `q` (whose name must be at or below
-    /// the origin) after the header and question already in `msg`, whose
-    /// name sits at [`HEADER_LEN`] as the client spelled it. Records
-    /// owned by the question's name point to it, so the client's spelling
-    /// (and 0x20 case) is kept. ANY gets every RRset when `q.all_of_any`
-    /// (TCP), otherwise one (RFC 8482 §4.1).
-    ///
-    /// A CNAME is followed (RFC 1034 §4.3.2 step 3a) while its target lies in
-    /// the zone, and each name of the chain is looked up as the question's
-    /// own: at or below a cut it ends in a referral, a missing name in
-    /// NXDOMAIN, an empty non-terminal or a name without the type in NODATA,
-    /// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
-    /// name it has already written, so a loop returns each CNAME once, and
-    /// after [`MAX_CNAME_CHAIN`] + 1 lookups (a chain of that many CNAMEs
-    /// still ends in its data). Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
-    ///
-    /// A name below a DNAME's owner (RFC 6672 §3.1; not below a cut) gets
-    /// the DNAME and a CNAME synthesized from it (owned by the name, the
-    /// DNAME's TTL, the owner's suffix replaced by the DNAME's target, the
-    /// rest lower-cased), followed as any CNAME; YXDOMAIN when that name
-    /// would exceed 255 bytes (§2.2); a CNAME question ends at that CNAME.
-    /// A DNAME met again is not written twice, and ends the chain when its
-    /// target lies below its owner. At the owner itself the DNAME is
-    /// ordinary data. All as NSD 4.6 answers.
-    ///
-    /// A chain whose target another zone of `catalog` answers (a child
-    /// zone below one of this zone's cuts, or any other zone this TS
-    /// serves: [`Catalog::find`]) goes on in that zone, from the
-    /// data to the negative answer with that zone's SOA, as NSD answers;
-    /// [`MAX_CNAME_CHAIN`] and the loop check hold for the whole chain.
-    /// With DO=1 a chain leaves no zone after a wildcard answer (its
-    /// proofs end the authority section): the referral or the out-of-zone
-    /// target ends it there, as it does in a TS without the other zone.
-    ///
-    /// With DO=1 in a signed zone, each RRset written in the answer and
-    /// authority sections is followed by its RRSIGs, and negative and
-    /// wildcard answers and referrals carry their proofs (`proof.rs`).
-    pub fn write_answer<'z>(
-        &'z self,
-        msg: &mut Vec<u8>,
-        q: Question<'_>,
-        catalog: &'z Catalog,
-    ) -> Written {
-        self.write_answer_from(msg, q, (HEADER_LEN, q.qname.clone()), catalog)
-    }
+/// Writes the answer to a question `q` (whose name must be at or below
+/// the origin) after the header and question already in `msg`, whose
+/// name sits at [`HEADER_LEN`] as the client spelled it. Records
+/// owned by the question's name point to it, so the client's spelling
+/// (and 0x20 case) is kept. ANY gets every RRset when `q.all_of_any`
+/// (TCP), otherwise one (RFC 8482 §4.1).
+///
+/// A CNAME is followed (RFC 1034 §4.3.2 step 3a) while its target lies in
+/// the zone, and each name of the chain is looked up as the question's
+/// own: at or below a cut it ends in a referral, a missing name in
+/// NXDOMAIN, an empty non-terminal or a name without the type in NODATA,
+/// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
+/// name it has already written, so a loop returns each CNAME once, and
+/// after [`MAX_CNAME_CHAIN`] + 1 lookups (a chain of that many CNAMEs
+/// still ends in its data). Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
+///
+/// A name below a DNAME's owner (RFC 6672 §3.1; not below a cut) gets
+/// the DNAME and a CNAME synthesized from it (owned by the name, the
+/// DNAME's TTL, the owner's suffix replaced by the DNAME's target, the
+/// rest lower-cased), followed as any CNAME; YXDOMAIN when that name
+/// would exceed 255 bytes (§2.2); a CNAME question ends at that CNAME.
+/// A DNAME met again is not written twice, and ends the chain when its
+/// target lies below its owner. At the owner itself the DNAME is
+/// ordinary data. All as NSD 4.6 answers.
+///
+/// A chain whose target another zone of `catalog` answers (a child
+/// zone below one of `zone`'s cuts, or any other zone this TS
+/// serves: [`Catalog::find`]) goes on in that zone, from the
+/// data to the negative answer with that zone's SOA, as NSD answers;
+/// [`MAX_CNAME_CHAIN`] and the loop check hold for the whole chain.
+/// With DO=1 a chain leaves no zone after a wildcard answer (its
+/// proofs end the authority section): the referral or the out-of-zone
+/// target ends it there, as it does in a TS without the other zone.
+///
+/// With DO=1 in a signed zone, each RRset written in the answer and
+/// authority sections is followed by its RRSIGs, and negative and
+/// wildcard answers and referrals carry their proofs (`proof.rs`).
+pub fn answer<'z>(
+    zone: &'z Zone,
+    msg: &mut Vec<u8>,
+    q: Question<'_>,
+    catalog: &'z Catalog,
+) -> Written {
+    answer_from(zone, msg, q, (HEADER_LEN, q.qname.clone()), catalog)
+}
 
-    /// [`Zone::write_answer`] from the name `key` written at `owner_at` in
-    /// `msg` (a CNAME's target the caller wrote, in this zone) rather than
-    /// from the question's name: the chain goes on from there as it would
-    /// after one of the zone's own CNAMEs.
-    pub fn write_answer_from<'z>(
-        &'z self,
-        msg: &mut Vec<u8>,
-        q: Question<'_>,
-        (owner_at, key): (usize, NameKey),
-        catalog: &'z Catalog,
-    ) -> Written {
-        let mut w = Written::new();
-        let mut walk = Walk {
-            chain: [0; MAX_CNAME_CHAIN + 1],
-            dnames: [0; MAX_CNAME_CHAIN + 1],
-            step: 0,
+/// [`answer`] from the name `key` written at `owner_at` in
+/// `msg` (a CNAME's target the caller wrote, in `zone`) rather than
+/// from the question's name: the chain goes on from there as it would
+/// after one of the zone's own CNAMEs.
+pub fn answer_from<'z>(
+    zone: &'z Zone,
+    msg: &mut Vec<u8>,
+    q: Question<'_>,
+    (owner_at, key): (usize, NameKey),
+    catalog: &'z Catalog,
+) -> Written {
+    let mut w = Written::new();
+    let mut walk = Walk {
+        chain: [0; MAX_CNAME_CHAIN + 1],
+        dnames: [0; MAX_CNAME_CHAIN + 1],
+        step: 0,
+    };
+    let qt = u16::from(q.qtype);
+    let (mut here, mut owner_at, mut key) = (zone, owner_at, key);
+    loop {
+        let mut wild = Wildcards::default();
+        let onward = |k: &NameKey| {
+            catalog
+                .find(k, qt)
+                .filter(|&other| !std::ptr::eq(other, here))
         };
-        let qt = u16::from(q.qtype);
-        let (mut zone, mut owner_at, mut key) = (self, owner_at, key);
-        loop {
-            let mut wild = Wildcards::default();
-            let onward = |k: &NameKey| {
-                catalog
-                    .find(k, qt)
-                    .filter(|&other| !std::ptr::eq(other, zone))
-            };
-            let next = zone.write_chain(
-                msg,
-                q,
-                (owner_at, key),
-                &mut walk,
-                &mut w,
-                &mut wild,
-                &onward,
-            );
-            match next {
-                Some((other, at, target)) => (zone, owner_at, key) = (other, at, target),
-                None => {
-                    // A referral wrote its own before its glue.
-                    if q.dnssec_ok {
-                        zone.prove_wildcards(msg, q.qname, &mut wild, &mut w);
-                    }
-                    return w;
+        let next = write_chain(
+            here,
+            msg,
+            q,
+            (owner_at, key),
+            &mut walk,
+            &mut w,
+            &mut wild,
+            &onward,
+        );
+        match next {
+            Some((other, at, target)) => (here, owner_at, key) = (other, at, target),
+            None => {
+                // A referral wrote its own before its glue.
+                if q.dnssec_ok {
+                    proof::wildcards(here, msg, q.qname, &mut wild, &mut w);
                 }
+                return w;
             }
         }
     }
+}
 
-    /// [`Zone::write_answer`]'s walk down the CNAME chain in this zone, from
-    /// `key` written at `owner_at`; the names answered from a wildcard are
-    /// noted in `wild` for their proofs. When a target is another zone's
-    /// (`onward`), the zone, the target's offset and name.
-    #[allow(clippy::too_many_arguments)]
-    fn write_chain<'z>(
-        &self,
-        msg: &mut Vec<u8>,
-        q: Question<'_>,
-        (mut owner_at, mut key): (usize, NameKey),
-        walk: &mut Walk,
-        w: &mut Written,
-        wild: &mut Wildcards,
-        onward: &dyn Fn(&NameKey) -> Option<&'z Zone>,
-    ) -> Onward<'z> {
-        let (qname, qtype, dnssec_ok) = (q.qname, q.qtype, q.dnssec_ok);
-        let qt = u16::from(qtype);
-        // The zone answering `target` when it is another one, unless this
-        // zone's wildcard proofs are still to come (see `write_answer`).
-        let elsewhere = |target: &NameKey, wild: &Wildcards| {
-            (!dnssec_ok || wild.is_empty())
-                .then(|| onward(target))
-                .flatten()
-        };
-        // One lookup per CNAME followed, and one for the name it ends at.
-        for step in walk.step..=MAX_CNAME_CHAIN {
-            walk.step = step + 1;
-            walk.chain[step] = owner_at;
-            if let Some((at, dname)) = self.dname_above(&key) {
-                let again = walk.dnames[..step]
-                    .iter()
-                    .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
-                walk.dnames[step] = owner_at + at;
-                let target = Self::synthesize(msg, &key, owner_at, at, dname, again, w);
-                if dnssec_ok && !again {
-                    w.answers += self.push_sigs_of(
-                        msg,
-                        owner_at + at,
-                        &key.bytes()[at..],
-                        RecordType::DNAME,
-                    );
-                }
-                match target {
-                    Some(_) if qtype == RecordType::CNAME => return None,
-                    Some(target_at) => {
-                        let target = msg.get(target_at..).and_then(NameKey::read)?;
-                        let seen = walk.chain[..=step]
-                            .iter()
-                            .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
-                        if seen {
-                            return None;
-                        }
-                        if let Some(other) = elsewhere(&target, wild) {
-                            return Some((other, target_at, target));
-                        }
-                        if !target.is_under(&self.origin_key) {
-                            return None;
-                        }
-                        owner_at = target_at;
-                        key = target;
-                        continue;
-                    }
-                    None => return None,
-                }
+/// [`answer`]'s walk down the CNAME chain in `zone`, from
+/// `key` written at `owner_at`; the names answered from a wildcard are
+/// noted in `wild` for their proofs. When a target is another zone's
+/// (`onward`), the zone, the target's offset and name.
+#[allow(clippy::too_many_arguments)]
+fn write_chain<'z>(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    q: Question<'_>,
+    (mut owner_at, mut key): (usize, NameKey),
+    walk: &mut Walk,
+    w: &mut Written,
+    wild: &mut Wildcards,
+    onward: &dyn Fn(&NameKey) -> Option<&'z Zone>,
+) -> Onward<'z> {
+    let (qname, qtype, dnssec_ok) = (q.qname, q.qtype, q.dnssec_ok);
+    let qt = u16::from(qtype);
+    // The zone answering `target` when it is another one, unless this
+    // zone's wildcard proofs are still to come (see `answer`).
+    let elsewhere = |target: &NameKey, wild: &Wildcards| {
+        (!dnssec_ok || wild.is_empty())
+            .then(|| onward(target))
+            .flatten()
+    };
+    // One lookup per CNAME followed, and one for the name it ends at.
+    for step in walk.step..=MAX_CNAME_CHAIN {
+        walk.step = step + 1;
+        walk.chain[step] = owner_at;
+        if let Some((at, dname)) = dname::above(zone, &key) {
+            let again = walk.dnames[..step]
+                .iter()
+                .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
+            walk.dnames[step] = owner_at + at;
+            let target = dname::synthesize(msg, &key, owner_at, at, dname, again, w);
+            if dnssec_ok && !again {
+                w.answers += proof::push_sigs_of(
+                    zone,
+                    msg,
+                    owner_at + at,
+                    &key.bytes()[at..],
+                    RecordType::DNAME,
+                );
             }
-            if self.has_delegations
-                && self.referral(msg, (qname, &key), owner_at, qt, dnssec_ok, w, wild)
-            {
-                // After a CNAME the answer section holds this zone's data: the
-                // answer stays authoritative, the referral rides along (as NSD).
-                w.authoritative |= w.answers > 0;
+            match target {
+                Some(_) if qtype == RecordType::CNAME => return None,
+                Some(target_at) => {
+                    let target = msg.get(target_at..).and_then(NameKey::read)?;
+                    let seen = walk.chain[..=step]
+                        .iter()
+                        .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+                    if seen {
+                        return None;
+                    }
+                    if let Some(other) = elsewhere(&target, wild) {
+                        return Some((other, target_at, target));
+                    }
+                    if !target.is_under(&zone.origin_key) {
+                        return None;
+                    }
+                    owner_at = target_at;
+                    key = target;
+                    continue;
+                }
+                None => return None,
+            }
+        }
+        if zone.has_delegations
+            && referral(zone, msg, (qname, &key), owner_at, qt, dnssec_ok, w, wild)
+        {
+            // After a CNAME the answer section holds this zone's data: the
+            // answer stays authoritative, the referral rides along (as NSD).
+            w.authoritative |= w.answers > 0;
+            return None;
+        }
+        let first = w.answers;
+        let at_apex = key.bytes() == &*zone.origin_key;
+        if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
+            w.answers += push_soa(zone, msg, owner_at);
+            if dnssec_ok {
+                w.answers += proof::push_sigs_of(zone, msg, owner_at, key.bytes(), RecordType::SOA);
+            }
+            if qtype == RecordType::SOA || !q.all_of_any {
                 return None;
             }
-            let first = w.answers;
-            let at_apex = key.bytes() == &*self.origin_key;
-            if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
-                w.answers += self.push_soa(msg, owner_at);
-                if dnssec_ok {
-                    w.answers += self.push_sigs_of(msg, owner_at, key.bytes(), RecordType::SOA);
-                }
-                if qtype == RecordType::SOA || !q.all_of_any {
-                    return None;
-                }
-            }
-            let (node, wildcard) = match self.find(&key) {
-                Found::Node(n) => (n, None),
-                Found::Wild(n, below) => (n, Some(below)),
-                Found::Empty => {
-                    if w.answers == first {
-                        self.push_negative(msg, qname, w);
-                        if dnssec_ok {
-                            self.deny(msg, qname, &key, Denial::Empty, w);
-                        }
-                    }
-                    return None;
-                }
-                Found::Missing(below) => {
-                    w.rcode = ResponseCode::NXDomain;
-                    self.push_negative(msg, qname, w);
+        }
+        let (node, wildcard) = match find(zone, &key) {
+            Found::Node(n) => (n, None),
+            Found::Wild(n, below) => (n, Some(below)),
+            Found::Empty => {
+                if w.answers == first {
+                    push_negative(zone, msg, qname, w);
                     if dnssec_ok {
-                        self.deny(msg, qname, &key, Denial::Missing(below), w);
+                        proof::deny(zone, msg, qname, &key, Denial::Empty, w);
                     }
-                    return None;
                 }
-            };
-            // A question for the CNAME, for ANY or for the RRSIGs at the
-            // owner is answered there (as NSD does); so is one for the NSEC
-            // when the owner has its own (an NSEC zone), as NSD and Knot do.
-            let own_nsec = qtype == RecordType::NSEC && node.set(qt).is_some();
-            let cname = match node.set(u16::from(RecordType::CNAME)) {
-                Some(c)
-                    if !own_nsec
-                        && !matches!(
-                            qtype,
-                            RecordType::CNAME | RecordType::ANY | RecordType::RRSIG
-                        ) =>
-                {
-                    c
+                return None;
+            }
+            Found::Missing(below) => {
+                w.rcode = ResponseCode::NXDomain;
+                push_negative(zone, msg, qname, w);
+                if dnssec_ok {
+                    proof::deny(zone, msg, qname, &key, Denial::Missing(below), w);
                 }
-                _ => {
-                    let before = w.answers;
-                    if qtype == RecordType::ANY {
-                        for set in node.sets().filter(|s| s.flags & SET_DO_ONLY == 0) {
-                            if w.answers > before && !q.all_of_any {
-                                break;
-                            }
-                            w.answers += push_set(msg, owner_at, set, None);
-                            if dnssec_ok {
-                                w.answers += push_sigs(msg, owner_at, node, set.rtype);
-                            }
+                return None;
+            }
+        };
+        // A question for the CNAME, for ANY or for the RRSIGs at the
+        // owner is answered there (as NSD does); so is one for the NSEC
+        // when the owner has its own (an NSEC zone), as NSD and Knot do.
+        let own_nsec = qtype == RecordType::NSEC && node.set(qt).is_some();
+        let cname = match node.set(u16::from(RecordType::CNAME)) {
+            Some(c)
+                if !own_nsec
+                    && !matches!(
+                        qtype,
+                        RecordType::CNAME | RecordType::ANY | RecordType::RRSIG
+                    ) =>
+            {
+                c
+            }
+            _ => {
+                let before = w.answers;
+                if qtype == RecordType::ANY {
+                    for set in node.sets().filter(|s| s.flags & SET_DO_ONLY == 0) {
+                        if w.answers > before && !q.all_of_any {
+                            break;
                         }
-                    } else if qtype == RecordType::RRSIG {
-                        for set in node.sig_sets() {
-                            w.answers += push_set(msg, owner_at, set, None);
-                        }
-                    } else if let Some(set) = node.set(qt) {
                         w.answers += push_set(msg, owner_at, set, None);
                         if dnssec_ok {
-                            w.answers += push_sigs(msg, owner_at, node, qt);
+                            w.answers += push_sigs(msg, owner_at, node, set.rtype);
                         }
                     }
-                    if w.answers == before {
-                        self.push_negative(msg, qname, w);
-                        if dnssec_ok {
-                            let denial = match wildcard {
-                                Some(below) => Denial::WildNoData(node, below),
-                                None => Denial::NoData(node),
-                            };
-                            self.deny(msg, qname, &key, denial, w);
-                        }
-                    } else if let Some(below) = wildcard {
-                        wild.note(owner_at, below);
+                } else if qtype == RecordType::RRSIG {
+                    for set in node.sig_sets() {
+                        w.answers += push_set(msg, owner_at, set, None);
                     }
-                    return None;
+                } else if let Some(set) = node.set(qt) {
+                    w.answers += push_set(msg, owner_at, set, None);
+                    if dnssec_ok {
+                        w.answers += push_sigs(msg, owner_at, node, qt);
+                    }
                 }
-            };
-            let mut target_at = [0usize; 1];
-            w.answers += push_set(msg, owner_at, cname, Some(&mut target_at[..]));
-            if dnssec_ok {
-                w.answers += push_sigs(msg, owner_at, node, u16::from(RecordType::CNAME));
+                if w.answers == before {
+                    push_negative(zone, msg, qname, w);
+                    if dnssec_ok {
+                        let denial = match wildcard {
+                            Some(below) => Denial::WildNoData(node, below),
+                            None => Denial::NoData(node),
+                        };
+                        proof::deny(zone, msg, qname, &key, denial, w);
+                    }
+                } else if let Some(below) = wildcard {
+                    wild.note(owner_at, below);
+                }
+                return None;
             }
-            if let Some(below) = wildcard {
-                wild.note(owner_at, below);
-            }
-            let target = msg.get(target_at[0]..).and_then(NameKey::read)?;
-            let seen = walk.chain[..=step]
-                .iter()
-                .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
-            if seen {
-                return None; // a loop: every CNAME of it is written once
-            }
-            if let Some(other) = elsewhere(&target, wild) {
-                return Some((other, target_at[0], target));
-            }
-            if !target.is_under(&self.origin_key) {
-                return None; // out of zone: the client's resolver follows it
-            }
-            owner_at = target_at[0];
-            key = target;
+        };
+        let mut target_at = [0usize; 1];
+        w.answers += push_set(msg, owner_at, cname, Some(&mut target_at[..]));
+        if dnssec_ok {
+            w.answers += push_sigs(msg, owner_at, node, u16::from(RecordType::CNAME));
         }
-        None
-    }
-
-    /// The SOA as an answer owned by the name at `owner_at`.
-    fn push_soa(&self, msg: &mut Vec<u8>, owner_at: usize) -> u16 {
-        push_name_ref(msg, owner_at);
-        let origin_at = (self.origin_key.len() > 1).then_some(owner_at);
-        self.soa_record.write(msg, origin_at, &self.origin_key);
-        1
-    }
-
-    /// The SOA in the authority section of a negative answer, owned by the
-    /// origin as it ends the question's name.
-    fn push_negative(&self, msg: &mut Vec<u8>, qname: &NameKey, w: &mut Written) {
-        self.push_origin(msg, qname);
-        let origin_at = self.origin_in_question(qname);
-        self.soa_record
-            .write_negative(msg, origin_at, &self.origin_key);
-        w.authority += 1;
-    }
-
-    /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
-    fn find(&self, key: &NameKey) -> Found<'_> {
-        if let Some(e) = self.store.get(key.bytes()).filter(|e| !e.is_nsec3()) {
-            return if e.is_empty() {
-                Found::Empty
-            } else {
-                Found::Node(e)
-            };
+        if let Some(below) = wildcard {
+            wild.note(owner_at, below);
         }
-        if self.has_wildcards {
-            let below = self.closest_encloser(key);
-            let (_, up) = key.suffix(below);
-            return match NameKey::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
-                Some(e) if !e.is_empty() => Found::Wild(e, below),
-                _ => Found::Missing(Some(below)),
-            };
+        let target = msg.get(target_at[0]..).and_then(NameKey::read)?;
+        let seen = walk.chain[..=step]
+            .iter()
+            .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+        if seen {
+            return None; // a loop: every CNAME of it is written once
         }
-        Found::Missing(None)
+        if let Some(other) = elsewhere(&target, wild) {
+            return Some((other, target_at[0], target));
+        }
+        if !target.is_under(&zone.origin_key) {
+            return None; // out of zone: the client's resolver follows it
+        }
+        owner_at = target_at[0];
+        key = target;
     }
+    None
+}
 
-    /// A referral when `name` (the question's or a CNAME target's, written
-    /// at `written_at` in `msg`) is at or below a delegation point (not for DS
-    /// at the cut): the NS set in authority, glue from the zone in additional;
-    /// with DO=1, the DS set and its RRSIGs, or the proof there is none.
-    #[allow(clippy::too_many_arguments)]
-    fn referral(
-        &self,
-        msg: &mut Vec<u8>,
-        (qname, name): (&NameKey, &NameKey),
-        written_at: usize,
-        qt: u16,
-        dnssec_ok: bool,
-        w: &mut Written,
-        wild: &mut Wildcards,
-    ) -> bool {
-        let apex_labels = self.origin.num_labels() as usize;
-        let labels = name.labels();
-        // Walk from just below the apex down to the name itself.
-        for n in (apex_labels + 1)..=labels {
-            let (at, cut) = name.suffix(labels - n);
-            let Some((entry, ns)) = self
-                .store
-                .get(cut)
-                .filter(|e| !e.is_empty())
-                .and_then(|e| Some((e, e.set(u16::from(RecordType::NS))?)))
+/// The SOA as an answer owned by the name at `owner_at`.
+fn push_soa(zone: &Zone, msg: &mut Vec<u8>, owner_at: usize) -> u16 {
+    push_name_ref(msg, owner_at);
+    let origin_at = (zone.origin_key.len() > 1).then_some(owner_at);
+    zone.soa_record.write(msg, origin_at, &zone.origin_key);
+    1
+}
+
+/// The SOA in the authority section of a negative answer, owned by the
+/// origin as it ends the question's name.
+fn push_negative(zone: &Zone, msg: &mut Vec<u8>, qname: &NameKey, w: &mut Written) {
+    zone.push_origin(msg, qname);
+    let origin_at = zone.origin_in_question(qname);
+    zone.soa_record
+        .write_negative(msg, origin_at, &zone.origin_key);
+    w.authority += 1;
+}
+
+/// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
+fn find<'z>(zone: &'z Zone, key: &NameKey) -> Found<'z> {
+    if let Some(e) = zone.store.get(key.bytes()).filter(|e| !e.is_nsec3()) {
+        return if e.is_empty() {
+            Found::Empty
+        } else {
+            Found::Node(e)
+        };
+    }
+    if zone.has_wildcards {
+        let below = zone.closest_encloser(key);
+        let (_, up) = key.suffix(below);
+        return match NameKey::wildcard_of(up).and_then(|w| zone.store.get(w.bytes())) {
+            Some(e) if !e.is_empty() => Found::Wild(e, below),
+            _ => Found::Missing(Some(below)),
+        };
+    }
+    Found::Missing(None)
+}
+
+/// A referral when `name` (the question's or a CNAME target's, written
+/// at `written_at` in `msg`) is at or below a delegation point (not for DS
+/// at the cut): the NS set in authority, glue from the zone in additional;
+/// with DO=1, the DS set and its RRSIGs, or the proof there is none.
+#[allow(clippy::too_many_arguments)]
+fn referral(
+    zone: &Zone,
+    msg: &mut Vec<u8>,
+    (qname, name): (&NameKey, &NameKey),
+    written_at: usize,
+    qt: u16,
+    dnssec_ok: bool,
+    w: &mut Written,
+    wild: &mut Wildcards,
+) -> bool {
+    let apex_labels = zone.origin.num_labels() as usize;
+    let labels = name.labels();
+    // Walk from just below the apex down to the name itself.
+    for n in (apex_labels + 1)..=labels {
+        let (at, cut) = name.suffix(labels - n);
+        let Some((entry, ns)) = zone
+            .store
+            .get(cut)
+            .filter(|e| !e.is_empty())
+            .and_then(|e| Some((e, e.set(u16::from(RecordType::NS))?)))
+        else {
+            continue;
+        };
+        if n == labels && qt == u16::from(RecordType::DS) {
+            return false;
+        }
+        w.authoritative = false;
+        let mut targets = [0usize; 32];
+        w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
+        if dnssec_ok && let Some(cut_key) = NameKey::read(cut) {
+            proof::delegation(zone, msg, qname, (entry, &cut_key), written_at + at, w);
+            // The chain's wildcard proofs, in authority before the glue.
+            proof::wildcards(zone, msg, qname, wild, w);
+        }
+        let written = usize::from(ns.count).min(targets.len());
+        for &t in &targets[..written] {
+            let Some(glue) = msg
+                .get(t..)
+                .and_then(NameKey::read)
+                .and_then(|k| zone.store.get(k.bytes()))
             else {
                 continue;
             };
-            if n == labels && qt == u16::from(RecordType::DS) {
-                return false;
-            }
-            w.authoritative = false;
-            let mut targets = [0usize; 32];
-            w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
-            if dnssec_ok && let Some(cut_key) = NameKey::read(cut) {
-                self.prove_delegation(msg, qname, (entry, &cut_key), written_at + at, w);
-                // The chain's wildcard proofs, in authority before the glue.
-                self.prove_wildcards(msg, qname, wild, w);
-            }
-            let written = usize::from(ns.count).min(targets.len());
-            for &t in &targets[..written] {
-                let Some(glue) = msg
-                    .get(t..)
-                    .and_then(NameKey::read)
-                    .and_then(|k| self.store.get(k.bytes()))
-                else {
-                    continue;
-                };
-                for rtype in [RecordType::A, RecordType::AAAA] {
-                    if let Some(set) = glue.set(u16::from(rtype)) {
-                        w.additional += push_set(msg, t, set, None);
-                    }
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                if let Some(set) = glue.set(u16::from(rtype)) {
+                    w.additional += push_set(msg, t, set, None);
                 }
             }
-            return true;
         }
-        false
+        return true;
     }
+    false
 }
 
 #[cfg(test)]

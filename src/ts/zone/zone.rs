@@ -10,8 +10,9 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use ring::digest::{Context, SHA256};
 
-use super::encode::key_of;
+use super::encode::{key_of, rdata_into as encode_rdata};
 use super::nsec3;
 use super::rtype;
 use super::signature::Signature;
@@ -84,7 +85,7 @@ pub(super) const ORIGIN_INLINE: usize = 32;
 /// A zone's origin, lower-cased wire form ([`Zone::origin_key`]).
 pub(super) type OriginKey = smallvec::SmallVec<[u8; ORIGIN_INLINE]>;
 
-/// What [`Zone::write_answer`] wrote.
+/// What [`write::answer`](super::write::answer) wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     /// NOERROR or NXDOMAIN.
@@ -291,6 +292,56 @@ impl Zone {
             }
         }
         key.labels()
+    }
+
+    /// True for a zone signed in its files (a DNSKEY at its apex), not by
+    /// the TS.
+    pub fn is_presigned(&self) -> bool {
+        // A DNSKEY with no signature over it is a key pasted into an
+        // unsigned file: the TS signs that zone (and drops the key).
+        self.signed.is_none()
+            && self
+                .store
+                .get(&self.origin_key)
+                .is_some_and(|e| e.set(rtype::DNSKEY).is_some() && e.sigs(rtype::DNSKEY).is_some())
+    }
+
+    /// What this zone's signing remembers, when the TS signed it.
+    pub fn signature(&self) -> Option<&Signature> {
+        self.signed.as_deref()
+    }
+
+    /// This zone, its keys' next event ([`Signature::key_event`]) set to
+    /// `at`: the keys were read again and do the same, but their timing
+    /// may have changed.
+    #[must_use]
+    pub fn with_key_event(mut self, at: Option<u32>) -> Self {
+        if let Some(s) = &mut self.signed {
+            Arc::make_mut(s).key_event = at;
+        }
+        self
+    }
+
+    /// SHA-256 of the records and of the SOA but its serial: of the data
+    /// before signing, for a zone the TS signed.
+    pub(super) fn data_digest(&self) -> [u8; 32] {
+        if let Some(s) = &self.signed {
+            return s.data;
+        }
+        let mut c = Context::new(&SHA256);
+        c.update(self.store.arena());
+        c.update(&self.soa_ttl.to_be_bytes());
+        let mut soa = self.soa().clone();
+        if let RData::SOA(s) = &mut soa {
+            s.serial = 0;
+        }
+        let mut bytes = Vec::new();
+        if encode_rdata(&soa, &mut bytes).is_ok() {
+            c.update(&bytes);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(c.finish().as_ref());
+        out
     }
 }
 

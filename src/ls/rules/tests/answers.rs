@@ -11,8 +11,7 @@ use crate::dns::Transport;
 /// The answer `s` makes up for `q`, decoded.
 fn made(s: &RuleSet, q: &Q, transport: Transport) -> Option<Message> {
     let h = s.judge(&q.view(), Instant::now())?;
-    s.answer(h, &q.raw, transport)
-        .map(|b| Message::from_vec(&b).unwrap())
+    answer(s, h, &q.raw, transport).map(|b| Message::from_vec(&b).unwrap())
 }
 
 fn ede_of(m: &Message) -> Option<u16> {

@@ -1,5 +1,5 @@
 //! Signing a zone the TS serves (docs/CONFIG.md (the TS) "Signed zones", signed by the TS):
-//! [`Zone::sign`] takes a compiled zone (unsigned, or signed here before:
+//! [`sign::zone`](zone()) takes a compiled zone (unsigned, or signed here before:
 //! its DNSSEC records are dropped and made anew), and compiles a new one
 //! holding what a pre-signed zone file would: the DNSKEY RRset, an RRSIG
 //! for every authoritative RRset (RFC 4035 §2.2: not the NS RRset of a
@@ -26,13 +26,12 @@
 //!
 //! Rooms: `denial.rs` the chain's records and bitmaps, `signer.rs` what
 //! signs ([`RrsetSigner`]) and why signing fails, `online.rs` an RRset
-//! signed after the zone as the zone signed its own ([`Zone::sign_like`]).
+//! signed after the zone as the zone signed its own ([`rrset_like`]).
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 
 use hickory_proto::rr::RData;
-use ring::digest::{Context, SHA256};
 
 use super::Zone;
 use super::build::ZoneBuilder;
@@ -50,7 +49,7 @@ mod denial;
 mod online;
 mod signer;
 
-pub use online::Stamp;
+pub use online::{Stamp, rrset_like, rrsig_stamp};
 pub use signer::{RrsetSigner, SignError};
 
 /// How long a signature is valid (docs/CONFIG.md (the TS): 14 days).
@@ -199,121 +198,69 @@ struct Signer<'a, 'k> {
     expiration: u32,
 }
 
-impl Zone {
-    /// This zone signed with `keys` at `now` (seconds since the epoch), its
-    /// SOA serial `serial`, keeping what [`keeps`] allows of the RRSIGs of
-    /// `previous` (the version served until now, signed here). See the
-    /// module docs.
-    ///
-    /// # Errors
-    /// [`SignError`]: no key, a key that cannot sign, or a zone too large.
-    pub fn sign(
-        &self,
-        previous: Option<&Zone>,
-        keys: &Keys<'_>,
-        denial: Denial,
-        serial: u32,
-        now: u32,
-    ) -> Result<Zone, SignError> {
-        if keys.for_keys.is_empty() || keys.for_data.is_empty() || keys.dnskeys.is_empty() {
-            return Err(SignError::NoKey);
-        }
-        if denial == Denial::Nsec3 && self.origin_key.len() + 1 + 32 > 255 {
-            return Err(SignError::Nsec3OriginTooLong(self.origin_key.len()));
-        }
-        let data = self.data_digest();
-        let mut soa = soa_of(self.soa());
-        soa.serial = serial;
-        // NSEC and NSEC3 TTL: the negative answer's (RFC 9077).
-        let denial_ttl = self.soa_ttl.min(soa.minimum);
-        let soa = RData::SOA(soa);
-        let mut soa_rdata = Vec::new();
-        encode_rdata(&soa, &mut soa_rdata)?;
-        let signer = Signer::plan(
-            self,
-            previous.filter(|p| p.signed.is_some()),
-            keys,
-            denial,
-            (self.soa_ttl, soa_rdata),
-            denial_ttl,
-            now,
-        );
-        let mut b = ZoneBuilder::new(self.origin.clone(), 0);
-        run_rounds(signer.names.len(), |i, out| signer.name(i, out), &mut b)?;
-        if denial == Denial::Nsec3 {
-            let mut hashed: Vec<([u8; HASH_LEN], u32)> = (0..signer.names.len())
-                .filter(|&i| signer.names[i].1 != Kind::Below)
-                .map(|i| (signer.hash(i), i as u32))
-                .collect();
-            hashed.sort_unstable();
-            run_rounds(hashed.len(), |k, out| signer.nsec3(&hashed, k, out), &mut b)?;
-        }
-        b.set_soa(self.soa_ttl, soa.clone(), self.soa_source);
-        let ttl = self.soa_ttl;
-        let mut zone = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?; // not called: the SOA is set
-        zone.soa_synthesized = self.soa_synthesized;
-        let oldest = signer.oldest.load(AtomicOrdering::Relaxed);
-        zone.signed = Some(Arc::new(Signature {
-            data,
-            tags: keys.id.clone(),
-            inception: oldest as u32,
-            expiration: (oldest >> 32) as u32,
-            latest_inception: signer.latest.load(AtomicOrdering::Relaxed),
-            denial,
-            key_event: keys.next_event,
-        }));
-        Ok(zone)
+/// `zone` signed with `keys` at `now` (seconds since the epoch), its
+/// SOA serial `serial`, keeping what [`keeps`] allows of the RRSIGs of
+/// `previous` (the version served until now, signed here). See the
+/// module docs.
+///
+/// # Errors
+/// [`SignError`]: no key, a key that cannot sign, or a zone too large.
+pub fn zone(
+    zone: &Zone,
+    previous: Option<&Zone>,
+    keys: &Keys<'_>,
+    denial: Denial,
+    serial: u32,
+    now: u32,
+) -> Result<Zone, SignError> {
+    if keys.for_keys.is_empty() || keys.for_data.is_empty() || keys.dnskeys.is_empty() {
+        return Err(SignError::NoKey);
     }
-
-    /// True for a zone signed in its files (a DNSKEY at its apex), not by
-    /// the TS.
-    pub fn is_presigned(&self) -> bool {
-        // A DNSKEY with no signature over it is a key pasted into an
-        // unsigned file: the TS signs that zone (and drops the key).
-        self.signed.is_none()
-            && self
-                .store
-                .get(&self.origin_key)
-                .is_some_and(|e| e.set(DNSKEY).is_some() && e.sigs(DNSKEY).is_some())
+    if denial == Denial::Nsec3 && zone.origin_key.len() + 1 + 32 > 255 {
+        return Err(SignError::Nsec3OriginTooLong(zone.origin_key.len()));
     }
-
-    /// What this zone's signing remembers, when the TS signed it.
-    pub fn signature(&self) -> Option<&Signature> {
-        self.signed.as_deref()
+    let data = zone.data_digest();
+    let mut soa = soa_of(zone.soa());
+    soa.serial = serial;
+    // NSEC and NSEC3 TTL: the negative answer's (RFC 9077).
+    let denial_ttl = zone.soa_ttl.min(soa.minimum);
+    let soa = RData::SOA(soa);
+    let mut soa_rdata = Vec::new();
+    encode_rdata(&soa, &mut soa_rdata)?;
+    let signer = Signer::plan(
+        zone,
+        previous.filter(|p| p.signed.is_some()),
+        keys,
+        denial,
+        (zone.soa_ttl, soa_rdata),
+        denial_ttl,
+        now,
+    );
+    let mut b = ZoneBuilder::new(zone.origin.clone(), 0);
+    run_rounds(signer.names.len(), |i, out| signer.name(i, out), &mut b)?;
+    if denial == Denial::Nsec3 {
+        let mut hashed: Vec<([u8; HASH_LEN], u32)> = (0..signer.names.len())
+            .filter(|&i| signer.names[i].1 != Kind::Below)
+            .map(|i| (signer.hash(i), i as u32))
+            .collect();
+        hashed.sort_unstable();
+        run_rounds(hashed.len(), |k, out| signer.nsec3(&hashed, k, out), &mut b)?;
     }
-
-    /// This zone, its keys' next event ([`Signature::key_event`]) set to
-    /// `at`: the keys were read again and do the same, but their timing
-    /// may have changed.
-    #[must_use]
-    pub fn with_key_event(mut self, at: Option<u32>) -> Self {
-        if let Some(s) = &mut self.signed {
-            Arc::make_mut(s).key_event = at;
-        }
-        self
-    }
-
-    /// SHA-256 of the records and of the SOA but its serial: of the data
-    /// before signing, for a zone the TS signed.
-    pub(super) fn data_digest(&self) -> [u8; 32] {
-        if let Some(s) = &self.signed {
-            return s.data;
-        }
-        let mut c = Context::new(&SHA256);
-        c.update(self.store.arena());
-        c.update(&self.soa_ttl.to_be_bytes());
-        let mut soa = self.soa().clone();
-        if let RData::SOA(s) = &mut soa {
-            s.serial = 0;
-        }
-        let mut bytes = Vec::new();
-        if encode_rdata(&soa, &mut bytes).is_ok() {
-            c.update(&bytes);
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(c.finish().as_ref());
-        out
-    }
+    b.set_soa(zone.soa_ttl, soa.clone(), zone.soa_source);
+    let ttl = zone.soa_ttl;
+    let mut signed = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?; // not called: the SOA is set
+    signed.soa_synthesized = zone.soa_synthesized;
+    let oldest = signer.oldest.load(AtomicOrdering::Relaxed);
+    signed.signed = Some(Arc::new(Signature {
+        data,
+        tags: keys.id.clone(),
+        inception: oldest as u32,
+        expiration: (oldest >> 32) as u32,
+        latest_inception: signer.latest.load(AtomicOrdering::Relaxed),
+        denial,
+        key_event: keys.next_event,
+    }));
+    Ok(signed)
 }
 
 /// The SOA inside `data` (the zone's SOA is always one).

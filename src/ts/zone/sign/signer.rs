@@ -1,8 +1,8 @@
 //! What signs an RRset ([`RrsetSigner`], a key of `ts/dnssec/keys`), and why
-//! a signing fails ([`SignError`]); the zone's signer and [`Zone::sign_like`]
+//! a signing fails ([`SignError`]); the zone's signer and [`rrset_like`]
 //! both use them.
 //!
-//! [`Zone::sign_like`]: crate::ts::zone::Zone::sign_like
+//! [`rrset_like`]: super::rrset_like
 use crate::ts::error::{BuildError, ZoneError};
 
 /// A key that signs RRsets.

@@ -1,8 +1,10 @@
 //! Tests of the signer: RRSIGs made and kept, NSEC and NSEC3 chains, what a
 //! re-signing changes.
+use super::super::fixtures::zone;
 use super::super::fixtures::*;
 use super::super::nsec3::Hashed;
 use super::super::store::be16;
+use super::super::transfer::diff;
 use super::*;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -58,9 +60,7 @@ fn each_name_is_linked_at_load_to_the_nsec3_records_hashing_finds() {
         rec("*.w.test.", a("192.0.2.3")),
     ]);
     let key = TestKey::new();
-    let s = z
-        .sign(None, &key.keys(), Denial::Nsec3, 7, 1_800_000_000)
-        .unwrap();
+    let s = super::zone(&z, None, &key.keys(), Denial::Nsec3, 7, 1_800_000_000).unwrap();
     let chain = s.nsec3.as_deref().unwrap();
     let owner = |h: Option<Hashed<'_>>| match h {
         Some(Hashed::Matches(e)) => (e.owner.to_vec(), true),
@@ -99,9 +99,7 @@ fn an_rrsig_verifies_over_the_rrset_as_rfc_4034_spells_the_signed_data() {
         rec("a.test.", a("192.0.2.2")),
     ]);
     let key = TestKey::new();
-    let s = z
-        .sign(None, &key.keys(), Denial::Nsec, 7, 1_800_000_000)
-        .unwrap();
+    let s = super::zone(&z, None, &key.keys(), Denial::Nsec, 7, 1_800_000_000).unwrap();
     assert_eq!(s.serial(), 7);
     let e = s.store.get(b"\x01a\x04test\x00").unwrap();
     let sig = e.sigs(1).unwrap().records().next().unwrap();
@@ -197,15 +195,19 @@ fn signing_over_the_previous_version_renews_only_what_changed_and_the_soa() {
     };
     let key = TestKey::new();
     let t0 = 1_800_000_000;
-    let first = zone(records("192.0.2.2"))
-        .sign(None, &key.keys(), Denial::Nsec, 7, t0)
-        .unwrap();
+    let first = super::zone(
+        &zone(records("192.0.2.2")),
+        None,
+        &key.keys(),
+        Denial::Nsec,
+        7,
+        t0,
+    )
+    .unwrap();
     let t1 = t0 + 86_400;
     let data = zone(records("192.0.2.99"));
-    let second = data
-        .sign(Some(&first), &key.keys(), Denial::Nsec, 8, t1)
-        .unwrap();
-    let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
+    let second = super::zone(&data, Some(&first), &key.keys(), Denial::Nsec, 8, t1).unwrap();
+    let (deleted, added) = diff(&first, &second, usize::MAX).unwrap();
     let moved = |list: &crate::ts::zone::rrlist::RrList| -> Vec<(Vec<u8>, u16)> {
         let mut v: Vec<_> = list
             .iter()
@@ -242,15 +244,13 @@ fn signing_over_the_previous_version_renews_only_what_changed_and_the_soa() {
     assert_eq!(new.refresh_at(), old.refresh_at());
     // Signed afresh (no previous version), or at the refresh point,
     // every signature is new.
-    let whole = data.sign(None, &key.keys(), Denial::Nsec, 8, t1).unwrap();
-    assert!(first.diff(&whole, usize::MAX).unwrap().0.len() > 10);
+    let whole = super::zone(&data, None, &key.keys(), Denial::Nsec, 8, t1).unwrap();
+    assert!(diff(&first, &whole, usize::MAX).unwrap().0.len() > 10);
     // At the first signing's refresh point, its signatures are made
     // anew; the second's (b's address) is kept.
     let due = old.refresh_at();
-    let refreshed = second
-        .sign(Some(&second), &key.keys(), Denial::Nsec, 9, due)
-        .unwrap();
-    let (gone, _) = second.diff(&refreshed, usize::MAX).unwrap();
+    let refreshed = super::zone(&second, Some(&second), &key.keys(), Denial::Nsec, 9, due).unwrap();
+    let (gone, _) = diff(&second, &refreshed, usize::MAX).unwrap();
     let sigs: usize = second
         .store
         .entries()
@@ -281,13 +281,17 @@ fn a_name_added_under_nsec3_renews_its_own_and_its_predecessors_nsec3_and_nothin
         let all = names.iter().copied().chain(extra);
         zone(all.map(|n| rec(n, a("192.0.2.1"))).collect())
     };
-    let first = records(None)
-        .sign(None, &key.keys(), Denial::Nsec3, 7, t0)
-        .unwrap();
-    let second = records(Some("d.test."))
-        .sign(Some(&first), &key.keys(), Denial::Nsec3, 8, t0 + 60)
-        .unwrap();
-    let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
+    let first = super::zone(&records(None), None, &key.keys(), Denial::Nsec3, 7, t0).unwrap();
+    let second = super::zone(
+        &records(Some("d.test.")),
+        Some(&first),
+        &key.keys(),
+        Denial::Nsec3,
+        8,
+        t0 + 60,
+    )
+    .unwrap();
+    let (deleted, added) = diff(&first, &second, usize::MAX).unwrap();
     // Each record's type, an RRSIG's the type it covers.
     let types = |list: &crate::ts::zone::rrlist::RrList| -> Vec<u16> {
         let mut v: Vec<u16> = list
