@@ -67,6 +67,7 @@ pub mod shutdown;
 pub mod status;
 pub mod supervise;
 pub mod ts;
+pub mod xdp;
 
 #[cfg(test)]
 mod layering_tests;
