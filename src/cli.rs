@@ -401,6 +401,7 @@ impl TsArgs {
         let mut workers = a.workers;
         let mut metrics = None;
         let mut dnstap = None;
+        let mut xdp = Vec::new();
         let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
             (Some(path), Some(name), _) => {
                 let cfg = Config::load(path)?;
@@ -414,6 +415,7 @@ impl TsArgs {
                 workers = workers.or(tc.workers);
                 metrics = tc.metrics;
                 dnstap = tc.dnstap.clone();
+                xdp = tc.xdp.clone();
                 (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
@@ -466,6 +468,7 @@ impl TsArgs {
             metrics,
             workers: workers.unwrap_or_else(available_cores),
             dnstap,
+            xdp,
         })
     }
 }

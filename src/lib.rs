@@ -43,7 +43,7 @@
 //! - [`shutdown`]: process signals (INT/TERM stop, HUP reload) as a role's controls.
 //! - [`logging`]: the log subscriber (text or JSON lines, a table server's
 //!   `ts=NAME` on every line) and the LS's per-query `debug` line.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod allocator;

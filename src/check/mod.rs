@@ -25,6 +25,8 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Warnings: worth knowing, the config is good all the same.
     pub warnings: Vec<String>,
+    /// Notes: what the config will do here (the interfaces that run XDP).
+    pub notes: Vec<String>,
 }
 
 /// The zones the `[[ts]]` `i` of `cfg` (whose text is `text`) has both
@@ -81,7 +83,14 @@ pub fn check(path: &Path) -> Vec<String> {
 /// stderr is then JSON), then `PATH: ok` when there is no problem. True
 /// when the config is good.
 pub fn report(path: &Path, format: LogFormat) -> bool {
-    let CheckReport { problems, warnings } = check_all(path);
+    let CheckReport {
+        problems,
+        warnings,
+        notes,
+    } = check_all(path);
+    for n in &notes {
+        logging::to_stderr(format, Level::INFO, n);
+    }
     for p in &problems {
         logging::to_stderr(format, Level::ERROR, p);
     }
@@ -105,6 +114,7 @@ pub fn check_all(path: &Path) -> CheckReport {
             return CheckReport {
                 problems,
                 warnings: Vec::new(),
+                notes: Vec::new(),
             };
         }
     };
@@ -210,10 +220,26 @@ pub fn check_all(path: &Path) -> CheckReport {
             warnings.push(cfg.problem_at(&text, "ls.anycast.query", msg).to_string());
         }
     }
+    let mut notes = Vec::new();
+    for tc in &cfg.ts {
+        for iface in &tc.xdp {
+            match crate::xdp::preflight::preflight(iface) {
+                Ok(n) => notes.push(format!("[[ts]] {}: xdp: {n}", tc.name)),
+                Err(why) => warnings.push(format!(
+                    "[[ts]] {}: xdp: {why}; the TS will serve it through sockets",
+                    tc.name
+                )),
+            }
+        }
+    }
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
-    CheckReport { problems, warnings }
+    CheckReport {
+        problems,
+        warnings,
+        notes,
+    }
 }
 
 /// A warning for each certificate of `[ls.tls]` and `[ls.https]` whose leaf

@@ -134,6 +134,11 @@ pub struct TsConfig {
     /// Health-following names, `[[ts.service]]` (docs/CONFIG.md (the TS)). \[none\]
     #[serde(default)]
     pub service: Vec<ServiceConfig>,
+    /// Interfaces whose UDP to `listen` goes through AF_XDP (an XDP program
+    /// on each, a socket per queue); where XDP cannot attach, sockets serve
+    /// and the log says why. \[none\]
+    #[serde(default)]
+    pub xdp: Vec<String>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -180,6 +185,7 @@ impl TsConfig {
             state_dir: None,
             catalog: None,
             catalog_from: None,
+            xdp: Vec::new(),
         }
     }
 
@@ -215,6 +221,7 @@ impl TsConfig {
             state_dir,
             catalog,
             catalog_from,
+            xdp,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -240,6 +247,7 @@ impl TsConfig {
             state_dir: state_dir.clone(),
             catalog: catalog.clone(),
             catalog_from: catalog_from.clone(),
+            xdp: xdp.clone(),
         }
     }
 

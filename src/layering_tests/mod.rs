@@ -221,3 +221,22 @@ fn every_inherent_impl_is_in_the_file_that_defines_its_type() {
         .collect();
     none_of("inherent impls away from their type's file", &bad);
 }
+
+/// The one file that may hold `unsafe` code (the AF_XDP rings and their
+/// memory); the library denies it everywhere else (lib.rs).
+const UNSAFE_ROOM: &str = "xdp/ring.rs";
+
+#[test]
+fn unsafe_code_is_only_in_the_af_xdp_ring() {
+    let bad: Vec<String> = house_sources()
+        .iter()
+        .filter(|s| s.rel != std::path::Path::new(UNSAFE_ROOM))
+        .filter(|s| {
+            String::from_utf8_lossy(&s.code)
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == "unsafe")
+        })
+        .map(|s| s.rel.display().to_string())
+        .collect();
+    none_of("unsafe code outside the AF_XDP ring", &bad);
+}

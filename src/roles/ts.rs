@@ -26,6 +26,7 @@ use crate::ts::secondary::install::Installer;
 use crate::ts::secondary::writer::StateWriter;
 use crate::ts::service::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::xfr::notify::policy::{log_notified, notify_wait};
+use crate::xdp::{XdpPlan, XdpServer};
 use crate::ts::xfr::notify::task::{Announce, run_notifier};
 use crate::ts::zone::Catalog;
 use crate::ts::{TableServer, TsSettings};
@@ -63,6 +64,8 @@ pub struct TsRun {
     pub workers: usize,
     /// dnstap of its queries and answers (`dnstap` in its `[[ts]]`), if on.
     pub dnstap: Option<DnstapConfig>,
+    /// Interfaces whose UDP to `listen` goes through AF_XDP (`xdp` in its `[[ts]]`).
+    pub xdp: Vec<String>,
 }
 
 /// `dnslb ts`: [`TsRole::start`], then [`TsRole::serve`].
@@ -86,6 +89,8 @@ pub struct TsRole {
     dnstap: Option<(DnstapTask, CancellationToken)>,
     /// Its secondary zones.
     secondaries: Arc<Secondaries>,
+    /// Interfaces whose UDP goes through AF_XDP.
+    xdp: Vec<String>,
 }
 
 impl TsRole {
@@ -100,6 +105,7 @@ impl TsRole {
             metrics,
             workers,
             dnstap,
+            xdp,
         } = run;
         let name = settings.name.clone();
         let secondaries = Secondaries::load(&settings).map_err(ZoneError::Key)?;
@@ -144,6 +150,7 @@ impl TsRole {
             metrics,
             dnstap,
             secondaries: Arc::new(secondaries),
+            xdp,
         })
     }
 
@@ -184,7 +191,9 @@ impl TsRole {
         };
         // Before the first answer: the services' first round of checks.
         let checker = start_checker(&ts, &token).await;
+        let xdp_socket = (!self.xdp.is_empty()).then(|| listeners.udp_dup());
         let mut server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+        let xdp = xdp_socket.and_then(|sock| start_xdp(&name, &self.xdp, &addrs, &ts, sock));
         let metrics = metrics.map(|l| {
             if let Ok(addr) = l.local_addr() {
                 info!(ts = %name, %addr, "metrics ready");
@@ -250,6 +259,9 @@ impl TsRole {
             info!(ts = %name, "stopping");
         }
         token.cancel();
+        if let Some(x) = xdp {
+            let _ = tokio::task::spawn_blocking(move || x.stop()).await;
+        }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             if died.is_none() {
                 let _ = server.await;
@@ -279,6 +291,32 @@ impl TsRole {
         }
         Ok(())
     }
+}
+
+/// The XDP path on `ifaces` for `addrs` (see [`XdpServer::start`]); `None`
+/// when it does not start (the log says why): sockets serve alone.
+fn start_xdp(
+    name: &str,
+    ifaces: &[String],
+    addrs: &[SocketAddr],
+    ts: &Arc<TableServer>,
+    sock: std::io::Result<std::net::UdpSocket>,
+) -> Option<XdpServer> {
+    let sock = match sock {
+        Ok(s) => s,
+        Err(err) => {
+            warn!(ts = %name, %err, "xdp: no socket to share; serving through sockets");
+            return None;
+        }
+    };
+    XdpServer::start(XdpPlan {
+        who: name,
+        ifaces,
+        addrs,
+        handler: ts.clone(),
+        kernel_sock: sock,
+        counters: ts.metrics().xdp.clone(),
+    })
 }
 
 /// A reload of `dnslb ts`: the config file it started from is read first

@@ -246,6 +246,19 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// A duplicate of the first UDP socket (sharing its address and port),
+    /// for a path that answers some datagrams outside the server (AF_XDP).
+    ///
+    /// # Errors
+    /// No UDP socket, or the OS error of duplicating it.
+    pub fn udp_dup(&self) -> std::io::Result<std::net::UdpSocket> {
+        let first = self
+            .udp
+            .first()
+            .ok_or_else(|| std::io::Error::other("no UDP socket"))?;
+        Ok(socket2::SockRef::from(first).try_clone()?.into())
+    }
+
     /// Binds UDP (`workers` SO_REUSEPORT sockets) and TCP on each address.
     /// Port 0 picks one free port shared by UDP and TCP of that address.
     ///

@@ -210,7 +210,7 @@ fn handle_one<H: Handler>(
 }
 
 /// The one message a UDP reply carries (a zone transfer's first, if any).
-fn first(reply: Reply) -> Option<Vec<u8>> {
+pub(crate) fn first(reply: Reply) -> Option<Vec<u8>> {
     match reply {
         Reply::Drop => None,
         Reply::One(b) => Some(b),

@@ -83,6 +83,8 @@ pub struct TsMetrics {
     pub tcp_cap_refused: AtomicU64,
     /// Its secondary zones' transfers and NOTIFYs.
     pub secondary: SecondaryCounters,
+    /// The AF_XDP path (`xdp` in its `[[ts]]`), when on.
+    pub xdp: Arc<crate::xdp::XdpCounters>,
 }
 
 /// What the secondary zones did (`dnslb_ts_secondary_*`), all zones told.

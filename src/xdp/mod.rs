@@ -1,8 +1,27 @@
 //! UDP past the kernel's socket path: an XDP program on the named interfaces
-//! takes UDP to a server's listen ports into AF_XDP sockets (one per queue),
-//! and a worker per queue answers each frame in place from user space; every
-//! other packet passes to the kernel untouched.
+//! takes UDP to a server's listen addresses into AF_XDP sockets (one per
+//! queue), and a worker per queue answers each frame in place from user
+//! space; every other packet passes to the kernel untouched.
 //!
+//! - [`start`]: [`XdpServer::start`], the program on each interface, a
+//!   socket and a worker per queue; falling back to sockets with one log line.
+//! - [`program`]: the XDP program (`bpf/dnslb_xdp.c`) loaded, attached by a
+//!   BPF link, its maps filled and its counters read.
+//! - [`ring`]: one AF_XDP socket, its UMEM and rings: the crate's only `unsafe`.
+//! - [`worker`]: the loop of one queue: frames in, the handler asked, answers out.
 //! - [`frame`]: reading an Ethernet frame's IPv4/IPv6 UDP datagram and
 //!   turning the frame into its answer in place (pure, no I/O).
+//! - [`iface`]: an interface's queues and MTU.
+//! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
+//! - [`counters`]: what the path did, for `/metrics`.
+pub mod counters;
 pub mod frame;
+pub mod iface;
+pub mod preflight;
+pub mod program;
+pub mod ring;
+pub mod start;
+pub mod worker;
+
+pub use counters::XdpCounters;
+pub use start::{XdpPlan, XdpServer};

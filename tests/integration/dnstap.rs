@@ -301,6 +301,7 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
         metrics: None,
         workers: 1,
         dnstap: Some(tap),
+        xdp: Vec::new(),
     };
     let role = TsRole::start(run).await.expect("the TS starts");
     let addr = role.local_addrs()[0];

@@ -73,6 +73,7 @@ fn ts_run(zones: Vec<std::path::PathBuf>) -> TsRun {
         metrics: None,
         workers: 1,
         dnstap: None,
+        xdp: Vec::new(),
     }
 }
 

@@ -15,6 +15,8 @@ use super::escape;
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
 mod policy;
+mod xdp;
+pub(crate) use xdp::write_xdp;
 
 /// The name of rcode `i` as the `rcode` label shows it.
 pub(super) fn rcode_name(i: usize) -> String {

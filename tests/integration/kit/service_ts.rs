@@ -56,6 +56,7 @@ impl ServiceTs {
             metrics: None,
             workers: 1,
             dnstap: None,
+            xdp: Vec::new(),
         };
         let service = TsRole::start(run).await.expect("the TS starts");
         let addr = service.local_addrs()[0];

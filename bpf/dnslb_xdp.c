@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//
+// dnslb's XDP program: UDP datagrams to a port dnslb serves on this
+// interface go to the AF_XDP socket of the queue they arrived on; a blocked
+// client's are dropped here, counted; every other frame passes to the kernel
+// untouched (TCP, ARP, ICMP, other ports, VLAN tags, IPv4 options and
+// fragments, IPv6 extension headers: anything not read to the end).
+//
+// Built by bpf/build into bpf/dnslb_xdp.o, which the binary carries; a test
+// rebuilds it and compares. The maps are filled by src/xdp/program.rs.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+// A served address: the family (4 or 6), the UDP port (network order) and the
+// address (IPv4 in the first 4 bytes; all zero for "any address").
+struct served {
+	__u8 family;
+	__u8 pad;
+	__u16 port;
+	__u8 addr[16];
+};
+
+struct prefix4 {
+	__u32 len;
+	__u8 addr[4];
+};
+
+struct prefix6 {
+	__u32 len;
+	__u8 addr[16];
+};
+
+// Counters, per CPU; src/xdp/program.rs sums them.
+enum counter {
+	TO_USER = 0,  // handed to an AF_XDP socket
+	BLOCKED = 1,  // dropped: a blocked client's
+	NO_SOCKET = 2, // served, but no socket on this queue: passed to the kernel
+	COUNTERS = 3,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct served);
+	__type(value, __u8);
+} served SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct prefix4);
+	__type(value, __u8);
+} blocked4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct prefix6);
+	__type(value, __u8);
+} blocked6 SEC(".maps");
+
+// [0]: how many prefixes are blocked (no trie lookup while it is 0).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&counters, &which);
+	if (n)
+		*n += 1;
+}
+
+// Whether dnslb serves `port` at `addr` (or at any address of the family).
+static __always_inline int is_served(struct served *key)
+{
+	if (bpf_map_lookup_elem(&served, key))
+		return 1;
+	__builtin_memset(key->addr, 0, sizeof(key->addr));
+	return bpf_map_lookup_elem(&served, key) != 0;
+}
+
+static __always_inline int blocks_any(void)
+{
+	__u32 zero = 0;
+	__u32 *n = bpf_map_lookup_elem(&settings, &zero);
+	return n && *n;
+}
+
+// To the queue's socket, or to the kernel when it has none.
+static __always_inline int to_user(struct xdp_md *ctx)
+{
+	__u32 queue = ctx->rx_queue_index;
+	if (!bpf_map_lookup_elem(&xsks, &queue)) {
+		count(NO_SOCKET);
+		return XDP_PASS;
+	}
+	count(TO_USER);
+	return bpf_redirect_map(&xsks, queue, XDP_PASS);
+}
+
+SEC("xdp")
+int dnslb_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct served key = {};
+	struct udphdr *udp;
+
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		// Options and fragments are the kernel's to put together.
+		if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
+			return XDP_PASS;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return XDP_PASS;
+		udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return XDP_PASS;
+		key.family = 4;
+		key.port = udp->dest;
+		__builtin_memcpy(key.addr, &ip->daddr, 4);
+		if (!is_served(&key))
+			return XDP_PASS;
+		if (blocks_any()) {
+			struct prefix4 client = { .len = 32 };
+			__builtin_memcpy(client.addr, &ip->saddr, 4);
+			if (bpf_map_lookup_elem(&blocked4, &client)) {
+				count(BLOCKED);
+				return XDP_DROP;
+			}
+		}
+		return to_user(ctx);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		// Extension headers are the kernel's to walk.
+		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
+			return XDP_PASS;
+		udp = (void *)(ip6 + 1);
+		if ((void *)(udp + 1) > end)
+			return XDP_PASS;
+		key.family = 6;
+		key.port = udp->dest;
+		__builtin_memcpy(key.addr, &ip6->daddr, 16);
+		if (!is_served(&key))
+			return XDP_PASS;
+		if (blocks_any()) {
+			struct prefix6 client = { .len = 128 };
+			__builtin_memcpy(client.addr, &ip6->saddr, 16);
+			if (bpf_map_lookup_elem(&blocked6, &client)) {
+				count(BLOCKED);
+				return XDP_DROP;
+			}
+		}
+		return to_user(ctx);
+	}
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,45 @@
+//! The AF_XDP path's families (`dnslb_<side>_xdp_*`), written only while it
+//! runs: its sockets, what became of the frames its workers took, and the
+//! XDP program's own counters.
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::Expo;
+use crate::xdp::XdpCounters;
+use crate::xdp::frame::Skip;
+
+/// `prefix` is `dnslb_ts` or `dnslb`.
+pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
+    let sockets = x.sockets.load(Relaxed);
+    if sockets == 0 {
+        return;
+    }
+    let name = format!("{prefix}_xdp_sockets");
+    e.family(&name, "gauge", "AF_XDP sockets serving (one per interface queue).");
+    e.sample(&name, &[], sockets);
+    e.by_label(
+        &format!("{prefix}_xdp_frames_total"),
+        "Frames the AF_XDP workers took, by what became of them: answered in place, answered through the kernel's socket (larger than the MTU, or later), unanswered (the query was dropped).",
+        "result",
+        [
+            ("answered", &x.answered),
+            ("via_kernel", &x.via_kernel),
+            ("unanswered", &x.unanswered),
+        ],
+    );
+    e.by_label(
+        &format!("{prefix}_xdp_skipped_total"),
+        "Frames the AF_XDP workers dropped unread, by reason (as the kernel drops them).",
+        "reason",
+        Skip::ALL.map(Skip::as_str).into_iter().zip(&x.skipped),
+    );
+    e.by_label(
+        &format!("{prefix}_xdp_program_total"),
+        "The XDP program's datagrams to a served address: to_user (to a socket), blocked (a blocked client's, dropped), no_socket (passed to the kernel).",
+        "what",
+        [
+            ("to_user", &x.program_to_user),
+            ("blocked", &x.program_blocked),
+            ("no_socket", &x.program_no_socket),
+        ],
+    );
+}

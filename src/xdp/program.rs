@@ -1,0 +1,252 @@
+//! dnslb's XDP program on one interface: loaded from the object the binary
+//! carries (`bpf/dnslb_xdp.o`, built from `bpf/dnslb_xdp.c` by `bpf/build`),
+//! attached through a BPF link so that the kernel detaches it when the
+//! process ends however it ends (a crash or `kill -9` leaves nothing
+//! behind), and its maps filled: the addresses served, the AF_XDP socket of
+//! each queue, the blocked client prefixes; its counters read back.
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode, xdp::XdpLinkId};
+use aya::Ebpf;
+use ipnet::IpNet;
+
+/// The XDP program, as `bpf/build` compiles it.
+pub const OBJECT: &[u8] = include_bytes!("../../bpf/dnslb_xdp.o");
+
+/// Why the program could not be put on an interface.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The object did not load into the kernel (no privilege: CAP_BPF and
+    /// CAP_NET_ADMIN, or a kernel without BPF).
+    #[error("the XDP program did not load: {0}")]
+    Load(String),
+    /// The interface refused it (no such interface, another XDP program on it).
+    #[error("the XDP program could not attach to {iface}: {err}")]
+    Attach {
+        /// The interface.
+        iface: String,
+        /// What the kernel said.
+        err: String,
+    },
+    /// A map update failed.
+    #[error("the XDP program's map {map}: {err}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// What the kernel said.
+        err: String,
+    },
+}
+
+/// The program's counters, summed over the CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams handed to an AF_XDP socket.
+    pub to_user: u64,
+    /// Datagrams dropped as a blocked client's.
+    pub blocked: u64,
+    /// Datagrams to a served address that came on a queue with no socket,
+    /// passed to the kernel.
+    pub no_socket: u64,
+}
+
+/// The program on one interface; dropping it detaches it.
+pub struct Program {
+    iface: String,
+    ebpf: Ebpf,
+    link: Option<XdpLinkId>,
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
+    move |e| ProgramError::Map {
+        map,
+        err: e.to_string(),
+    }
+}
+
+/// The key of the program's `served` map: family, port (network order),
+/// address (IPv4 in the first 4 bytes; zero for any address).
+pub fn served_key(addr: SocketAddr) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    let port = addr.port().to_be_bytes();
+    key[2..4].copy_from_slice(&port);
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            key[0] = 4;
+            key[4..8].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            key[0] = 6;
+            key[4..20].copy_from_slice(&ip.octets());
+        }
+    }
+    key
+}
+
+impl Program {
+    /// Loads the program and attaches it to `iface` (native mode where the
+    /// driver has it, generic otherwise, as the kernel picks).
+    ///
+    /// # Errors
+    /// [`ProgramError::Load`] or [`ProgramError::Attach`].
+    pub fn attach(iface: &str) -> Result<Program, ProgramError> {
+        let mut ebpf = Ebpf::load(OBJECT).map_err(|e| ProgramError::Load(e.to_string()))?;
+        let attach_err = |err: String| ProgramError::Attach {
+            iface: iface.to_owned(),
+            err,
+        };
+        let prog: &mut Xdp = ebpf
+            .program_mut("dnslb_xdp")
+            .ok_or_else(|| ProgramError::Load("no program dnslb_xdp in the object".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| ProgramError::Load(e.to_string()))?;
+        prog.load().map_err(|e| ProgramError::Load(verbose(&e)))?;
+        let link = prog
+            .attach(iface, XdpMode::Default)
+            .map_err(|e| attach_err(verbose(&e)))?;
+        Ok(Program {
+            iface: iface.to_owned(),
+            ebpf,
+            link: Some(link),
+        })
+    }
+
+    /// The interface it is on.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// UDP to `addr` (any address of its family when unspecified) goes to
+    /// the queues' sockets.
+    ///
+    /// # Errors
+    /// [`ProgramError::Map`].
+    pub fn serve(&mut self, addr: SocketAddr) -> Result<(), ProgramError> {
+        let map = self.ebpf.map_mut("served").ok_or(ProgramError::Map {
+            map: "served",
+            err: "missing".into(),
+        })?;
+        let mut served: HashMap<&mut MapData, [u8; 20], u8> =
+            HashMap::try_from(map).map_err(map_err("served"))?;
+        served
+            .insert(served_key(addr), 1, 0)
+            .map_err(map_err("served"))
+    }
+
+    /// Frames for `queue` go to the socket `fd`.
+    ///
+    /// # Errors
+    /// [`ProgramError::Map`].
+    pub fn add_socket(&mut self, queue: u32, fd: impl AsRawFd) -> Result<(), ProgramError> {
+        let map = self.ebpf.map_mut("xsks").ok_or(ProgramError::Map {
+            map: "xsks",
+            err: "missing".into(),
+        })?;
+        let mut xsks = XskMap::try_from(map).map_err(map_err("xsks"))?;
+        xsks.set(queue, fd, 0).map_err(map_err("xsks"))
+    }
+
+    /// Drops the datagrams of clients in `nets` to the served addresses,
+    /// in place of what was blocked before.
+    ///
+    /// # Errors
+    /// [`ProgramError::Map`].
+    pub fn block(&mut self, old: &[IpNet], nets: &[IpNet]) -> Result<(), ProgramError> {
+        for (map, v4) in [("blocked4", true), ("blocked6", false)] {
+            let Some(m) = self.ebpf.map_mut(map) else {
+                continue;
+            };
+            if v4 {
+                let mut trie: LpmTrie<&mut MapData, [u8; 4], u8> =
+                    LpmTrie::try_from(m).map_err(map_err("blocked4"))?;
+                for n in old.iter().filter(|n| !nets.contains(n)) {
+                    if let IpNet::V4(n) = n {
+                        let _ = trie.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
+                    }
+                }
+                for n in nets {
+                    if let IpNet::V4(n) = n {
+                        trie.insert(&Key::new(u32::from(n.prefix_len()), n.network().octets()), 1, 0)
+                            .map_err(map_err("blocked4"))?;
+                    }
+                }
+            } else {
+                let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
+                    LpmTrie::try_from(m).map_err(map_err("blocked6"))?;
+                for n in old.iter().filter(|n| !nets.contains(n)) {
+                    if let IpNet::V6(n) = n {
+                        let _ = trie.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
+                    }
+                }
+                for n in nets {
+                    if let IpNet::V6(n) = n {
+                        trie.insert(&Key::new(u32::from(n.prefix_len()), n.network().octets()), 1, 0)
+                            .map_err(map_err("blocked6"))?;
+                    }
+                }
+            }
+        }
+        let map = self.ebpf.map_mut("settings").ok_or(ProgramError::Map {
+            map: "settings",
+            err: "missing".into(),
+        })?;
+        let mut settings: Array<&mut MapData, u32> =
+            Array::try_from(map).map_err(map_err("settings"))?;
+        let count = u32::try_from(nets.len()).unwrap_or(u32::MAX);
+        settings.set(0, count, 0).map_err(map_err("settings"))
+    }
+
+    /// The counters, summed over the CPUs (zero where they cannot be read).
+    pub fn counters(&self) -> Counters {
+        let Some(map) = self.ebpf.map("counters") else {
+            return Counters::default();
+        };
+        let Ok(counters) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return Counters::default();
+        };
+        let sum = |i: u32| {
+            counters
+                .get(&i, 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0)
+        };
+        Counters {
+            to_user: sum(0),
+            blocked: sum(1),
+            no_socket: sum(2),
+        }
+    }
+
+    /// Detaches the program now (dropping it does too).
+    pub fn detach(&mut self) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        if let Some(prog) = self.ebpf.program_mut("dnslb_xdp") {
+            if let Ok(xdp) = <&mut Xdp>::try_from(prog) {
+                let _ = xdp.detach(link);
+            }
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// An error with its causes, as one line.
+fn verbose(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}

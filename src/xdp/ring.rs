@@ -1,0 +1,275 @@
+//! An AF_XDP socket on one queue of one interface, and its memory: the one
+//! module of the crate with `unsafe` (the library denies it everywhere
+//! else).
+//!
+//! [`Xsk::open`] maps a region of [`FRAMES`] frames of [`FRAME_SIZE`] bytes
+//! (the UMEM), registers it with a new AF_XDP socket bound to the queue, and
+//! maps the socket's four rings (through `xdpilone`): the kernel takes empty
+//! frames from the fill ring and hands received ones back on the receive
+//! ring; frames put on the transmit ring come back on the completion ring
+//! once sent. Every frame is always in exactly one place: a ring, the
+//! socket's free list, or the hands of [`Xsk::serve`]'s callback for the
+//! length of one call. That is what makes the slices handed out sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use xdpilone::xdp::XdpDesc;
+use xdpilone::{BufIdx, DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
+
+/// Bytes per frame: a page, room for a 1500-byte MTU frame and its answer
+/// at any offset the kernel picks.
+pub const FRAME_SIZE: u32 = 4096;
+/// Frames per socket (16 MiB): half can wait in the fill ring while the
+/// other half are received, answered and in the transmit ring.
+pub const FRAMES: u32 = 4096;
+/// Entries of each ring.
+const RING: u32 = 2048;
+/// Most `sendto` calls per batch to push the transmit ring out.
+const KICKS: u32 = 8;
+
+/// Why a socket could not be opened (the errno of the call that failed).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {err}")]
+pub struct RingError {
+    what: &'static str,
+    err: io::Error,
+}
+
+impl RingError {
+    fn of(what: &'static str, errno: &xdpilone::Errno) -> Self {
+        RingError {
+            what,
+            err: io::Error::from_raw_os_error(errno.get_raw()),
+        }
+    }
+
+    /// The OS error underneath.
+    pub fn os_error(&self) -> Option<i32> {
+        self.err.raw_os_error()
+    }
+}
+
+/// An anonymous, page-aligned mapping, unmapped on drop.
+struct Area {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Area {
+    fn new(len: usize) -> io::Result<Area> {
+        // SAFETY: an anonymous private mapping at an address the kernel
+        // picks aliases nothing; the pointer is checked non-null and owned
+        // by `Area` alone, which unmaps it once, on drop.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::POPULATE,
+            )
+        }?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Area { ptr, len })
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Area::new`, unmapped only here; the
+        // socket that registered it was dropped before (field order of `Xsk`).
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+// SAFETY: `Area` is an owned pointer to memory no other value refers to
+// (the kernel aside, through the rings `Xsk` owns with it).
+unsafe impl Send for Area {}
+
+/// One AF_XDP socket with its own UMEM, owned by one worker thread.
+pub struct Xsk {
+    rx: RingRx,
+    tx: RingTx,
+    device: DeviceQueue,
+    umem: Umem,
+    /// Frames (their offsets in the UMEM) in no ring: ready for the fill ring.
+    free: Vec<u64>,
+    /// The answers of one batch, waiting for the transmit ring.
+    out: Vec<XdpDesc>,
+    fd: i32,
+    /// Last: unmapped after the socket and rings are gone.
+    _area: Area,
+}
+
+// SAFETY: the rings and UMEM hold pointers into mappings owned by this value
+// alone; `Xsk` is moved to its worker thread once and used only there.
+unsafe impl Send for Xsk {}
+
+impl Xsk {
+    /// An AF_XDP socket bound to `queue` of interface `ifname`, copy or
+    /// zero-copy as the driver offers, its fill ring filled.
+    ///
+    /// # Errors
+    /// The step that failed and its OS error (no such interface, no queue of
+    /// that number, no privilege, a kernel without AF_XDP).
+    pub fn open(ifname: &str, queue: u32) -> Result<Xsk, RingError> {
+        let name = std::ffi::CString::new(ifname).map_err(|_| RingError {
+            what: "interface name",
+            err: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        let mut info = IfInfo::invalid();
+        info.from_name(&name).map_err(|e| RingError::of("interface", &e))?;
+        info.set_queue(queue);
+        let len = (FRAMES * FRAME_SIZE) as usize;
+        let area = Area::new(len).map_err(|err| RingError { what: "mmap", err })?;
+        let config = UmemConfig {
+            fill_size: RING,
+            complete_size: RING,
+            frame_size: FRAME_SIZE,
+            headroom: 0,
+            flags: 0,
+        };
+        let region = NonNull::slice_from_raw_parts(area.ptr, len);
+        // SAFETY: `region` is the page-aligned mapping of `area`, `len` bytes,
+        // which `Xsk` keeps alive until after the socket (field order).
+        let umem = unsafe { Umem::new(config, region) }.map_err(|e| RingError::of("umem", &e))?;
+        let sock = Socket::with_shared(&info, &umem).map_err(|e| RingError::of("socket", &e))?;
+        let device = umem.fq_cq(&sock).map_err(|e| RingError::of("fill ring", &e))?;
+        let user = umem
+            .rx_tx(
+                &sock,
+                &SocketConfig {
+                    rx_size: NonZeroU32::new(RING),
+                    tx_size: NonZeroU32::new(RING),
+                    bind_flags: SocketConfig::XDP_BIND_NEED_WAKEUP,
+                },
+            )
+            .map_err(|e| RingError::of("rings", &e))?;
+        let rx = user.map_rx().map_err(|e| RingError::of("receive ring", &e))?;
+        let tx = user.map_tx().map_err(|e| RingError::of("transmit ring", &e))?;
+        umem.bind(&user).map_err(|e| RingError::of("bind", &e))?;
+        let fd = rx.as_raw_fd();
+        let free = (0..FRAMES).map(|i| u64::from(i * FRAME_SIZE)).collect();
+        let mut xsk = Xsk {
+            rx,
+            tx,
+            device,
+            umem,
+            free,
+            out: Vec::with_capacity(RING as usize),
+            fd,
+            _area: area,
+        };
+        xsk.recycle();
+        Ok(xsk)
+    }
+
+    /// The socket, for the XSKMAP entry of its queue.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor of the socket `self` owns, open while
+        // `self` lives, which the borrow cannot outlive.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
+    }
+
+    /// Takes sent frames back from the completion ring and gives every free
+    /// frame to the fill ring (waking the kernel when it asks).
+    pub fn recycle(&mut self) {
+        self.kick();
+        let mut done = self.device.complete(RING);
+        while let Some(addr) = done.read() {
+            self.free.push(addr - addr % u64::from(FRAME_SIZE));
+        }
+        done.release();
+        drop(done);
+        if !self.free.is_empty() {
+            let n = self.free.len().min(RING as usize) as u32;
+            let mut fill = self.device.fill(n);
+            let put = fill.insert(self.free.iter().rev().copied()) as usize;
+            fill.commit();
+            drop(fill);
+            self.free.truncate(self.free.len() - put);
+        }
+        if self.device.needs_wakeup() {
+            self.device.wake();
+        }
+    }
+
+    /// Receives up to `max` frames and hands each to `answer` as the bytes
+    /// from the frame's start to its chunk's end, with the frame's length;
+    /// `answer` returns the length of the answer frame it wrote in place, or
+    /// `None` to drop it. The answers are then put on the transmit ring
+    /// together. Returns how many frames came.
+    pub fn serve(&mut self, max: u32, mut answer: impl FnMut(&mut [u8], usize) -> Option<usize>) -> u32 {
+        let mut got = self.rx.receive(max);
+        let mut n = 0;
+        while let Some(desc) = got.read() {
+            n += 1;
+            let base = desc.addr - desc.addr % u64::from(FRAME_SIZE);
+            let start = (desc.addr - base) as usize;
+            let chunk = u32::try_from(base / u64::from(FRAME_SIZE)).ok().and_then(|i| self.umem.frame(BufIdx(i)));
+            let reply = chunk.and_then(|chunk| {
+                let len = chunk.addr.len();
+                if start + desc.len as usize > len {
+                    return None;
+                }
+                // SAFETY: the kernel handed this chunk to user space on the
+                // receive ring: until it is put on the fill or transmit ring
+                // below, nothing else reads or writes it, and this slice,
+                // inside the chunk, lives only for the call.
+                let whole: &mut [u8] = unsafe { &mut *chunk.addr.as_ptr() };
+                let bytes = whole.get_mut(start..)?;
+                answer(bytes, desc.len as usize)
+            });
+            match reply.and_then(|len| u32::try_from(len).ok()) {
+                Some(len) => self.out.push(XdpDesc {
+                    addr: desc.addr,
+                    len,
+                    options: 0,
+                }),
+                None => self.free.push(base),
+            }
+        }
+        got.release();
+        drop(got);
+        if !self.out.is_empty() {
+            let mut send = self.tx.transmit(self.out.len() as u32);
+            let put = send.insert(self.out.iter().copied()) as usize;
+            send.commit();
+            drop(send);
+            // A full transmit ring: the rest are dropped, their frames freed.
+            for d in self.out.drain(..).skip(put) {
+                self.free.push(d.addr - d.addr % u64::from(FRAME_SIZE));
+            }
+            self.kick();
+        }
+        n
+    }
+
+    /// Tells the kernel of the transmit ring's frames: in copy mode one
+    /// `sendto` sends at most 32 of them, so it is asked again while some
+    /// wait (a few times at most: what is left goes with the next batch).
+    fn kick(&mut self) {
+        for _ in 0..KICKS {
+            if self.tx.pending() == 0 || !self.tx.needs_wakeup() {
+                return;
+            }
+            self.tx.wake();
+        }
+    }
+
+    /// Waits until frames arrive or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let fd = self.fd();
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+}
