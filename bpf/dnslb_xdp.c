@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
 // dnslb's XDP program: UDP datagrams to a port dnslb serves on this
-// interface go to the AF_XDP socket of the queue they arrived on; a blocked
-// client's are dropped here, counted; every other frame passes to the kernel
+// interface go to the AF_XDP socket of the queue they arrived on; those of a
+// client outside the allowed networks (when they are set) or inside a
+// blocked one are dropped here, counted; every other frame passes to the kernel
 // untouched (TCP, ARP, ICMP, other ports, VLAN tags, IPv4 options and
 // fragments, IPv6 extension headers: anything not read to the end).
 //
@@ -41,7 +42,8 @@ enum counter {
 	TO_USER = 0,  // handed to an AF_XDP socket
 	BLOCKED = 1,  // dropped: a blocked client's
 	NO_SOCKET = 2, // served, but no socket on this queue: passed to the kernel
-	COUNTERS = 3,
+	NOT_ALLOWED = 3, // dropped: a client outside the allowed networks
+	COUNTERS = 4,
 };
 
 struct {
@@ -74,10 +76,27 @@ struct {
 	__type(value, __u8);
 } blocked6 SEC(".maps");
 
-// [0]: how many prefixes are blocked (no trie lookup while it is 0).
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct prefix4);
+	__type(value, __u8);
+} allowed4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct prefix6);
+	__type(value, __u8);
+} allowed6 SEC(".maps");
+
+// [0]: how many prefixes are blocked (no trie lookup while it is 0);
+// [1]: 1 when only the allowed networks are served (0: everyone).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
 } settings SEC(".maps");
@@ -105,10 +124,9 @@ static __always_inline int is_served(struct served *key)
 	return bpf_map_lookup_elem(&served, key) != 0;
 }
 
-static __always_inline int blocks_any(void)
+static __always_inline int setting(__u32 which)
 {
-	__u32 zero = 0;
-	__u32 *n = bpf_map_lookup_elem(&settings, &zero);
+	__u32 *n = bpf_map_lookup_elem(&settings, &which);
 	return n && *n;
 }
 
@@ -152,9 +170,13 @@ int dnslb_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(key.addr, &ip->daddr, 4);
 		if (!is_served(&key))
 			return XDP_PASS;
-		if (blocks_any()) {
-			struct prefix4 client = { .len = 32 };
-			__builtin_memcpy(client.addr, &ip->saddr, 4);
+		struct prefix4 client = { .len = 32 };
+		__builtin_memcpy(client.addr, &ip->saddr, 4);
+		if (setting(1) && !bpf_map_lookup_elem(&allowed4, &client)) {
+			count(NOT_ALLOWED);
+			return XDP_DROP;
+		}
+		if (setting(0)) {
 			if (bpf_map_lookup_elem(&blocked4, &client)) {
 				count(BLOCKED);
 				return XDP_DROP;
@@ -177,9 +199,13 @@ int dnslb_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(key.addr, &ip6->daddr, 16);
 		if (!is_served(&key))
 			return XDP_PASS;
-		if (blocks_any()) {
-			struct prefix6 client = { .len = 128 };
-			__builtin_memcpy(client.addr, &ip6->saddr, 16);
+		struct prefix6 client = { .len = 128 };
+		__builtin_memcpy(client.addr, &ip6->saddr, 16);
+		if (setting(1) && !bpf_map_lookup_elem(&allowed6, &client)) {
+			count(NOT_ALLOWED);
+			return XDP_DROP;
+		}
+		if (setting(0)) {
 			if (bpf_map_lookup_elem(&blocked6, &client)) {
 				count(BLOCKED);
 				return XDP_DROP;

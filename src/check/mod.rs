@@ -221,15 +221,21 @@ pub fn check_all(path: &Path) -> CheckReport {
         }
     }
     let mut notes = Vec::new();
-    for tc in &cfg.ts {
-        for iface in &tc.xdp {
-            match crate::xdp::preflight::preflight(iface) {
-                Ok(n) => notes.push(format!("[[ts]] {}: xdp: {n}", tc.name)),
-                Err(why) => warnings.push(format!(
-                    "[[ts]] {}: xdp: {why}; the TS will serve it through sockets",
-                    tc.name
-                )),
-            }
+    let ls_ifaces = cfg.ls.iter().filter_map(|ls| ls.xdp.as_ref());
+    let xdp = (ls_ifaces
+        .flat_map(|x| &x.interfaces)
+        .map(|i| ("[ls]".to_owned(), "LS", i)))
+    .chain(
+        cfg.ts
+            .iter()
+            .flat_map(|tc| (tc.xdp.iter()).map(|i| (format!("[[ts]] {}", tc.name), "TS", i))),
+    );
+    for (who, role, iface) in xdp {
+        match crate::xdp::preflight::preflight(iface) {
+            Ok(n) => notes.push(format!("{who}: xdp: {n}")),
+            Err(why) => warnings.push(format!(
+                "{who}: xdp: {why}; the {role} will serve it through sockets"
+            )),
         }
     }
     // A file named by several table servers is warned about once.

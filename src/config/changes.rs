@@ -38,6 +38,7 @@ mod ls_keys {
         ("https", |o, n| doh_bound(o) != doh_bound(n)),
         ("dnstap", |o, n| o.dnstap != n.dnstap),
         ("anycast", |o, n| o.anycast != n.anycast),
+        ("xdp", |o, n| o.xdp != n.xdp),
     ];
 
     /// The `[ls]` keys a reload applies, besides the policy keys

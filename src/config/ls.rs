@@ -160,6 +160,8 @@ pub struct LsConfig {
     /// Anycast, `[ls.anycast]`: the stop's drain and `dnslb anycast`'s
     /// probe; `None` (table omitted) = off. \[off\]
     pub anycast: Option<AnycastConfig>,
+    /// UDP through AF_XDP, `[ls.xdp]`; `None` (table omitted) = sockets only. \[off\]
+    pub xdp: Option<LsXdpConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -215,6 +217,7 @@ impl Default for LsConfig {
             https: None,
             dnstap: None,
             anycast: None,
+            xdp: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),
@@ -280,4 +283,26 @@ pub struct BackendConfig {
 /// The default backend weight.
 fn one() -> u32 {
     1
+}
+
+/// `[ls.xdp]`: the LS's UDP through AF_XDP on these interfaces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LsXdpConfig {
+    /// Interfaces whose UDP to `listen` goes through AF_XDP (every queue of each).
+    pub interfaces: Vec<String>,
+    /// How the LS reaches its backends. \[sockets\]
+    #[serde(default)]
+    pub upstream: XdpUpstream,
+}
+
+/// `upstream` in `[ls.xdp]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpUpstream {
+    /// Through the kernel's sockets.
+    #[default]
+    Sockets,
+    /// Through the AF_XDP sockets (backends behind the same interfaces).
+    Xdp,
 }

@@ -129,6 +129,7 @@ pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
     BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, LsConfig,
+    LsXdpConfig, XdpUpstream,
 };
 pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};

@@ -67,7 +67,6 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("metrics::history", "metrics::Shared"),
     ("metrics::page", "metrics::HISTORY_SECS"),
     ("metrics::page", "metrics::Shared"),
-    ("metrics::prom::policy", "metrics::prom::Expo"),
     ("metrics::ts", "metrics::exposition"),
     ("metrics::ts", "metrics::not_found"),
     ("metrics::ts", "metrics::serve_app"),

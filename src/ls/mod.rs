@@ -40,7 +40,8 @@
 //!   answer mended), [`cache`] (the
 //!   packet cache), [`dynblock`] (dynamic blocks, blocks by hand and
 //!   `dnslb top`'s counts), [`identity`] (what the LS tells of itself, and
-//!   the anycast probe's question answered before the blocks and rules). The ACL, the rate limit and the in-flight bound's share
+//!   the anycast probe's question answered before the blocks and rules),
+//!   [`xdp_policy`] (what the XDP program drops: outside `allow`, blocked). The ACL, the rate limit and the in-flight bound's share
 //!   per client are [`crate::guard`]'s, shared with the server layer and
 //!   the TS.
 //!
@@ -72,6 +73,7 @@ pub mod suffix;
 pub mod tap;
 pub mod udp_path;
 pub mod upstream;
+pub mod xdp_policy;
 
 #[cfg(test)]
 mod timing_tests;

@@ -16,6 +16,7 @@ use super::reload::{LsLive, Reloader, set_conn_rates, trusted_proxies, warn_expi
 use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
 use crate::config::{Config, DnstapSide, LsConfig, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
+use crate::ls::xdp_policy::LsXdpPolicy;
 use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
@@ -24,6 +25,7 @@ use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::bind_stream;
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::Supervisor;
+use crate::xdp::{XdpPlan, XdpServer};
 
 /// The `[ls]` of `cfg`.
 ///
@@ -282,6 +284,7 @@ impl LsRole {
                 .inspect_err(|e| error!(error = %e, "dnstap: cannot start the writer's thread"))
                 .ok()
         });
+        let xdp_socket = lsc.xdp.as_ref().map(|_| sockets.dns.udp_dup());
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),
@@ -289,6 +292,22 @@ impl LsRole {
             crate::ls::server_options(lsc),
             dns_token.clone(),
         ));
+        let xdp = match (&lsc.xdp, xdp_socket) {
+            (Some(x), Some(Ok(sock))) => XdpServer::start(XdpPlan {
+                who: "ls",
+                ifaces: &x.interfaces,
+                addrs: &addrs,
+                handler: self.balancer.clone(),
+                kernel_sock: sock,
+                counters: self.balancer.metrics().xdp.clone(),
+                policy: Some(Box::new(LsXdpPolicy::new(self.balancer.clone()))),
+            }),
+            (_, Some(Err(err))) => {
+                warn!(%err, "xdp: no socket to share; serving through sockets");
+                None
+            }
+            _ => None,
+        };
         // Listeners bound, first health round done (callers wait for it), the
         // server spawned: ready before the metrics server can be asked, and not
         // ready again from the moment stopping begins.
@@ -376,6 +395,11 @@ impl LsRole {
             }
         }
         info!("stopping: answering the queries in flight");
+        // The XDP path stops first: the kernel's sockets take its traffic
+        // while the server drains (its later answers still go out).
+        if let Some(x) = xdp {
+            let _ = tokio::task::spawn_blocking(move || x.stop()).await;
+        }
         dns_token.cancel();
         // The server bounds its own drain (timeout_ms and a grace).
         if !server_ended {

@@ -26,10 +26,10 @@ use crate::ts::secondary::install::Installer;
 use crate::ts::secondary::writer::StateWriter;
 use crate::ts::service::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::xfr::notify::policy::{log_notified, notify_wait};
-use crate::xdp::{XdpPlan, XdpServer};
 use crate::ts::xfr::notify::task::{Announce, run_notifier};
 use crate::ts::zone::Catalog;
 use crate::ts::{TableServer, TsSettings};
+use crate::xdp::{XdpPlan, XdpServer};
 
 /// The longest the TS sleeps before reading its keys folder again and
 /// looking at when its signatures are due: a key added or its timing
@@ -316,6 +316,7 @@ fn start_xdp(
         handler: ts.clone(),
         kernel_sock: sock,
         counters: ts.metrics().xdp.clone(),
+        policy: None,
     })
 }
 

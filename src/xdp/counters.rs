@@ -25,6 +25,8 @@ pub struct XdpCounters {
     pub program_blocked: AtomicU64,
     /// The program's: datagrams passed to the kernel, no socket on their queue.
     pub program_no_socket: AtomicU64,
+    /// The program's: datagrams of clients outside the allowed networks dropped.
+    pub program_not_allowed: AtomicU64,
 }
 
 impl XdpCounters {

@@ -290,7 +290,9 @@ fn answerable_v6(a: Ipv6Addr) -> bool {
 /// frame's capacity) into the answer frame carrying `answer`; the frame's
 /// length, or None when the answer does not fit. See [`finish`].
 pub fn reply(buf: &mut [u8], d: &Datagram, answer: &[u8]) -> Option<usize> {
-    payload_room(buf, d).get_mut(..answer.len())?.copy_from_slice(answer);
+    payload_room(buf, d)
+        .get_mut(..answer.len())?
+        .copy_from_slice(answer);
     finish(buf, d, answer.len())
 }
 
@@ -320,12 +322,8 @@ pub fn payload_room<'a>(buf: &'a mut [u8], d: &Datagram) -> &'a mut [u8] {
 /// `d`'s two addresses are not of one family.
 pub fn finish(buf: &mut [u8], d: &Datagram, len: usize) -> Option<usize> {
     let end = match (d.src, d.dst) {
-        (SocketAddr::V4(client), SocketAddr::V4(server)) => {
-            finish_v4(buf, d, client, server, len)?
-        }
-        (SocketAddr::V6(client), SocketAddr::V6(server)) => {
-            finish_v6(buf, d, client, server, len)?
-        }
+        (SocketAddr::V4(client), SocketAddr::V4(server)) => finish_v4(buf, d, client, server, len)?,
+        (SocketAddr::V6(client), SocketAddr::V6(server)) => finish_v6(buf, d, client, server, len)?,
         _ => return None,
     };
     if end >= MIN_FRAME {

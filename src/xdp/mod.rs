@@ -11,10 +11,12 @@
 //! - [`worker`]: the loop of one queue: frames in, the handler asked, answers out.
 //! - [`frame`]: reading an Ethernet frame's IPv4/IPv6 UDP datagram and
 //!   turning the frame into its answer in place (pure, no I/O).
+//! - [`filter`]: the clients the program drops (outside `allow`, blocked).
 //! - [`iface`]: an interface's queues and MTU.
 //! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
 //! - [`counters`]: what the path did, for `/metrics`.
 pub mod counters;
+pub mod filter;
 pub mod frame;
 pub mod iface;
 pub mod preflight;
@@ -24,4 +26,5 @@ pub mod start;
 pub mod worker;
 
 pub use counters::XdpCounters;
-pub use start::{XdpPlan, XdpServer};
+pub use filter::Filter;
+pub use start::{XdpPlan, XdpPolicy, XdpServer};

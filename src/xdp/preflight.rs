@@ -59,7 +59,10 @@ mod tests {
         let net_admin_only = format!("CapEff:\t{:016x}\n", 1u64 << CAP_NET_ADMIN);
         let err = preflight_with("lo", lo, &net_admin_only).unwrap_err();
         assert!(err.contains("CAP_BPF"), "{err}");
-        let both = format!("CapEff:\t{:016x}\n", (1u64 << CAP_NET_ADMIN) | (1u64 << CAP_BPF));
+        let both = format!(
+            "CapEff:\t{:016x}\n",
+            (1u64 << CAP_NET_ADMIN) | (1u64 << CAP_BPF)
+        );
         assert!(preflight_with("lo", lo, &both).is_ok());
         assert!(preflight_with("lo", lo, "").is_err());
         let missing = preflight_with("nope0", Path::new("/sys/class/net/nope0"), root);

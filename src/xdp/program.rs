@@ -7,11 +7,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 
+use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode, xdp::XdpLinkId};
-use aya::Ebpf;
 use ipnet::IpNet;
+
+use super::filter::{Filter, TrieChanges};
 
 /// The XDP program, as `bpf/build` compiles it.
 pub const OBJECT: &[u8] = include_bytes!("../../bpf/dnslb_xdp.o");
@@ -51,6 +53,8 @@ pub struct Counters {
     /// Datagrams to a served address that came on a queue with no socket,
     /// passed to the kernel.
     pub no_socket: u64,
+    /// Datagrams dropped as from a client outside the allowed networks.
+    pub not_allowed: u64,
 }
 
 /// The program on one interface; dropping it detaches it.
@@ -58,6 +62,8 @@ pub struct Program {
     iface: String,
     ebpf: Ebpf,
     link: Option<XdpLinkId>,
+    /// The filter in force (as far as is known).
+    filter: Filter,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
@@ -111,6 +117,7 @@ impl Program {
             iface: iface.to_owned(),
             ebpf,
             link: Some(link),
+            filter: Filter::default(),
         })
     }
 
@@ -149,54 +156,34 @@ impl Program {
         xsks.set(queue, fd, 0).map_err(map_err("xsks"))
     }
 
-    /// Drops the datagrams of clients in `nets` to the served addresses,
-    /// in place of what was blocked before.
+    /// Makes the program drop what `next` drops, changing only what
+    /// differs from the filter in force.
     ///
     /// # Errors
-    /// [`ProgramError::Map`].
-    pub fn block(&mut self, old: &[IpNet], nets: &[IpNet]) -> Result<(), ProgramError> {
-        for (map, v4) in [("blocked4", true), ("blocked6", false)] {
-            let Some(m) = self.ebpf.map_mut(map) else {
-                continue;
-            };
-            if v4 {
-                let mut trie: LpmTrie<&mut MapData, [u8; 4], u8> =
-                    LpmTrie::try_from(m).map_err(map_err("blocked4"))?;
-                for n in old.iter().filter(|n| !nets.contains(n)) {
-                    if let IpNet::V4(n) = n {
-                        let _ = trie.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
-                    }
-                }
-                for n in nets {
-                    if let IpNet::V4(n) = n {
-                        trie.insert(&Key::new(u32::from(n.prefix_len()), n.network().octets()), 1, 0)
-                            .map_err(map_err("blocked4"))?;
-                    }
-                }
-            } else {
-                let mut trie: LpmTrie<&mut MapData, [u8; 16], u8> =
-                    LpmTrie::try_from(m).map_err(map_err("blocked6"))?;
-                for n in old.iter().filter(|n| !nets.contains(n)) {
-                    if let IpNet::V6(n) = n {
-                        let _ = trie.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
-                    }
-                }
-                for n in nets {
-                    if let IpNet::V6(n) = n {
-                        trie.insert(&Key::new(u32::from(n.prefix_len()), n.network().octets()), 1, 0)
-                            .map_err(map_err("blocked6"))?;
-                    }
-                }
-            }
-        }
+    /// [`ProgramError::Map`] (the filter in force is then unknown: the next
+    /// call writes every network again).
+    pub fn set_filter(&mut self, next: &Filter) -> Result<(), ProgramError> {
+        let changes = self.filter.changes(next);
+        // Known again only once every change is in.
+        self.filter = Filter {
+            allow: Some(Vec::new()),
+            blocked: Vec::new(),
+        };
+        trie(&mut self.ebpf, "allowed4", "allowed6", &changes.allow)?;
+        trie(&mut self.ebpf, "blocked4", "blocked6", &changes.blocked)?;
         let map = self.ebpf.map_mut("settings").ok_or(ProgramError::Map {
             map: "settings",
             err: "missing".into(),
         })?;
         let mut settings: Array<&mut MapData, u32> =
             Array::try_from(map).map_err(map_err("settings"))?;
-        let count = u32::try_from(nets.len()).unwrap_or(u32::MAX);
-        settings.set(0, count, 0).map_err(map_err("settings"))
+        let blocks = u32::try_from(next.blocked.len()).unwrap_or(u32::MAX);
+        settings.set(0, blocks, 0).map_err(map_err("settings"))?;
+        settings
+            .set(1, u32::from(next.allow.is_some()), 0)
+            .map_err(map_err("settings"))?;
+        self.filter = next.clone();
+        Ok(())
     }
 
     /// The counters, summed over the CPUs (zero where they cannot be read).
@@ -217,6 +204,7 @@ impl Program {
             to_user: sum(0),
             blocked: sum(1),
             no_socket: sum(2),
+            not_allowed: sum(3),
         }
     }
 
@@ -237,6 +225,57 @@ impl Drop for Program {
     fn drop(&mut self) {
         self.detach();
     }
+}
+
+/// Applies `changes` to the IPv4 trie `v4` and the IPv6 trie `v6`.
+fn trie(
+    ebpf: &mut Ebpf,
+    v4: &'static str,
+    v6: &'static str,
+    changes: &TrieChanges,
+) -> Result<(), ProgramError> {
+    let missing = |map| ProgramError::Map {
+        map,
+        err: "missing".into(),
+    };
+    {
+        let m = ebpf.map_mut(v4).ok_or_else(|| missing(v4))?;
+        let mut t: LpmTrie<&mut MapData, [u8; 4], u8> =
+            LpmTrie::try_from(m).map_err(map_err(v4))?;
+        for n in &changes.remove {
+            if let IpNet::V4(n) = n {
+                let _ = t.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
+            }
+        }
+        for n in &changes.add {
+            if let IpNet::V4(n) = n {
+                t.insert(
+                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
+                    1,
+                    0,
+                )
+                .map_err(map_err(v4))?;
+            }
+        }
+    }
+    let m = ebpf.map_mut(v6).ok_or_else(|| missing(v6))?;
+    let mut t: LpmTrie<&mut MapData, [u8; 16], u8> = LpmTrie::try_from(m).map_err(map_err(v6))?;
+    for n in &changes.remove {
+        if let IpNet::V6(n) = n {
+            let _ = t.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
+        }
+    }
+    for n in &changes.add {
+        if let IpNet::V6(n) = n {
+            t.insert(
+                &Key::new(u32::from(n.prefix_len()), n.network().octets()),
+                1,
+                0,
+            )
+            .map_err(map_err(v6))?;
+        }
+    }
+    Ok(())
 }
 
 /// An error with its causes, as one line.

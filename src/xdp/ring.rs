@@ -19,7 +19,9 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use xdpilone::xdp::XdpDesc;
-use xdpilone::{BufIdx, DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
+use xdpilone::{
+    BufIdx, DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
+};
 
 /// Bytes per frame: a page, room for a 1500-byte MTU frame and its answer
 /// at any offset the kernel picks.
@@ -73,7 +75,8 @@ impl Area {
                 rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::POPULATE,
             )
         }?;
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         Ok(Area { ptr, len })
     }
 }
@@ -122,7 +125,8 @@ impl Xsk {
             err: io::Error::from(io::ErrorKind::InvalidInput),
         })?;
         let mut info = IfInfo::invalid();
-        info.from_name(&name).map_err(|e| RingError::of("interface", &e))?;
+        info.from_name(&name)
+            .map_err(|e| RingError::of("interface", &e))?;
         info.set_queue(queue);
         let len = (FRAMES * FRAME_SIZE) as usize;
         let area = Area::new(len).map_err(|err| RingError { what: "mmap", err })?;
@@ -138,7 +142,9 @@ impl Xsk {
         // which `Xsk` keeps alive until after the socket (field order).
         let umem = unsafe { Umem::new(config, region) }.map_err(|e| RingError::of("umem", &e))?;
         let sock = Socket::with_shared(&info, &umem).map_err(|e| RingError::of("socket", &e))?;
-        let device = umem.fq_cq(&sock).map_err(|e| RingError::of("fill ring", &e))?;
+        let device = umem
+            .fq_cq(&sock)
+            .map_err(|e| RingError::of("fill ring", &e))?;
         let user = umem
             .rx_tx(
                 &sock,
@@ -149,8 +155,12 @@ impl Xsk {
                 },
             )
             .map_err(|e| RingError::of("rings", &e))?;
-        let rx = user.map_rx().map_err(|e| RingError::of("receive ring", &e))?;
-        let tx = user.map_tx().map_err(|e| RingError::of("transmit ring", &e))?;
+        let rx = user
+            .map_rx()
+            .map_err(|e| RingError::of("receive ring", &e))?;
+        let tx = user
+            .map_tx()
+            .map_err(|e| RingError::of("transmit ring", &e))?;
         umem.bind(&user).map_err(|e| RingError::of("bind", &e))?;
         let fd = rx.as_raw_fd();
         let free = (0..FRAMES).map(|i| u64::from(i * FRAME_SIZE)).collect();
@@ -188,7 +198,8 @@ impl Xsk {
         if !self.free.is_empty() {
             let n = self.free.len().min(RING as usize) as u32;
             let mut fill = self.device.fill(n);
-            let put = fill.insert(self.free.iter().rev().copied()) as usize;
+            let room = fill.capacity() as usize;
+            let put = fill.insert(self.free.iter().rev().take(room).copied()) as usize;
             fill.commit();
             drop(fill);
             self.free.truncate(self.free.len() - put);
@@ -203,14 +214,20 @@ impl Xsk {
     /// `answer` returns the length of the answer frame it wrote in place, or
     /// `None` to drop it. The answers are then put on the transmit ring
     /// together. Returns how many frames came.
-    pub fn serve(&mut self, max: u32, mut answer: impl FnMut(&mut [u8], usize) -> Option<usize>) -> u32 {
+    pub fn serve(
+        &mut self,
+        max: u32,
+        mut answer: impl FnMut(&mut [u8], usize) -> Option<usize>,
+    ) -> u32 {
         let mut got = self.rx.receive(max);
         let mut n = 0;
         while let Some(desc) = got.read() {
             n += 1;
             let base = desc.addr - desc.addr % u64::from(FRAME_SIZE);
             let start = (desc.addr - base) as usize;
-            let chunk = u32::try_from(base / u64::from(FRAME_SIZE)).ok().and_then(|i| self.umem.frame(BufIdx(i)));
+            let chunk = u32::try_from(base / u64::from(FRAME_SIZE))
+                .ok()
+                .and_then(|i| self.umem.frame(BufIdx(i)));
             let reply = chunk.and_then(|chunk| {
                 let len = chunk.addr.len();
                 if start + desc.len as usize > len {
@@ -235,18 +252,59 @@ impl Xsk {
         }
         got.release();
         drop(got);
-        if !self.out.is_empty() {
-            let mut send = self.tx.transmit(self.out.len() as u32);
-            let put = send.insert(self.out.iter().copied()) as usize;
-            send.commit();
-            drop(send);
-            // A full transmit ring: the rest are dropped, their frames freed.
-            for d in self.out.drain(..).skip(put) {
-                self.free.push(d.addr - d.addr % u64::from(FRAME_SIZE));
-            }
-            self.kick();
-        }
+        self.flush();
         n
+    }
+
+    /// Writes a new frame into a free one with `write` (given the frame's
+    /// whole chunk; it returns the frame's length, or `None` to give up) for
+    /// the next [`Xsk::flush`]. False when no frame is free or `write` gave up.
+    pub fn send_new(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        let Some(base) = self.free.pop() else {
+            return false;
+        };
+        let chunk = u32::try_from(base / u64::from(FRAME_SIZE))
+            .ok()
+            .and_then(|i| self.umem.frame(BufIdx(i)));
+        let len = chunk.and_then(|chunk| {
+            // SAFETY: a frame of the free list is in no ring: nothing but
+            // this call reads or writes it until it is put on one below.
+            let whole: &mut [u8] = unsafe { &mut *chunk.addr.as_ptr() };
+            write(whole)
+        });
+        match len.and_then(|l| u32::try_from(l).ok()) {
+            Some(len) => {
+                self.out.push(XdpDesc {
+                    addr: base,
+                    len,
+                    options: 0,
+                });
+                true
+            }
+            None => {
+                self.free.push(base);
+                false
+            }
+        }
+    }
+
+    /// Puts the frames written since the last call on the transmit ring and
+    /// tells the kernel; a full ring drops the rest (their frames freed).
+    pub fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let mut send = self.tx.transmit(self.out.len() as u32);
+        // Exactly as many as there is room for: an item past the room
+        // would be taken and lost.
+        let room = send.capacity() as usize;
+        let put = send.insert(self.out.iter().take(room).copied()) as usize;
+        send.commit();
+        drop(send);
+        for d in self.out.drain(..).skip(put) {
+            self.free.push(d.addr - d.addr % u64::from(FRAME_SIZE));
+        }
+        self.kick();
     }
 
     /// Tells the kernel of the transmit ring's frames: in copy mode one
@@ -261,11 +319,14 @@ impl Xsk {
         }
     }
 
-    /// Waits until frames arrive or `timeout` passes.
-    pub fn wait(&self, timeout: Duration) {
+    /// Waits until frames arrive, `also` is readable, or `timeout` passes.
+    pub fn wait(&self, also: BorrowedFd<'_>, timeout: Duration) {
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let fd = self.fd();
-        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let mut fds = [
+            rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&also, rustix::event::PollFlags::IN),
+        ];
         let timeout = rustix::event::Timespec {
             tv_sec: i64::from(ms / 1000),
             tv_nsec: i64::from(ms % 1000) * 1_000_000,

@@ -15,16 +15,18 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::counters::XdpCounters;
+use super::filter::Filter;
 use super::iface;
-use super::program::Program;
+use super::program::{Counters, Program};
 use super::ring::Xsk;
 use super::worker::{self, KernelPath, WorkerParts};
 use crate::server::Handler;
 
 /// Ethernet header: the MTU counts from the IP header.
 const ETHERNET: usize = 14;
-/// How often the keeper copies the program's counters.
-const KEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often the keeper brings the programs' filters up to date and copies
+/// their counters.
+const KEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The XDP path of a server, running.
 pub struct XdpServer {
@@ -46,6 +48,20 @@ pub struct XdpPlan<'a, H> {
     pub kernel_sock: std::net::UdpSocket,
     /// Its counters, read by its `/metrics`.
     pub counters: Arc<XdpCounters>,
+    /// The clients the program drops, and where its drops are counted;
+    /// `None`: it drops none.
+    pub policy: Option<Box<dyn XdpPolicy>>,
+}
+
+/// The server's say in what the XDP program drops (the LS's `allow` and
+/// its blocks whose action is drop), asked by the keeper every
+/// [`KEEP_EVERY`].
+pub trait XdpPolicy: Send + 'static {
+    /// The clients to drop now.
+    fn filter(&mut self) -> Filter;
+    /// The program dropped `not_allowed` more datagrams of clients outside
+    /// the allowed networks, and `blocked` more of blocked ones.
+    fn dropped(&mut self, not_allowed: u64, blocked: u64);
 }
 
 impl XdpServer {
@@ -60,6 +76,7 @@ impl XdpServer {
             handler,
             kernel_sock,
             counters,
+            policy,
         } = plan;
         let kernel = match kernel_path(kernel_sock) {
             Ok(k) => k,
@@ -92,7 +109,7 @@ impl XdpServer {
             let (stop, counters) = (stop.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("xdp-keeper".into())
-                .spawn(move || keep(programs, &counters, &stop))
+                .spawn(move || keep(programs, policy, &counters, &stop))
         };
         match keeper {
             Ok(k) => threads.push(k),
@@ -132,10 +149,10 @@ fn join(threads: Vec<JoinHandle<()>>) {
 /// The way out through the kernel, on `sock`, a duplicate of the server's
 /// UDP socket. Its flags are left as they are: they belong to the socket the
 /// two descriptors share, and the server's worker may wait in a blocking
-/// receive on it; the sends on it pass `MSG_DONTWAIT` (`batch::send_all`).
+/// receive on it; the sends on it pass `MSG_DONTWAIT` (`batch::send_some`).
 fn kernel_path(sock: std::net::UdpSocket) -> std::io::Result<KernelPath> {
     Ok(KernelPath {
-        sock: Arc::new(tokio::net::UdpSocket::from_std(sock)?),
+        sock: Arc::new(sock),
         rt: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
         later: Arc::new(AtomicUsize::new(0)),
     })
@@ -203,26 +220,53 @@ fn start_iface<H: Handler>(
     }
 }
 
-/// Copies the programs' counters into `counters` until the stop, then
-/// detaches the programs.
-fn keep(mut programs: Vec<Program>, counters: &XdpCounters, stop: &AtomicBool) {
-    let copy = || {
-        let (mut to_user, mut blocked, mut no_socket) = (0, 0, 0);
-        for p in &programs {
-            let c = p.counters();
-            to_user += c.to_user;
-            blocked += c.blocked;
-            no_socket += c.no_socket;
+/// Until the stop: the programs' filters brought up to date with `policy`
+/// and their counters copied into `counters` (the drops told to `policy`);
+/// then the programs detached.
+fn keep(
+    mut programs: Vec<Program>,
+    mut policy: Option<Box<dyn XdpPolicy>>,
+    counters: &XdpCounters,
+    stop: &AtomicBool,
+) {
+    let mut said = false;
+    let mut seen = Counters::default();
+    loop {
+        if let Some(p) = policy.as_mut() {
+            let filter = p.filter();
+            for prog in &mut programs {
+                if let Err(err) = prog.set_filter(&filter) {
+                    if !std::mem::replace(&mut said, true) {
+                        warn!(iface = %prog.iface(), %err, "xdp: the program's filter could not be set; its drops may be out of date");
+                    }
+                }
+            }
         }
-        counters.program_to_user.store(to_user, Relaxed);
-        counters.program_blocked.store(blocked, Relaxed);
-        counters.program_no_socket.store(no_socket, Relaxed);
-    };
-    while !stop.load(Relaxed) {
-        copy();
+        let now = programs
+            .iter()
+            .map(Program::counters)
+            .fold(Counters::default(), |a, c| Counters {
+                to_user: a.to_user + c.to_user,
+                blocked: a.blocked + c.blocked,
+                no_socket: a.no_socket + c.no_socket,
+                not_allowed: a.not_allowed + c.not_allowed,
+            });
+        counters.program_to_user.store(now.to_user, Relaxed);
+        counters.program_blocked.store(now.blocked, Relaxed);
+        counters.program_no_socket.store(now.no_socket, Relaxed);
+        counters.program_not_allowed.store(now.not_allowed, Relaxed);
+        if let Some(p) = policy.as_mut() {
+            p.dropped(
+                now.not_allowed.saturating_sub(seen.not_allowed),
+                now.blocked.saturating_sub(seen.blocked),
+            );
+        }
+        seen = now;
+        if stop.load(Relaxed) {
+            break;
+        }
         std::thread::park_timeout(KEEP_EVERY);
     }
-    copy();
     for p in &mut programs {
         p.detach();
     }
@@ -244,9 +288,11 @@ mod tests {
         // And it sends, from the server's address.
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let peer = crate::server::batch::Peer::from(client.local_addr().unwrap());
-        crate::server::batch::send_all(&out.sock, &[(b"x".to_vec(), peer)]).await;
+        out.send(b"x".to_vec(), peer);
         let mut buf = [0u8; 8];
-        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let (n, from) = client.recv_from(&mut buf).unwrap();
         assert_eq!((n, from), (1, server.local_addr().unwrap()));
     }

@@ -5,10 +5,14 @@
 //! frame, addresses swapped ([`frame::reply`]), for the transmit ring. With
 //! nothing to receive it waits in `poll` (bounded, so the stop is seen).
 //!
-//! Two answers leave through the kernel's UDP socket on the same address
-//! instead ([`KernelPath`]): one larger than the interface's MTU (the
-//! kernel fragments it, as it would on the socket path), and one the
-//! handler gives later (the TS's delay fault), run on the server's runtime.
+//! An answer the handler gives later (the LS's forwarded queries, the TS's
+//! delay fault) runs on the server's runtime; when it is ready it comes
+//! back to the worker ([`Returns`]: a bounded channel and an eventfd that
+//! wakes the worker's `poll`), which writes it into a free frame, the
+//! query's headers copied and swapped. An answer larger than the
+//! interface's MTU leaves through the kernel's UDP socket on the same
+//! address instead ([`KernelPath`]: the kernel fragments it, as on the
+//! socket path), and so does a later one when the channel is full.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -32,9 +36,9 @@ const LATER_MAX: usize = 4096;
 /// runtime its sends and the later answers run on.
 #[derive(Clone)]
 pub struct KernelPath {
-    /// The socket (a duplicate of the server's own).
-    pub sock: Arc<tokio::net::UdpSocket>,
-    /// The server's runtime.
+    /// The socket (a duplicate of the server's own; `MSG_DONTWAIT` sends).
+    pub sock: Arc<std::net::UdpSocket>,
+    /// The server's runtime, where answers given later are awaited.
     pub rt: tokio::runtime::Handle,
     /// Answers given later, in flight.
     pub later: Arc<AtomicUsize>,
@@ -42,18 +46,20 @@ pub struct KernelPath {
 
 impl KernelPath {
     fn peer(&self, d: &frame::Datagram) -> Peer {
-        let wildcard = self.sock.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+        let wildcard = self
+            .sock
+            .local_addr()
+            .is_ok_and(|a| a.ip().is_unspecified());
         Peer {
             addr: d.src,
             local: wildcard.then_some(d.dst.ip()),
         }
     }
 
-    fn send(&self, bytes: Vec<u8>, peer: Peer) {
-        let sock = self.sock.clone();
-        self.rt.spawn(async move {
-            batch::send_all(&sock, &[(bytes, peer)]).await;
-        });
+    /// Sends `bytes` to `peer` now, or drops it when the socket's buffer
+    /// is full (as a UDP server under overload does).
+    pub(crate) fn send(&self, bytes: Vec<u8>, peer: Peer) {
+        let _ = batch::send_some(&*self.sock, &[(bytes, peer)]);
     }
 }
 
@@ -71,20 +77,100 @@ pub struct WorkerParts<H> {
     pub stop: Arc<AtomicBool>,
 }
 
+/// The longest Ethernet, IP and UDP headers of a served frame (IPv6).
+const HEAD_MAX: usize = 14 + 40 + 8;
+
+/// An answer given later, back for its worker to send.
+struct Later {
+    /// The query frame's headers (up to its payload).
+    head: [u8; HEAD_MAX],
+    /// Where the datagram was in the query frame.
+    d: frame::Datagram,
+    /// The answer.
+    answer: Vec<u8>,
+}
+
+/// The way back to a worker for answers given later.
+#[derive(Clone)]
+struct Returns {
+    tx: std::sync::mpsc::SyncSender<Later>,
+    wake: Arc<std::os::fd::OwnedFd>,
+}
+
+impl Returns {
+    /// Hands `later` to the worker and wakes it; gives it back when the
+    /// channel is full or the worker gone.
+    fn give(&self, later: Later) -> Result<(), Later> {
+        self.tx.try_send(later).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(l)
+            | std::sync::mpsc::TrySendError::Disconnected(l) => l,
+        })?;
+        let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+        Ok(())
+    }
+}
+
 /// Serves `xsk` until the stop.
 pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
+    let wake = match rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::NONBLOCK | rustix::event::EventfdFlags::CLOEXEC,
+    ) {
+        Ok(fd) => Arc::new(fd),
+        Err(err) => {
+            tracing::warn!(%err, "xdp: no eventfd; this queue's worker stops");
+            return;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(LATER_MAX);
+    let returns = Returns {
+        tx,
+        wake: wake.clone(),
+    };
+    let mut drained = [0u8; 8];
     while !parts.stop.load(Relaxed) {
         xsk.recycle();
-        let got = xsk.serve(BATCH, |buf, len| answer(&parts, buf, len));
-        if got == 0 {
-            xsk.wait(WAIT);
+        let got = xsk.serve(BATCH, |buf, len| answer(&parts, &returns, buf, len));
+        let _ = rustix::io::read(&*wake, &mut drained);
+        let mut back = 0;
+        while let Ok(later) = rx.try_recv() {
+            back += 1;
+            send_later(&mut xsk, &parts, later);
         }
+        xsk.flush();
+        if got == 0 && back == 0 {
+            xsk.wait(std::os::fd::AsFd::as_fd(&*wake), WAIT);
+        }
+    }
+}
+
+/// Sends an answer given later in a free frame, or through the kernel.
+fn send_later<H: Handler>(xsk: &mut Xsk, parts: &WorkerParts<H>, later: Later) {
+    let Later { head, d, answer } = later;
+    let start = d.payload.start;
+    let sent = xsk.send_new(|buf| {
+        let room = buf.len().min(parts.max_frame);
+        let buf = buf.get_mut(..room)?;
+        buf.get_mut(..start)?.copy_from_slice(head.get(..start)?);
+        frame::reply(buf, &d, &answer)
+    });
+    let c = &parts.counters;
+    if sent {
+        c.answered.fetch_add(1, Relaxed);
+    } else {
+        c.via_kernel.fetch_add(1, Relaxed);
+        parts.kernel.send(answer, parts.kernel.peer(&d));
     }
 }
 
 /// The answer frame to the frame of `len` bytes at the start of `buf`,
 /// written over it; `None` when nothing goes back through the socket.
-fn answer<H: Handler>(parts: &WorkerParts<H>, buf: &mut [u8], len: usize) -> Option<usize> {
+fn answer<H: Handler>(
+    parts: &WorkerParts<H>,
+    returns: &Returns,
+    buf: &mut [u8],
+    len: usize,
+) -> Option<usize> {
     let c = &parts.counters;
     let d = match buf.get(..len).map(frame::read) {
         Some(Ok(d)) => d,
@@ -107,15 +193,22 @@ fn answer<H: Handler>(parts: &WorkerParts<H>, buf: &mut [u8], len: usize) -> Opt
                 parts.handler.inflight_refused();
                 dns::servfail_for(raw)
             } else {
-                let (peer, kernel) = (k.peer(&d), k.clone());
+                let mut head = [0u8; HEAD_MAX];
+                let n = d.payload.start.min(HEAD_MAX);
+                if let (Some(h), Some(b)) = (head.get_mut(..n), buf.get(..n)) {
+                    h.copy_from_slice(b);
+                }
+                let (kernel, returns) = (k.clone(), returns.clone());
                 k.rt.spawn(async move {
                     let reply = fut.await;
                     kernel.later.fetch_sub(1, Relaxed);
-                    if let Some(bytes) = first(reply) {
-                        batch::send_all(&kernel.sock, &[(bytes, peer)]).await;
+                    let Some(answer) = first(reply) else {
+                        return;
+                    };
+                    if let Err(Later { d, answer, .. }) = returns.give(Later { head, d, answer }) {
+                        kernel.send(answer, kernel.peer(&d));
                     }
                 });
-                c.via_kernel.fetch_add(1, Relaxed);
                 return None;
             }
         }
@@ -125,7 +218,10 @@ fn answer<H: Handler>(parts: &WorkerParts<H>, buf: &mut [u8], len: usize) -> Opt
         return None;
     };
     let room = buf.len().min(parts.max_frame);
-    match buf.get_mut(..room).and_then(|b| frame::reply(b, &d, &bytes)) {
+    match buf
+        .get_mut(..room)
+        .and_then(|b| frame::reply(b, &d, &bytes))
+    {
         Some(n) => {
             c.answered.fetch_add(1, Relaxed);
             Some(n)
@@ -137,4 +233,3 @@ fn answer<H: Handler>(parts: &WorkerParts<H>, buf: &mut [u8], len: usize) -> Opt
         }
     }
 }
-

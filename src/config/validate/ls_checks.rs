@@ -107,6 +107,9 @@ pub(super) fn check_ls(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
         "ls.hedge_budget_pct",
         || format!("must be in [0, 100], got {budget}"),
     );
+    if let Some(xdp) = &ls.xdp {
+        super::xdp_checks::check_xdp(xdp, check);
+    }
     check.require(ls.max_inflight >= 1, "ls.max_inflight", || {
         "must be at least 1".into()
     });

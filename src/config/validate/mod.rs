@@ -4,7 +4,8 @@
 //! The folder: `checker` (the problems found so far, and unique names),
 //! `limits` (the largest value of each numeric key), `ls_checks` (`[ls]`,
 //! its pools and caches), `rule_checks` (`[[ls.rule]]`,
-//! `[[ls.response_rule]]`), `encrypted_checks` (`[ls.tls]`, `[ls.https]`);
+//! `[[ls.response_rule]]`), `encrypted_checks` (`[ls.tls]`, `[ls.https]`),
+//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`);
 //! the `[[ts]]`, `[[key]]` and listener rules are here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +22,7 @@ mod encrypted_checks;
 mod limits;
 mod ls_checks;
 mod rule_checks;
+mod xdp_checks;
 
 use checker::{ConfigChecker, check_names};
 use limits::{MAX_MS, MAX_WORKERS};
@@ -108,16 +110,7 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
         check.at_most(workers, MAX_WORKERS, &key("workers"));
     }
     check.at_most(ts.fault.delay_ms, MAX_MS, &key("fault.delay_ms"));
-    for (i, iface) in ts.xdp.iter().enumerate() {
-        check.require(is_interface_name(iface), &key(&format!("xdp.{i}")), || {
-            format!(
-                "{iface:?} is not an interface name (1 to 15 bytes, no '/', ':' or white space)"
-            )
-        });
-        check.require(!ts.xdp[..i].contains(iface), &key(&format!("xdp.{i}")), || {
-            format!("{iface:?} is given twice")
-        });
-    }
+    xdp_checks::check_interfaces(&ts.xdp, &key("xdp"), check);
     if let Some(nsid) = &ts.nsid {
         check.require(
             (1..=NSID_MAX_LEN).contains(&nsid.len()),
@@ -326,13 +319,4 @@ pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
         && a.port() == b.port()
         && (a.ip() == b.ip()
             || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
-}
-
-/// A name Linux takes for a network interface (`dev_valid_name`): 1 to 15
-/// bytes, not `.` or `..`, no `/`, `:` or white space.
-fn is_interface_name(name: &str) -> bool {
-    (1..16).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
 }

@@ -129,6 +129,8 @@ pub struct LsMetrics {
     /// dnstap of the client and forwarder messages, set when `[ls.dnstap]`
     /// is on (`ls::tap` reads it on both drivers).
     pub dnstap: std::sync::OnceLock<crate::dnstap::Dnstap>,
+    /// The AF_XDP path (`[ls.xdp]`), when on.
+    pub xdp: Arc<crate::xdp::XdpCounters>,
 }
 
 impl LsMetrics {

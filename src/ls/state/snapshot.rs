@@ -46,6 +46,8 @@ pub struct LsState {
     pub health: HealthPolicy,
     /// Clients allowed to query.
     pub(in crate::ls) allow: NetSet,
+    /// The same, as `allow` lists them (for the XDP program's filter).
+    pub(in crate::ls) allow_nets: Vec<ipnet::IpNet>,
     /// Per-client limit, when set.
     pub(in crate::ls) rate: Option<RateLimiter>,
     /// IPv6 clients are grouped by this prefix (rate limit, in-flight share).
@@ -176,6 +178,7 @@ impl LsState {
             metrics,
             health,
             allow: NetSet::new(&c.allow),
+            allow_nets: c.allow.clone(),
             rate: (c.rate_limit_qps > 0)
                 .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
             v6_prefix: c.rate_limit_v6_prefix,

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::Expo;
+use super::expo::Expo;
 use crate::ls::{Balancer, LsState};
 
 /// The rules' families (none without rules): the queries each

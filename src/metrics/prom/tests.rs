@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::ls::latency::BUCKETS_US;
 use crate::metrics::test_balancer as balancer;
 
 #[test]

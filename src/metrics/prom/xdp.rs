@@ -3,7 +3,7 @@
 //! XDP program's own counters.
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::Expo;
+use super::expo::Expo;
 use crate::xdp::XdpCounters;
 use crate::xdp::frame::Skip;
 
@@ -14,7 +14,11 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
         return;
     }
     let name = format!("{prefix}_xdp_sockets");
-    e.family(&name, "gauge", "AF_XDP sockets serving (one per interface queue).");
+    e.family(
+        &name,
+        "gauge",
+        "AF_XDP sockets serving (one per interface queue).",
+    );
     e.sample(&name, &[], sockets);
     e.by_label(
         &format!("{prefix}_xdp_frames_total"),
@@ -34,11 +38,12 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
     );
     e.by_label(
         &format!("{prefix}_xdp_program_total"),
-        "The XDP program's datagrams to a served address: to_user (to a socket), blocked (a blocked client's, dropped), no_socket (passed to the kernel).",
+        "The XDP program's datagrams to a served address: to_user (to a socket), blocked (a blocked client's, dropped), not_allowed (a client outside allow, dropped), no_socket (passed to the kernel).",
         "what",
         [
             ("to_user", &x.program_to_user),
             ("blocked", &x.program_blocked),
+            ("not_allowed", &x.program_not_allowed),
             ("no_socket", &x.program_no_socket),
         ],
     );
