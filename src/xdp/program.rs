@@ -64,6 +64,8 @@ pub struct Program {
     link: Option<XdpLinkId>,
     /// The filter in force (as far as is known).
     filter: Filter,
+    /// Whether `filter` was written whole to the maps.
+    filter_set: bool,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
@@ -118,6 +120,7 @@ impl Program {
             ebpf,
             link: Some(link),
             filter: Filter::default(),
+            filter_set: false,
         })
     }
 
@@ -160,15 +163,15 @@ impl Program {
     /// differs from the filter in force.
     ///
     /// # Errors
-    /// [`ProgramError::Map`] (the filter in force is then unknown: the next
-    /// call writes every network again).
+    /// [`ProgramError::Map`] (the next call applies the same changes again:
+    /// inserting a network held already and removing one gone are harmless).
     pub fn set_filter(&mut self, next: &Filter) -> Result<(), ProgramError> {
+        if *next == self.filter && self.filter_set {
+            return Ok(());
+        }
         let changes = self.filter.changes(next);
         // Known again only once every change is in.
-        self.filter = Filter {
-            allow: Some(Vec::new()),
-            blocked: Vec::new(),
-        };
+        self.filter_set = false;
         trie(&mut self.ebpf, "allowed4", "allowed6", &changes.allow)?;
         trie(&mut self.ebpf, "blocked4", "blocked6", &changes.blocked)?;
         let map = self.ebpf.map_mut("settings").ok_or(ProgramError::Map {
@@ -183,6 +186,7 @@ impl Program {
             .set(1, u32::from(next.allow.is_some()), 0)
             .map_err(map_err("settings"))?;
         self.filter = next.clone();
+        self.filter_set = true;
         Ok(())
     }
 
