@@ -301,6 +301,7 @@ impl LsRole {
                 kernel_sock: sock,
                 counters: self.balancer.metrics().xdp.clone(),
                 policy: Some(Box::new(LsXdpPolicy::new(self.balancer.clone()))),
+                later_max: lsc.max_inflight,
             }),
             (_, Some(Err(err))) => {
                 warn!(%err, "xdp: no socket to share; serving through sockets");

@@ -293,6 +293,10 @@ impl TsRole {
     }
 }
 
+/// Answers the TS gives later (its `fault` delay) in flight through the XDP
+/// path, at most.
+const TS_LATER_MAX: usize = 4096;
+
 /// The XDP path on `ifaces` for `addrs` (see [`XdpServer::start`]); `None`
 /// when it does not start (the log says why): sockets serve alone.
 fn start_xdp(
@@ -317,6 +321,7 @@ fn start_xdp(
         kernel_sock: sock,
         counters: ts.metrics().xdp.clone(),
         policy: None,
+        later_max: TS_LATER_MAX,
     })
 }
 

@@ -29,7 +29,8 @@ const PROTO_UDP: u8 = 17;
 /// IPv4's more-fragments flag and fragment offset.
 const FRAGMENT_BITS: u16 = 0x3fff;
 /// IPv4's don't-fragment flag, set on answers as Linux sets it on a UDP
-/// socket's (path MTU discovery on; the ID is then 0, RFC 6864).
+/// socket's (path MTU discovery on); the ID is 0, which RFC 6864 allows on
+/// a datagram that is never fragmented (Linux counts one per socket).
 const DONT_FRAGMENT: u16 = 0x4000;
 /// The TTL (IPv6: hop limit) of answers: Linux's default for both.
 pub const HOP_LIMIT: u8 = 64;
@@ -89,6 +90,10 @@ pub enum Skip {
     /// An Ethernet source or destination that is a group (multicast or
     /// broadcast) address: no single host to answer, or to answer from.
     GroupMac,
+    /// Sent to another host's MAC address (a frame flooded by a switch, a
+    /// mirror port): the kernel drops those (`PACKET_OTHERHOST`). Said by
+    /// the worker, which knows the interface's address.
+    OtherHost,
     /// A source one cannot answer: port 0, or a multicast, broadcast,
     /// loopback, unspecified (IPv4: 0.0.0.0/8) or IPv4-mapped address.
     BadSource,
@@ -98,7 +103,7 @@ pub enum Skip {
 
 impl Skip {
     /// Every reason, in the order counters list them.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Short,
         Self::NotIp,
         Self::VlanTagged,
@@ -111,6 +116,7 @@ impl Skip {
         Self::BadChecksum,
         Self::ZeroChecksum,
         Self::GroupMac,
+        Self::OtherHost,
         Self::BadSource,
         Self::BadDestination,
     ];
@@ -130,6 +136,7 @@ impl Skip {
             Self::BadChecksum => "bad_checksum",
             Self::ZeroChecksum => "zero_checksum",
             Self::GroupMac => "group_mac",
+            Self::OtherHost => "other_host",
             Self::BadSource => "bad_source",
             Self::BadDestination => "bad_destination",
         }

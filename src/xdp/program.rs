@@ -66,6 +66,8 @@ pub struct Program {
     filter: Filter,
     /// Whether `filter` was written whole to the maps.
     filter_set: bool,
+    /// The addresses served (each in the `served` map).
+    served: Vec<SocketAddr>,
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
@@ -76,7 +78,9 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
 }
 
 /// The key of the program's `served` map: family, port (network order),
-/// address (IPv4 in the first 4 bytes; zero for any address).
+/// address (IPv4 in the first 4 bytes; the program also looks for a key of
+/// zeros, "any address", which dnslb does not write: an unspecified listen
+/// address is served as the interface's own, `iface::served_on`).
 pub fn served_key(addr: SocketAddr) -> [u8; 20] {
     let mut key = [0u8; 20];
     let port = addr.port().to_be_bytes();
@@ -121,6 +125,7 @@ impl Program {
             link: Some(link),
             filter: Filter::default(),
             filter_set: false,
+            served: Vec::new(),
         })
     }
 
@@ -129,21 +134,31 @@ impl Program {
         &self.iface
     }
 
-    /// UDP to `addr` (any address of its family when unspecified) goes to
-    /// the queues' sockets.
+    /// UDP to exactly `addrs` goes to the queues' sockets (what was served
+    /// before and is not in `addrs` no more).
     ///
     /// # Errors
     /// [`ProgramError::Map`].
-    pub fn serve(&mut self, addr: SocketAddr) -> Result<(), ProgramError> {
+    pub fn serve(&mut self, addrs: &[SocketAddr]) -> Result<(), ProgramError> {
+        if addrs == self.served.as_slice() {
+            return Ok(());
+        }
         let map = self.ebpf.map_mut("served").ok_or(ProgramError::Map {
             map: "served",
             err: "missing".into(),
         })?;
         let mut served: HashMap<&mut MapData, [u8; 20], u8> =
             HashMap::try_from(map).map_err(map_err("served"))?;
-        served
-            .insert(served_key(addr), 1, 0)
-            .map_err(map_err("served"))
+        for gone in self.served.iter().filter(|a| !addrs.contains(a)) {
+            let _ = served.remove(&served_key(*gone));
+        }
+        for a in addrs {
+            served
+                .insert(served_key(*a), 1, 0)
+                .map_err(map_err("served"))?;
+        }
+        self.served = addrs.to_vec();
+        Ok(())
     }
 
     /// Frames for `queue` go to the socket `fd`.
@@ -217,10 +232,10 @@ impl Program {
         let Some(link) = self.link.take() else {
             return;
         };
-        if let Some(prog) = self.ebpf.program_mut("dnslb_xdp") {
-            if let Ok(xdp) = <&mut Xdp>::try_from(prog) {
-                let _ = xdp.detach(link);
-            }
+        if let Some(prog) = self.ebpf.program_mut("dnslb_xdp")
+            && let Ok(xdp) = <&mut Xdp>::try_from(prog)
+        {
+            let _ = xdp.detach(link);
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct XdpPlan<'a, H> {
     /// The clients the program drops, and where its drops are counted;
     /// `None`: it drops none.
     pub policy: Option<Box<dyn XdpPolicy>>,
+    /// Answers given later (forwarded) in flight at most, as the server's
+    /// own in-flight bound (`max_inflight`); past it, SERVFAIL at once.
+    pub later_max: usize,
 }
 
 /// The server's say in what the XDP program drops (the LS's `allow` and
@@ -77,6 +80,7 @@ impl XdpServer {
             kernel_sock,
             counters,
             policy,
+            later_max,
         } = plan;
         let kernel = match kernel_path(kernel_sock) {
             Ok(k) => k,
@@ -89,7 +93,7 @@ impl XdpServer {
         let mut threads = Vec::new();
         let mut programs = Vec::new();
         for name in ifaces {
-            match start_iface(name, addrs, &handler, &counters, &kernel, &stop) {
+            match start_iface(name, addrs, &handler, &counters, &kernel, &stop, later_max) {
                 Ok((program, workers)) => {
                     info!(%who, iface = %name, queues = workers.len(), "xdp: serving UDP through AF_XDP");
                     programs.push(program);
@@ -109,7 +113,10 @@ impl XdpServer {
             let (stop, counters) = (stop.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("xdp-keeper".into())
-                .spawn(move || keep(programs, policy, &counters, &stop))
+                .spawn({
+                    let addrs = addrs.to_vec();
+                    move || keep(programs, &addrs, policy, &counters, &stop)
+                })
         };
         match keeper {
             Ok(k) => threads.push(k),
@@ -167,11 +174,15 @@ fn start_iface<H: Handler>(
     counters: &Arc<XdpCounters>,
     kernel: &KernelPath,
     stop: &Arc<AtomicBool>,
+    later_max: usize,
 ) -> Result<(Program, Vec<JoinHandle<()>>), String> {
+    let mac = iface::mac(name).ok_or_else(|| format!("{name}: its MAC address does not read"))?;
     let mut program = Program::attach(name).map_err(|e| e.to_string())?;
-    for a in addrs {
-        program.serve(*a).map_err(|e| e.to_string())?;
+    let served = iface::served_on(name, addrs);
+    if served.is_empty() {
+        return Err(format!("{name} holds none of the addresses served"));
     }
+    program.serve(&served).map_err(|e| e.to_string())?;
     let max_frame = iface::mtu(name) + ETHERNET;
     let mut workers = Vec::new();
     let mut failed = None;
@@ -191,6 +202,8 @@ fn start_iface<H: Handler>(
             handler: handler.clone(),
             counters: counters.clone(),
             max_frame,
+            mac,
+            later_max,
             kernel: kernel.clone(),
             stop: stop.clone(),
         };
@@ -220,25 +233,38 @@ fn start_iface<H: Handler>(
     }
 }
 
-/// Until the stop: the programs' filters brought up to date with `policy`
-/// and their counters copied into `counters` (the drops told to `policy`);
-/// then the programs detached.
+/// Until the stop: the programs' filters brought up to date with `policy`,
+/// the addresses served with the interfaces' own when a listen address is
+/// unspecified, and their counters copied into `counters` (the drops told
+/// to `policy`); then the programs detached.
 fn keep(
     mut programs: Vec<Program>,
+    addrs: &[SocketAddr],
     mut policy: Option<Box<dyn XdpPolicy>>,
     counters: &XdpCounters,
     stop: &AtomicBool,
 ) {
     let mut said = false;
     let mut seen = Counters::default();
+    let wildcard = addrs.iter().any(|a| a.ip().is_unspecified());
+    let mut round = 0u32;
     loop {
+        round = round.wrapping_add(1);
+        // An unspecified listen address follows the interface's addresses
+        // (read again every second).
+        if wildcard && round % 10 == 0 {
+            for prog in &mut programs {
+                let served = iface::served_on(prog.iface(), addrs);
+                let _ = prog.serve(&served);
+            }
+        }
         if let Some(p) = policy.as_mut() {
             let filter = p.filter();
             for prog in &mut programs {
-                if let Err(err) = prog.set_filter(&filter) {
-                    if !std::mem::replace(&mut said, true) {
-                        warn!(iface = %prog.iface(), %err, "xdp: the program's filter could not be set; its drops may be out of date");
-                    }
+                if let Err(err) = prog.set_filter(&filter)
+                    && !std::mem::replace(&mut said, true)
+                {
+                    warn!(iface = %prog.iface(), %err, "xdp: the program's filter could not be set; its drops may be out of date");
                 }
             }
         }

@@ -29,8 +29,9 @@ use crate::server::{Action, Handler, Request};
 const BATCH: u32 = 64;
 /// The longest a worker waits for frames before it looks at the stop.
 const WAIT: Duration = Duration::from_millis(200);
-/// Answers given later, at most, in flight for one server's workers.
-const LATER_MAX: usize = 4096;
+/// Answers given later waiting for a worker to send them, at most (past
+/// that they leave through the kernel).
+const RETURNS_MAX: usize = 16_384;
 
 /// The kernel's UDP socket on the address the XDP path serves, and the
 /// runtime its sends and the later answers run on.
@@ -71,6 +72,10 @@ pub struct WorkerParts<H> {
     pub counters: Arc<XdpCounters>,
     /// The largest frame sent (the MTU plus the Ethernet header).
     pub max_frame: usize,
+    /// The interface's MAC address: frames to another are not answered.
+    pub mac: [u8; 6],
+    /// Answers given later in flight, at most (all of the server's queues).
+    pub later_max: usize,
     /// The way out through the kernel.
     pub kernel: KernelPath,
     /// Set to stop.
@@ -93,14 +98,14 @@ struct Later {
 /// The way back to a worker for answers given later.
 #[derive(Clone)]
 struct Returns {
-    tx: std::sync::mpsc::SyncSender<Later>,
+    tx: std::sync::mpsc::SyncSender<Box<Later>>,
     wake: Arc<std::os::fd::OwnedFd>,
 }
 
 impl Returns {
     /// Hands `later` to the worker and wakes it; gives it back when the
     /// channel is full or the worker gone.
-    fn give(&self, later: Later) -> Result<(), Later> {
+    fn give(&self, later: Box<Later>) -> Result<(), Box<Later>> {
         self.tx.try_send(later).map_err(|e| match e {
             std::sync::mpsc::TrySendError::Full(l)
             | std::sync::mpsc::TrySendError::Disconnected(l) => l,
@@ -122,7 +127,7 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
             return;
         }
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel(LATER_MAX);
+    let (tx, rx) = std::sync::mpsc::sync_channel(parts.later_max.min(RETURNS_MAX));
     let returns = Returns {
         tx,
         wake: wake.clone(),
@@ -135,7 +140,7 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         let mut back = 0;
         while let Ok(later) = rx.try_recv() {
             back += 1;
-            send_later(&mut xsk, &parts, later);
+            send_later(&mut xsk, &parts, *later);
         }
         xsk.flush();
         if got == 0 && back == 0 {
@@ -173,6 +178,10 @@ fn answer<H: Handler>(
 ) -> Option<usize> {
     let c = &parts.counters;
     let d = match buf.get(..len).map(frame::read) {
+        Some(Ok(d)) if d.dst_mac != parts.mac => {
+            c.skip(frame::Skip::OtherHost);
+            return None;
+        }
         Some(Ok(d)) => d,
         Some(Err(skip)) => {
             c.skip(skip);
@@ -188,7 +197,7 @@ fn answer<H: Handler>(
         Action::Now(reply) => first(reply),
         Action::Later(fut) => {
             let k = &parts.kernel;
-            if k.later.fetch_add(1, Relaxed) >= LATER_MAX {
+            if k.later.fetch_add(1, Relaxed) >= parts.later_max {
                 k.later.fetch_sub(1, Relaxed);
                 parts.handler.inflight_refused();
                 dns::servfail_for(raw)
@@ -205,7 +214,8 @@ fn answer<H: Handler>(
                     let Some(answer) = first(reply) else {
                         return;
                     };
-                    if let Err(Later { d, answer, .. }) = returns.give(Later { head, d, answer }) {
+                    if let Err(back) = returns.give(Box::new(Later { head, d, answer })) {
+                        let Later { d, answer, .. } = *back;
                         kernel.send(answer, kernel.peer(&d));
                     }
                 });

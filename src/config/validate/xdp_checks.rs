@@ -25,6 +25,9 @@ pub(super) fn check_interfaces(ifaces: &[String], at: &str, check: &mut ConfigCh
                 "{iface:?} is not an interface name (1 to 15 bytes, no '/', ':' or white space)"
             )
         });
+        check.require(iface != "lo", &key, || {
+            "the loopback interface cannot be served through XDP (its frames carry loopback addresses, which the XDP path refuses as a martian source): leave it out, sockets serve loopback".into()
+        });
         check.require(!ifaces[..i].contains(iface), &key, || {
             format!("{iface:?} is given twice")
         });
