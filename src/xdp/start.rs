@@ -252,7 +252,7 @@ fn keep(
         round = round.wrapping_add(1);
         // An unspecified listen address follows the interface's addresses
         // (read again every second).
-        if wildcard && round % 10 == 0 {
+        if wildcard && round.is_multiple_of(10) {
             for prog in &mut programs {
                 let served = iface::served_on(prog.iface(), addrs);
                 let _ = prog.serve(&served);
