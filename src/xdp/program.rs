@@ -116,9 +116,16 @@ impl Program {
             .try_into()
             .map_err(|e: aya::programs::ProgramError| ProgramError::Load(e.to_string()))?;
         prog.load().map_err(|e| ProgramError::Load(verbose(&e)))?;
-        let link = prog
-            .attach(iface, XdpMode::Default)
-            .map_err(|e| attach_err(verbose(&e)))?;
+        let link = prog.attach(iface, XdpMode::Default).map_err(|e| {
+            let why = verbose(&e);
+            // EBUSY: the interface has an XDP program already.
+            match why.contains("os error 16") {
+                true => attach_err(format!(
+                    "{why} (another XDP program is attached to it: `ip link show {iface}` names it)"
+                )),
+                false => attach_err(why),
+            }
+        })?;
         Ok(Program {
             iface: iface.to_owned(),
             ebpf,
