@@ -141,7 +141,7 @@ fn query(id: u16, name: &str, qtype: RecordType, edns: Option<u16>, dnssec: bool
 
 /// `curl -s URL` inside `ns`.
 fn curl_in(ns: &Netns, url: &str) -> String {
-    let out = Command::new(&ns_ip())
+    let out = Command::new(ns_ip())
         .args([
             "netns",
             "exec",
@@ -215,7 +215,7 @@ fn the_ts_answers_through_xdp_byte_for_byte_as_through_its_sockets() {
         pair.iface
     );
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let mut ts = pair.dnslb(
+    let ts = pair.dnslb(
         "ts",
         &["ts", "-c", "config.toml", "--name", "t"],
         dir.path(),
