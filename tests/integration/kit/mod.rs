@@ -49,7 +49,8 @@
 //!   NOTIFY log read.
 //! * [`dnssec`]: the differential DNSSEC cases, trust anchors and `delv`.
 //! * [`netns`]: network namespaces a test makes, veth links, a thread's
-//!   sockets inside one, and BIRD 2 run inside one ([`Bird`]).
+//!   sockets inside one (a closure run there: [`in_netns`]), and BIRD 2
+//!   run inside one ([`Bird`]).
 //! * [`fleet`]: an anycast fleet in namespaces: the router and LS hosts
 //!   running BIRD, a checker validating every answer, dnsperf inside a
 //!   namespace (not re-exported: `use crate::kit::fleet::...`).
@@ -103,7 +104,7 @@ pub use gdnsd::{Gdnsd, GdnsdChecks};
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
-pub use netns::{Netns, enter_netns, netns_or_skip};
+pub use netns::{Netns, enter_netns, in_netns, netns_or_skip};
 pub use nsd::Nsd;
 pub use pdns::Pdns;
 pub use procs::*;

@@ -1,6 +1,7 @@
 //! Network namespaces a test makes ([`Netns`], deleted on drop), the veth
 //! links between them, a thread's sockets opened inside one
-//! ([`Netns::enter_thread`]), and BIRD 2 run inside one ([`Bird`]).
+//! ([`enter_netns`], or a closure run there by [`in_netns`]), and BIRD 2
+//! run inside one ([`Bird`]).
 //!
 //! Nothing here reaches the machine's own network: every address lives in
 //! namespaces the test created. A test needs root (`ip netns add`); the
@@ -116,6 +117,18 @@ pub fn enter_netns(name: &str) {
         Some(rustix::thread::LinkNameSpaceType::Network),
     )
     .unwrap();
+}
+
+/// `f`'s value, `f` run on a thread of its own moved into the namespace
+/// `name` (its sockets, and `/proc/thread-self/net`, are the namespace's).
+pub fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        f()
+    })
+    .join()
+    .unwrap()
 }
 
 impl Drop for Netns {

@@ -63,10 +63,17 @@ pub fn file_of(body: &str) -> Option<&str> {
     (!name.contains(' ') && name.contains('.')).then_some(name)
 }
 
-/// What a command's `# comment` promises of its output, checked.
+/// What a command's `# comment` promises of its output, checked: `no
+/// output`, an rcode, the IPv4 addresses it names, `flags include aa`, and
+/// each `TEXT` it quotes in backquotes (the output holds it).
 pub fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
     if comment.trim_start().starts_with("no output") && !out.trim().is_empty() {
         return Err(format!("{cmd}: says no output, got:\n{out}"));
+    }
+    for quoted in comment.split('`').skip(1).step_by(2) {
+        if !out.contains(quoted) {
+            return Err(format!("{cmd}: says `{quoted}`, got:\n{out}"));
+        }
     }
     for rcode in ["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] {
         if comment.contains(rcode) && !out.contains(&format!("status: {rcode}")) {
