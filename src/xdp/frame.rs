@@ -251,7 +251,7 @@ fn read_udp(udp: &[u8], v6: bool) -> Result<(u16, u16, usize), Skip> {
     let mut ulen = usize::from(u16::from_be_bytes([h[4], h[5]]));
     if v6 && ulen == 0 {
         // Linux reads a zero length over IPv6 as "the IP payload" (a
-        // jumbogram's, RFC 2675): the checksum below holds it to that.
+        // jumbogram's, RFC 2675): taken as the IP payload's length.
         ulen = udp.len();
     }
     if ulen < UDP_LEN || ulen > udp.len() {
