@@ -260,46 +260,33 @@ fn trie(
     v6: &'static str,
     changes: &TrieChanges,
 ) -> Result<(), ProgramError> {
-    let missing = |map| ProgramError::Map {
+    apply::<4>(ebpf, v4, changes, |n| match n {
+        IpNet::V4(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
+        IpNet::V6(_) => None,
+    })?;
+    apply::<16>(ebpf, v6, changes, |n| match n {
+        IpNet::V6(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
+        IpNet::V4(_) => None,
+    })
+}
+
+/// Applies the networks of `changes` that `key` takes to the trie `map`.
+fn apply<const N: usize>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    changes: &TrieChanges,
+    key: impl Fn(&IpNet) -> Option<Key<[u8; N]>>,
+) -> Result<(), ProgramError> {
+    let m = ebpf.map_mut(map).ok_or_else(|| ProgramError::Map {
         map,
         err: "missing".into(),
-    };
-    {
-        let m = ebpf.map_mut(v4).ok_or_else(|| missing(v4))?;
-        let mut t: LpmTrie<&mut MapData, [u8; 4], u8> =
-            LpmTrie::try_from(m).map_err(map_err(v4))?;
-        for n in &changes.remove {
-            if let IpNet::V4(n) = n {
-                let _ = t.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
-            }
-        }
-        for n in &changes.add {
-            if let IpNet::V4(n) = n {
-                t.insert(
-                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
-                    1,
-                    0,
-                )
-                .map_err(map_err(v4))?;
-            }
-        }
+    })?;
+    let mut t: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(m).map_err(map_err(map))?;
+    for k in changes.remove.iter().filter_map(&key) {
+        let _ = t.remove(&k);
     }
-    let m = ebpf.map_mut(v6).ok_or_else(|| missing(v6))?;
-    let mut t: LpmTrie<&mut MapData, [u8; 16], u8> = LpmTrie::try_from(m).map_err(map_err(v6))?;
-    for n in &changes.remove {
-        if let IpNet::V6(n) = n {
-            let _ = t.remove(&Key::new(u32::from(n.prefix_len()), n.network().octets()));
-        }
-    }
-    for n in &changes.add {
-        if let IpNet::V6(n) = n {
-            t.insert(
-                &Key::new(u32::from(n.prefix_len()), n.network().octets()),
-                1,
-                0,
-            )
-            .map_err(map_err(v6))?;
-        }
+    for k in changes.add.iter().filter_map(&key) {
+        t.insert(&k, 1, 0).map_err(map_err(map))?;
     }
     Ok(())
 }
