@@ -158,7 +158,9 @@ fn join(threads: Vec<JoinHandle<()>>) {
 /// two descriptors share, and the server's worker may wait in a blocking
 /// receive on it; the sends on it pass `MSG_DONTWAIT` (`batch::send_some`).
 fn kernel_path(sock: std::net::UdpSocket) -> std::io::Result<KernelPath> {
+    let wildcard = sock.local_addr()?.ip().is_unspecified();
     Ok(KernelPath {
+        wildcard,
         sock: Arc::new(sock),
         rt: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
         later: Arc::new(AtomicUsize::new(0)),

@@ -43,17 +43,16 @@ pub struct KernelPath {
     pub rt: tokio::runtime::Handle,
     /// Answers given later, in flight.
     pub later: Arc<AtomicUsize>,
+    /// Whether `sock` is bound to an unspecified address: a send then says
+    /// the address the query came to (`IP_PKTINFO`).
+    pub wildcard: bool,
 }
 
 impl KernelPath {
     fn peer(&self, d: &frame::Datagram) -> Peer {
-        let wildcard = self
-            .sock
-            .local_addr()
-            .is_ok_and(|a| a.ip().is_unspecified());
         Peer {
             addr: d.src,
-            local: wildcard.then_some(d.dst.ip()),
+            local: self.wildcard.then_some(d.dst.ip()),
         }
     }
 
