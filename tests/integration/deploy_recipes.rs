@@ -26,7 +26,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::kit::recipes::{SETTLE, move_ports, walk, walk_ports, with_zones};
-use crate::kit::{BIN, Netns, crate_dir, need, netns_or_skip};
+use crate::kit::{BIN, RecipeNetns, crate_dir, need, netns_or_skip};
 
 /// The lines of DEPLOY.md from the one starting with `first` to the one
 /// starting with `last`, both included.
@@ -107,18 +107,6 @@ const WALK_NETNS: [&str; 2] = ["anycast-r", "anycast-h1"];
 /// `rise` rounds.
 const ANYCAST_SETTLE: Duration = Duration::from_secs(40);
 
-/// Deletes the walk's namespaces when the test ends, whatever the walk did
-/// (its own last lines delete them: then this finds none).
-struct NetnsGone(std::path::PathBuf, Vec<String>);
-
-impl Drop for NetnsGone {
-    fn drop(&mut self) {
-        for ns in &self.1 {
-            let _ = Command::new(&self.0).args(["netns", "del", ns]).output();
-        }
-    }
-}
-
 #[test]
 fn the_anycast_recipe_runs_as_written() {
     const TEST: &str = "the_anycast_recipe_runs_as_written";
@@ -134,19 +122,8 @@ fn the_anycast_recipe_runs_as_written() {
         &crate_dir().join("deploy/anycast"),
         &d.join("deploy/anycast"),
     );
-    let prefix = Netns::unique_prefix("w");
-    let names: Vec<String> = WALK_NETNS
-        .iter()
-        .map(|n| format!("{prefix}-{}", n.rsplit('-').next().unwrap()))
-        .collect();
-    let _gone = NetnsGone(ip, names.clone());
-    let rewrite = |text: &str| -> String {
-        let mut t = text.to_owned();
-        for (from, to) in WALK_NETNS.iter().zip(&names) {
-            t = t.replace(from, to);
-        }
-        t
-    };
+    let walk_ns = RecipeNetns::new(&ip, &WALK_NETNS);
+    let rewrite = |text: &str| walk_ns.rewrite(text);
     let w = walk(
         "## Anycast",
         d,
@@ -155,7 +132,7 @@ fn the_anycast_recipe_runs_as_written() {
         ANYCAST_SETTLE,
     );
     w.assert_walked(2.., 20);
-    for ns in &names {
+    for ns in &walk_ns.names {
         assert!(
             !Path::new("/run/netns").join(ns).exists(),
             "the walk left the namespace {ns}"

@@ -45,7 +45,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
 
 use crate::kit::recipes::{SETTLE, walk, with_zones};
-use crate::kit::{BIN, Netns, Proc, crate_dir, in_netns, need, netns_or_skip, poll_until, run};
+use crate::kit::{
+    BIN, Netns, Proc, RecipeNetns, crate_dir, in_netns, need, netns_or_skip, poll_until, run,
+};
 
 /// The server's interface (its namespace's end of the veth).
 const IFACE: &str = "xs0";
@@ -1333,19 +1335,6 @@ fn check_says_sockets_will_serve_when_the_ts_could_not_open_af_xdp_sockets() {
 /// its own.
 const WALK_NETNS: [&str; 2] = ["xdp-s", "xdp-c"];
 
-/// Deletes the walk's namespaces when the test ends, whatever the walk did.
-struct NetnsGone(PathBuf, Vec<String>);
-
-impl Drop for NetnsGone {
-    fn drop(&mut self) {
-        for ns in &self.1 {
-            if Path::new("/run/netns").join(ns).exists() {
-                let _ = Command::new(&self.0).args(["netns", "del", ns]).output();
-            }
-        }
-    }
-}
-
 #[test]
 fn the_xdp_recipe_runs_as_written() {
     const TEST: &str = "the_xdp_recipe_runs_as_written";
@@ -1356,19 +1345,8 @@ fn the_xdp_recipe_runs_as_written() {
         return;
     }
     let dir = with_zones();
-    let prefix = Netns::unique_prefix("w");
-    let names: Vec<String> = WALK_NETNS
-        .iter()
-        .map(|n| format!("{prefix}-{}", n.rsplit('-').next().unwrap()))
-        .collect();
-    let _gone = NetnsGone(ip, names.clone());
-    let rewrite = |text: &str| -> String {
-        let mut t = text.to_owned();
-        for (from, to) in WALK_NETNS.iter().zip(&names) {
-            t = t.replace(from, to);
-        }
-        t
-    };
+    let walk_ns = RecipeNetns::new(&ip, &WALK_NETNS);
+    let rewrite = |text: &str| walk_ns.rewrite(text);
     let w = walk(
         "## XDP",
         dir.path(),
@@ -1377,7 +1355,7 @@ fn the_xdp_recipe_runs_as_written() {
         SETTLE,
     );
     w.assert_walked(1..=1, 12);
-    for ns in &names {
+    for ns in &walk_ns.names {
         assert!(
             !Path::new("/run/netns").join(ns).exists(),
             "the walk left the namespace {ns}"

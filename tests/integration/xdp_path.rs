@@ -12,7 +12,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::kit::{BIN, Netns, Proc, dnslb_command, enter_netns, netns_or_skip, poll_until};
+use crate::kit::{BIN, Netns, Proc, dnslb_command, in_netns, netns_or_skip, poll_until};
 
 const SERVER: &str = "198.18.0.1";
 const CLIENT: &str = "198.18.0.2";
@@ -93,9 +93,8 @@ fn wait_for_xdp(proc: &Proc) {
 /// `raw` sent over UDP from a socket inside namespace `ns` to `to`; the
 /// answer's bytes, or `None` after `wait`.
 fn ask_in(ns: &str, to: SocketAddr, raw: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let (ns, raw) = (ns.to_owned(), raw.to_vec());
-    std::thread::spawn(move || {
-        enter_netns(&ns);
+    let raw = raw.to_vec();
+    in_netns(ns, move || {
         let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let sock = UdpSocket::bind(bind).unwrap();
         sock.set_read_timeout(Some(wait)).unwrap();
@@ -105,8 +104,6 @@ fn ask_in(ns: &str, to: SocketAddr, raw: &[u8], wait: Duration) -> Option<Vec<u8
         buf.truncate(n);
         Some(buf)
     })
-    .join()
-    .unwrap()
 }
 
 /// A query for `name` `qtype`, ID `id`, with an OPT of `edns` bytes (and

@@ -104,7 +104,7 @@ pub use gdnsd::{Gdnsd, GdnsdChecks};
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
-pub use netns::{Netns, enter_netns, in_netns, netns_or_skip};
+pub use netns::{Netns, RecipeNetns, enter_netns, in_netns, netns_or_skip};
 pub use nsd::Nsd;
 pub use pdns::Pdns;
 pub use procs::*;

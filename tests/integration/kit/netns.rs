@@ -217,3 +217,46 @@ pub fn ip_in(ip: &Path, netns: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The namespaces a doc's recipe names (`anycast-r`, `xdp-s`...), given
+/// names of this run for the walk ([`RecipeNetns::rewrite`]) and deleted
+/// when the test ends, whatever the walk did.
+pub struct RecipeNetns {
+    ip: PathBuf,
+    doc: Vec<String>,
+    /// This run's names, in the doc's order.
+    pub names: Vec<String>,
+}
+
+impl RecipeNetns {
+    /// This run's names for `doc` (`PREFIX-LAST`, `LAST` the doc name's part
+    /// after its last `-`).
+    pub fn new(ip: &Path, doc: &[&str]) -> RecipeNetns {
+        let prefix = Netns::unique_prefix("w");
+        RecipeNetns {
+            ip: ip.to_owned(),
+            doc: doc.iter().map(|d| (*d).to_owned()).collect(),
+            names: doc
+                .iter()
+                .map(|n| format!("{prefix}-{}", n.rsplit('-').next().unwrap()))
+                .collect(),
+        }
+    }
+
+    /// `text` with the doc's namespace names replaced by this run's.
+    pub fn rewrite(&self, text: &str) -> String {
+        let mut t = text.to_owned();
+        for (from, to) in self.doc.iter().zip(&self.names) {
+            t = t.replace(from.as_str(), to);
+        }
+        t
+    }
+}
+
+impl Drop for RecipeNetns {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = Command::new(&self.ip).args(["netns", "del", ns]).output();
+        }
+    }
+}
