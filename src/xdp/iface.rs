@@ -1,7 +1,8 @@
 //! What the kernel says of an interface, read from sysfs: how many receive
 //! queues it has (one AF_XDP socket each), its MTU (the largest answer an
-//! AF_XDP socket sends as one frame) and its MAC address (frames to any
-//! other are not for this host).
+//! AF_XDP socket sends as one frame), its MAC address (frames to any
+//! other are not for this host) and its index (another one under the same
+//! name is another interface).
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
@@ -75,6 +76,14 @@ fn expand(listen: &[SocketAddr], own: &[IpAddr]) -> Vec<SocketAddr> {
     out
 }
 
+/// The index of `iface` (`/sys/class/net/IF/ifindex`); `None` when there is
+/// no such interface.
+pub fn ifindex(iface: &str) -> Option<u32> {
+    std::fs::read_to_string(Path::new("/sys/class/net").join(iface).join("ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 /// The MTU of `iface`; 1500 when it cannot be read.
 pub fn mtu(iface: &str) -> usize {
     std::fs::read_to_string(Path::new("/sys/class/net").join(iface).join("mtu"))
@@ -122,6 +131,8 @@ mod tests {
         assert_eq!(rx_queues_in(&dir.join("none")), 1);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(mtu("lo"), 65536);
+        assert_eq!(ifindex("lo"), Some(1));
+        assert_eq!(ifindex("no-such-if0"), None);
         assert_eq!(parse_mac("02:00:0a:ff:00:01"), Some([2, 0, 10, 255, 0, 1]));
         assert_eq!(parse_mac("02:00:0a:ff:00"), None);
         assert_eq!(parse_mac("02:00:0a:ff:00:01:02"), None);

@@ -12,13 +12,16 @@
 //! - [`frame`]: reading an Ethernet frame's IPv4/IPv6 UDP datagram and
 //!   turning the frame into its answer in place (pure, no I/O).
 //! - [`filter`]: the clients the program drops (outside `allow`, blocked).
-//! - [`iface`]: an interface's queues and MTU.
+//! - [`iface`]: an interface's queues, MTU, MAC address and index.
+//! - [`live`]: what can change under a running path (MTU, MAC, the
+//!   interface gone or back) and what the keeper does then.
 //! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
 //! - [`counters`]: what the path did, for `/metrics`.
 pub mod counters;
 pub mod filter;
 pub mod frame;
 pub mod iface;
+pub mod live;
 pub mod preflight;
 pub mod program;
 pub mod ring;

@@ -1,7 +1,9 @@
 //! The XDP path of one server ([`XdpServer::start`]): on each interface the
 //! program attached, told the addresses served, and an AF_XDP socket and a
-//! worker thread per receive queue; a keeper thread copies the program's
-//! counters for `/metrics`. Whatever cannot start is said in one log line
+//! worker thread per receive queue; a keeper thread sets the programs'
+//! filters, copies their counters for `/metrics`, and every second looks at
+//! the interfaces again (MTU, MAC, addresses; gone or back: [`super::live`]).
+//! Whatever cannot start is said in one log line
 //! and left to the sockets: an interface the program cannot attach to is
 //! served by the kernel as before, and a queue without a socket has its
 //! datagrams passed to the kernel by the program. [`XdpServer::stop`] (or
@@ -17,6 +19,7 @@ use tracing::{info, warn};
 use super::counters::XdpCounters;
 use super::filter::Filter;
 use super::iface;
+use super::live::{self, Live, Seen};
 use super::program::{Counters, Program};
 use super::ring::Xsk;
 use super::worker::{self, KernelPath, WorkerParts};
@@ -90,44 +93,58 @@ impl XdpServer {
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        let mut programs = Vec::new();
+        let attach = {
+            let (addrs, handler, counters, stop) =
+                (addrs.to_vec(), handler.clone(), counters.clone(), stop.clone());
+            move |name: &str| {
+                start_iface(name, &addrs, &handler, &counters, &kernel, &stop, later_max)
+            }
+        };
+        let mut attached = Vec::new();
         for name in ifaces {
-            match start_iface(name, addrs, &handler, &counters, &kernel, &stop, later_max) {
-                Ok((program, workers)) => {
-                    info!(%who, iface = %name, queues = workers.len(), "xdp: serving UDP through AF_XDP");
-                    programs.push(program);
-                    threads.extend(workers);
+            match attach(name) {
+                Ok(a) => {
+                    info!(%who, iface = %name, queues = a.workers.len(), "xdp: serving UDP through AF_XDP");
+                    attached.push(a);
                 }
                 Err(why) => {
                     warn!(%who, iface = %name, %why, "xdp: not on this interface; serving it through sockets");
                 }
             }
         }
-        if programs.is_empty() {
-            stop.store(true, Relaxed);
-            join(threads);
+        if attached.is_empty() {
             return None;
         }
         let keeper = {
-            let (stop, counters) = (stop.clone(), counters.clone());
+            let (stop, counters, who) = (stop.clone(), counters.clone(), who.to_owned());
+            let addrs = addrs.to_vec();
             std::thread::Builder::new()
                 .name("xdp-keeper".into())
-                .spawn({
-                    let addrs = addrs.to_vec();
-                    move || keep(programs, &addrs, policy, &counters, &stop)
+                .spawn(move || {
+                    let mut keeper = Keeper {
+                        who,
+                        attached,
+                        addrs,
+                        attach: Box::new(attach),
+                        counters,
+                        retired: Counters::default(),
+                    };
+                    keeper.keep(policy, &stop);
                 })
         };
         match keeper {
-            Ok(k) => threads.push(k),
+            // Without its keeper the interfaces' workers and programs were
+            // dropped with the closure: stopped and detached.
+            Ok(k) => Some(XdpServer {
+                stop,
+                threads: vec![k],
+            }),
             Err(err) => {
                 warn!(%who, %err, "xdp: no keeper thread; serving through sockets");
                 stop.store(true, Relaxed);
-                join(threads);
-                return None;
+                None
             }
         }
-        Some(XdpServer { stop, threads })
     }
 
     /// Ends the workers and detaches the programs.
@@ -167,6 +184,30 @@ fn kernel_path(sock: std::net::UdpSocket) -> std::io::Result<KernelPath> {
     })
 }
 
+/// One interface served: its program, its workers and what they read of it.
+/// Dropped, its workers stop (joined) and its program is detached.
+struct Attached {
+    name: String,
+    /// Its index when attached: another under the name is another interface.
+    ifindex: Option<u32>,
+    program: Program,
+    live: Arc<Live>,
+    workers: Vec<JoinHandle<()>>,
+    counters: Arc<XdpCounters>,
+    /// Whether attaching it again failed (said once).
+    refused: bool,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.live.retire();
+        let n = self.workers.len() as u64;
+        join(std::mem::take(&mut self.workers));
+        self.counters.sockets.fetch_sub(n, Relaxed);
+        self.program.detach();
+    }
+}
+
 /// The program on `name`, serving `addrs`, with a socket and a worker per
 /// queue; an error says why not (and leaves nothing attached).
 fn start_iface<H: Handler>(
@@ -177,16 +218,24 @@ fn start_iface<H: Handler>(
     kernel: &KernelPath,
     stop: &Arc<AtomicBool>,
     later_max: usize,
-) -> Result<(Program, Vec<JoinHandle<()>>), String> {
+) -> Result<Attached, String> {
     let mac = iface::mac(name).ok_or_else(|| format!("{name}: its MAC address does not read"))?;
+    let ifindex = iface::ifindex(name);
     let mut program = Program::attach(name).map_err(|e| e.to_string())?;
     let served = iface::served_on(name, addrs);
     if served.is_empty() {
         return Err(format!("{name} holds none of the addresses served"));
     }
     program.serve(&served).map_err(|e| e.to_string())?;
-    let max_frame = iface::mtu(name) + ETHERNET;
-    let mut workers = Vec::new();
+    let mut a = Attached {
+        name: name.to_owned(),
+        ifindex,
+        program,
+        live: Arc::new(Live::new(iface::mtu(name) + ETHERNET, mac)),
+        workers: Vec::new(),
+        counters: counters.clone(),
+        refused: false,
+    };
     let mut failed = None;
     for queue in 0..iface::rx_queues(name) {
         let xsk = match Xsk::open(name, queue) {
@@ -196,15 +245,14 @@ fn start_iface<H: Handler>(
                 break;
             }
         };
-        if let Err(e) = program.add_socket(queue, xsk.fd()) {
+        if let Err(e) = a.program.add_socket(queue, xsk.fd()) {
             failed = Some(format!("queue {queue}: {e}"));
             break;
         }
         let parts = WorkerParts {
             handler: handler.clone(),
             counters: counters.clone(),
-            max_frame,
-            mac,
+            live: a.live.clone(),
             later_max,
             kernel: kernel.clone(),
             stop: stop.clone(),
@@ -215,7 +263,7 @@ fn start_iface<H: Handler>(
         match spawned {
             Ok(t) => {
                 counters.sockets.fetch_add(1, Relaxed);
-                workers.push(t);
+                a.workers.push(t);
             }
             Err(e) => {
                 failed = Some(format!("queue {queue}: thread: {e}"));
@@ -226,77 +274,138 @@ fn start_iface<H: Handler>(
     match failed {
         // Queues past the first that failed are the kernel's (the program
         // passes what has no socket).
-        Some(why) if workers.is_empty() => Err(why),
+        Some(why) if a.workers.is_empty() => Err(why),
         Some(why) => {
             warn!(iface = %name, %why, "xdp: the other queues are served through sockets");
-            Ok((program, workers))
+            Ok(a)
         }
-        None => Ok((program, workers)),
+        None => Ok(a),
     }
 }
 
-/// Until the stop: the programs' filters brought up to date with `policy`,
-/// the addresses served with the interfaces' own when a listen address is
-/// unspecified, and their counters copied into `counters` (the drops told
-/// to `policy`); then the programs detached.
-fn keep(
-    mut programs: Vec<Program>,
-    addrs: &[SocketAddr],
-    mut policy: Option<Box<dyn XdpPolicy>>,
-    counters: &XdpCounters,
-    stop: &AtomicBool,
-) {
-    let mut said = false;
-    let mut seen = Counters::default();
-    let wildcard = addrs.iter().any(|a| a.ip().is_unspecified());
-    let mut round = 0u32;
-    loop {
-        round = round.wrapping_add(1);
-        // An unspecified listen address follows the interface's addresses
-        // (read again every second).
-        if wildcard && round.is_multiple_of(10) {
-            for prog in &mut programs {
-                let served = iface::served_on(prog.iface(), addrs);
-                let _ = prog.serve(&served);
+/// The sum of two programs' counts.
+fn add(a: Counters, c: Counters) -> Counters {
+    Counters {
+        to_user: a.to_user + c.to_user,
+        blocked: a.blocked + c.blocked,
+        no_socket: a.no_socket + c.no_socket,
+        not_allowed: a.not_allowed + c.not_allowed,
+    }
+}
+
+/// Attaches the XDP path to an interface again (by name).
+type Attach = Box<dyn FnMut(&str) -> Result<Attached, String> + Send>;
+
+/// The keeper of a server's XDP path, on a thread of its own.
+struct Keeper {
+    who: String,
+    /// The interfaces served, and those gone (`ifindex` `None`, nothing
+    /// attached: their entry keeps the name to look for).
+    attached: Vec<Attached>,
+    addrs: Vec<SocketAddr>,
+    attach: Attach,
+    counters: Arc<XdpCounters>,
+    /// The counts of programs replaced (an interface attached again), so
+    /// that the totals never go back.
+    retired: Counters,
+}
+
+impl Keeper {
+    /// Until the stop: the programs' filters brought up to date with
+    /// `policy`, their counters copied (the drops told to `policy`), and
+    /// every second the interfaces looked at again (MTU, MAC, the addresses
+    /// served for an unspecified listen address, gone or back); then the
+    /// programs detached.
+    fn keep(&mut self, mut policy: Option<Box<dyn XdpPolicy>>, stop: &AtomicBool) {
+        let mut said = false;
+        let mut seen = Counters::default();
+        let mut round = 0u32;
+        loop {
+            round = round.wrapping_add(1);
+            if round.is_multiple_of(10) {
+                self.look();
             }
-        }
-        if let Some(p) = policy.as_mut() {
-            let filter = p.filter();
-            for prog in &mut programs {
-                if let Err(err) = prog.set_filter(&filter)
-                    && !std::mem::replace(&mut said, true)
-                {
-                    warn!(iface = %prog.iface(), %err, "xdp: the program's filter could not be set; its drops may be out of date");
+            if let Some(p) = policy.as_mut() {
+                let filter = p.filter();
+                for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
+                    if let Err(err) = a.program.set_filter(&filter)
+                        && !std::mem::replace(&mut said, true)
+                    {
+                        warn!(iface = %a.name, %err, "xdp: the program's filter could not be set; its drops may be out of date");
+                    }
                 }
             }
+            let now = self
+                .attached
+                .iter()
+                .map(|a| a.program.counters())
+                .fold(self.retired, add);
+            let counters = &self.counters;
+            counters.program_to_user.store(now.to_user, Relaxed);
+            counters.program_blocked.store(now.blocked, Relaxed);
+            counters.program_no_socket.store(now.no_socket, Relaxed);
+            counters.program_not_allowed.store(now.not_allowed, Relaxed);
+            if let Some(p) = policy.as_mut() {
+                p.dropped(
+                    now.not_allowed.saturating_sub(seen.not_allowed),
+                    now.blocked.saturating_sub(seen.blocked),
+                );
+            }
+            seen = now;
+            if stop.load(Relaxed) {
+                break;
+            }
+            std::thread::park_timeout(KEEP_EVERY);
         }
-        let now = programs
-            .iter()
-            .map(Program::counters)
-            .fold(Counters::default(), |a, c| Counters {
-                to_user: a.to_user + c.to_user,
-                blocked: a.blocked + c.blocked,
-                no_socket: a.no_socket + c.no_socket,
-                not_allowed: a.not_allowed + c.not_allowed,
-            });
-        counters.program_to_user.store(now.to_user, Relaxed);
-        counters.program_blocked.store(now.blocked, Relaxed);
-        counters.program_no_socket.store(now.no_socket, Relaxed);
-        counters.program_not_allowed.store(now.not_allowed, Relaxed);
-        if let Some(p) = policy.as_mut() {
-            p.dropped(
-                now.not_allowed.saturating_sub(seen.not_allowed),
-                now.blocked.saturating_sub(seen.blocked),
-            );
-        }
-        seen = now;
-        if stop.load(Relaxed) {
-            break;
-        }
-        std::thread::park_timeout(KEEP_EVERY);
+        // Dropped: each interface's workers stopped, its program detached.
+        self.attached.clear();
     }
-    for p in &mut programs {
-        p.detach();
+
+    /// Each interface looked at again: its MTU and MAC address for the
+    /// workers, the addresses served when a listen address is unspecified,
+    /// and whether it is gone (its workers stopped, its program detached:
+    /// the kernel serves whatever comes) or back (attached again).
+    fn look(&mut self) {
+        let wildcard = self.addrs.iter().any(|a| a.ip().is_unspecified());
+        for i in 0..self.attached.len() {
+            let Some(a) = self.attached.get_mut(i) else {
+                continue;
+            };
+            match live::judge(a.ifindex, iface::ifindex(&a.name)) {
+                Seen::Unchanged if a.ifindex.is_some() => {
+                    a.live
+                        .update(iface::mtu(&a.name) + ETHERNET, iface::mac(&a.name));
+                    if wildcard {
+                        let served = iface::served_on(&a.name, &self.addrs);
+                        let _ = a.program.serve(&served);
+                    }
+                }
+                Seen::Unchanged => {}
+                Seen::Gone => {
+                    warn!(who = %self.who, iface = %a.name, "xdp: the interface is gone; its workers stop (if it comes back it is attached again)");
+                    a.live.retire();
+                    let n = a.workers.len() as u64;
+                    join(std::mem::take(&mut a.workers));
+                    self.counters.sockets.fetch_sub(n, Relaxed);
+                    a.program.detach();
+                    a.ifindex = None;
+                }
+                Seen::Back => match (self.attach)(&a.name) {
+                    Ok(again) => {
+                        info!(who = %self.who, iface = %a.name, queues = again.workers.len(), "xdp: the interface is back; serving UDP through AF_XDP again");
+                        self.retired = add(self.retired, a.program.counters());
+                        // The entry of the interface that was gone drops
+                        // with nothing left to stop.
+                        *a = again;
+                    }
+                    Err(why) => {
+                        if !std::mem::replace(&mut a.refused, true) {
+                            warn!(who = %self.who, iface = %a.name, %why, "xdp: the interface is back but XDP does not attach; serving it through sockets");
+                        }
+                    }
+                },
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use super::counters::XdpCounters;
 use super::frame;
+use super::live::Live;
 use super::ring::Xsk;
 use crate::dns;
 use crate::server::batch::{self, Peer};
@@ -69,10 +70,9 @@ pub struct WorkerParts<H> {
     pub handler: Arc<H>,
     /// Its counters.
     pub counters: Arc<XdpCounters>,
-    /// The largest frame sent (the MTU plus the Ethernet header).
-    pub max_frame: usize,
-    /// The interface's MAC address: frames to another are not answered.
-    pub mac: [u8; 6],
+    /// The interface's MTU and MAC address as the keeper read them last
+    /// (frames to another MAC are not answered), and whether it is gone.
+    pub live: Arc<Live>,
     /// Answers given later in flight, at most (all of the server's queues).
     pub later_max: usize,
     /// The way out through the kernel.
@@ -132,7 +132,7 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         wake: wake.clone(),
     };
     let mut drained = [0u8; 8];
-    while !parts.stop.load(Relaxed) {
+    while !parts.stop.load(Relaxed) && !parts.live.is_gone() {
         xsk.recycle();
         let got = xsk.serve(BATCH, |buf, len| answer(&parts, &returns, buf, len));
         let _ = rustix::io::read(&*wake, &mut drained);
@@ -153,7 +153,7 @@ fn send_later<H: Handler>(xsk: &mut Xsk, parts: &WorkerParts<H>, later: Later) {
     let Later { head, d, answer } = later;
     let start = d.payload.start;
     let sent = xsk.send_new(|buf| {
-        let room = buf.len().min(parts.max_frame);
+        let room = buf.len().min(parts.live.max_frame());
         let buf = buf.get_mut(..room)?;
         buf.get_mut(..start)?.copy_from_slice(head.get(..start)?);
         frame::reply(buf, &d, &answer)
@@ -177,7 +177,7 @@ fn answer<H: Handler>(
 ) -> Option<usize> {
     let c = &parts.counters;
     let d = match buf.get(..len).map(frame::read) {
-        Some(Ok(d)) if d.dst_mac != parts.mac => {
+        Some(Ok(d)) if d.dst_mac != parts.live.mac() => {
             c.skip(frame::Skip::OtherHost);
             return None;
         }
@@ -226,7 +226,7 @@ fn answer<H: Handler>(
         c.unanswered.fetch_add(1, Relaxed);
         return None;
     };
-    let room = buf.len().min(parts.max_frame);
+    let room = buf.len().min(parts.live.max_frame());
     match buf
         .get_mut(..room)
         .and_then(|b| frame::reply(b, &d, &bytes))

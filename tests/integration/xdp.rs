@@ -20,6 +20,9 @@
 //!   answered only where the kernel would answer it, the ones the worker
 //!   saw are counted by reason, and a normal query is answered through XDP
 //!   afterwards. A bad UDP checksum is dropped as the kernel drops it.
+//! - The MTU lowered under a running TS is followed (a larger answer leaves
+//!   through the kernel); the interface deleted stops its workers, and made
+//!   again under its name is attached again.
 //! - A TS with `xdp` starts every time, and `dnslb check` warns where the
 //!   TS could not open its AF_XDP sockets (no CAP_NET_RAW).
 //! - Without CAP_BPF and CAP_NET_ADMIN the TS says so in one warning naming
@@ -105,17 +108,26 @@ impl Lab {
         let prefix = Netns::unique_prefix(tag);
         let server = Netns::create(ip, &prefix, "s");
         let client = Netns::create(ip, &prefix, "c");
-        server.veth(IFACE, &client, CLIENT_IF);
-        for (ns, ifname, v4, v6) in [(&server, IFACE, S4, S6), (&client, CLIENT_IF, C4, C6)] {
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
-            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
-        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("xdp.zone"), zone_text()).unwrap();
-        Lab {
+        let lab = Lab {
             server,
             client,
             dir,
+        };
+        lab.link();
+        lab
+    }
+
+    /// The veth pair between the namespaces, with its addresses.
+    fn link(&self) {
+        self.server.veth(IFACE, &self.client, CLIENT_IF);
+        for (ns, ifname, v4, v6) in [
+            (&self.server, IFACE, S4, S6),
+            (&self.client, CLIENT_IF, C4, C6),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname]);
+            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
         }
     }
 
@@ -684,6 +696,68 @@ fn ping_tcp_and_other_udp_ports_keep_working_while_xdp_runs() {
     assert_eq!(back, b"not dns, port 5300");
     // And port 53 over UDP is still XDP's.
     wait_xdp_answers(&lab, s4);
+    ts.assert_running();
+}
+
+#[test]
+fn a_changed_mtu_and_an_interface_made_again_are_followed() {
+    const TEST: &str = "a_changed_mtu_and_an_interface_made_again_are_followed";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let lab = Lab::new(&ip, "x7");
+    let conf = lab.conf("t", &format!("{S4}:53"), "");
+    let mut ts = lab.start(&conf, &[]);
+    let s4: IpAddr = S4.parse().unwrap();
+    wait_xdp_answers(&lab, s4);
+    // The MTU lowered under a running TS: an answer over it leaves through
+    // the kernel (fragmented) and arrives whole, instead of a frame the
+    // link drops.
+    lab.mtu(SMALL_MTU);
+    let to = SocketAddr::new(s4, 53);
+    let q = wire(0x6000, "big.xdp.test", TXT, opt(1232, false));
+    let before = xdp_of(&lab.metrics()).via_kernel;
+    let whole = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let q = q.clone();
+        let (answer, _) = in_netns(&lab.client.name, move || udp_ask(to, &q))?;
+        let m = Message::from_vec(&answer).ok()?;
+        let txts = (m.answers.iter())
+            .filter(|r| matches!(r.data, RData::TXT(_)))
+            .count();
+        (answer.len() > SMALL_MTU && txts == 10 && xdp_of(&lab.metrics()).via_kernel > before)
+            .then_some(())
+    });
+    assert!(
+        whole.is_some(),
+        "no whole answer over the new MTU:\n{}",
+        lab.metrics()
+    );
+    // The interface deleted: its workers stop, said once; made again under
+    // its name: attached again, and XDP answers.
+    lab.server.ip(&["link", "del", IFACE]);
+    let gone = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        ts.stderr_now()
+            .contains("xdp: the interface is gone")
+            .then_some(())
+    });
+    assert!(gone.is_some(), "not seen gone:\n{}", ts.stderr_now());
+    lab.link();
+    let back = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        ts.stderr_now()
+            .contains("xdp: the interface is back; serving UDP through AF_XDP again")
+            .then_some(())
+    });
+    assert!(back.is_some(), "not attached again:\n{}", ts.stderr_now());
+    assert!(lab.attached());
+    wait_xdp_answers(&lab, s4);
+    let sockets = xdp_of(&lab.metrics()).sockets;
+    assert_eq!(sockets, 1, "{}", lab.metrics());
+    assert_eq!(
+        ts.stderr_now().matches("xdp: the interface is gone").count(),
+        1,
+        "{}",
+        ts.stderr_now()
+    );
     ts.assert_running();
 }
 
