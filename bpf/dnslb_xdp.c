@@ -18,6 +18,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+// The blocked tries' value: the datagrams dropped for that network, read by
+// src/xdp/program.rs so that they count as the block's (and keep it renewed).
+
 // A served address: the family (4 or 6), the UDP port (network order) and the
 // address (IPv4 in the first 4 bytes; all zero for "any address").
 struct served {
@@ -65,7 +68,7 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct prefix4);
-	__type(value, __u8);
+	__type(value, __u64);
 } blocked4 SEC(".maps");
 
 struct {
@@ -73,7 +76,7 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct prefix6);
-	__type(value, __u8);
+	__type(value, __u64);
 } blocked6 SEC(".maps");
 
 struct {
@@ -177,7 +180,9 @@ int dnslb_xdp(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 		if (setting(0)) {
-			if (bpf_map_lookup_elem(&blocked4, &client)) {
+			__u64 *dropped = bpf_map_lookup_elem(&blocked4, &client);
+			if (dropped) {
+				__sync_fetch_and_add(dropped, 1);
 				count(BLOCKED);
 				return XDP_DROP;
 			}
@@ -206,7 +211,9 @@ int dnslb_xdp(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 		if (setting(0)) {
-			if (bpf_map_lookup_elem(&blocked6, &client)) {
+			__u64 *dropped = bpf_map_lookup_elem(&blocked6, &client);
+			if (dropped) {
+				__sync_fetch_and_add(dropped, 1);
 				count(BLOCKED);
 				return XDP_DROP;
 			}

@@ -2,7 +2,10 @@
 //! `allow` and clients held by a block whose action is drop (their queries
 //! would be refused or dropped at the door anyway), read from the snapshot
 //! and the blocks in force each time the XDP keeper asks; the program's
-//! drops outside `allow` are counted with the ACL's refusals.
+//! drops outside `allow` are counted with the ACL's refusals, and its drops
+//! of a blocked network as the block's: stopped by it, and queries of the
+//! client for the rules that count them (so a block is renewed while its
+//! flood goes on, as when the LS's workers drop it).
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,9 +36,13 @@ impl XdpPolicy for LsXdpPolicy {
         filter_of(&state.allow_nets, &blocks)
     }
 
-    fn dropped(&mut self, not_allowed: u64, _blocked: u64) {
+    fn dropped(&mut self, not_allowed: u64, blocked: &[(IpNet, u64)]) {
         if not_allowed > 0 {
             (self.balancer.metrics().refused_acl).fetch_add(not_allowed, Relaxed);
+        }
+        let blocks = self.balancer.dynblocks();
+        for (net, n) in blocked {
+            blocks.on_dropped(*net, *n);
         }
     }
 }

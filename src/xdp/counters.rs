@@ -19,6 +19,13 @@ pub struct XdpCounters {
     pub unanswered: AtomicU64,
     /// Frames not read as a datagram to serve, by [`Skip::ALL`] order.
     pub skipped: [AtomicU64; Skip::ALL.len()],
+    /// Handed to a socket by the program, dropped by the kernel: its
+    /// receive ring was full (the workers behind).
+    pub lost_rx_ring_full: AtomicU64,
+    /// The same: no free frame in its fill ring.
+    pub lost_fill_ring_empty: AtomicU64,
+    /// The same, for other reasons (the socket's `rx_dropped`).
+    pub lost_rx_dropped: AtomicU64,
     /// The program's: datagrams handed to a socket.
     pub program_to_user: AtomicU64,
     /// The program's: datagrams of blocked clients dropped.
@@ -29,7 +36,28 @@ pub struct XdpCounters {
     pub program_not_allowed: AtomicU64,
 }
 
+/// One socket's drops, as the kernel counts them (`XDP_STATISTICS`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    /// Its receive ring was full.
+    pub rx_ring_full: u64,
+    /// Its fill ring was empty.
+    pub fill_ring_empty: u64,
+    /// Dropped for other reasons.
+    pub rx_dropped: u64,
+}
+
 impl XdpCounters {
+    /// A socket's drops now `now`, `before` at the last call: the
+    /// difference added (a count that went back adds nothing).
+    pub fn add_lost(&self, before: Lost, now: Lost) {
+        let more = |b: u64, n: u64| n.saturating_sub(b);
+        (self.lost_rx_ring_full).fetch_add(more(before.rx_ring_full, now.rx_ring_full), Relaxed);
+        (self.lost_fill_ring_empty)
+            .fetch_add(more(before.fill_ring_empty, now.fill_ring_empty), Relaxed);
+        (self.lost_rx_dropped).fetch_add(more(before.rx_dropped, now.rx_dropped), Relaxed);
+    }
+
     /// One more frame skipped, for `why`.
     pub fn skip(&self, why: Skip) {
         if let Some(c) = Skip::ALL

@@ -194,8 +194,15 @@ impl Program {
         let changes = self.filter.changes(next);
         // Known again only once every change is in.
         self.filter_set = false;
-        trie(&mut self.ebpf, "allowed4", "allowed6", &changes.allow)?;
-        trie(&mut self.ebpf, "blocked4", "blocked6", &changes.blocked)?;
+        trie(&mut self.ebpf, "allowed4", "allowed6", &changes.allow, 1u8)?;
+        // A blocked network's value counts its drops, from 0 when it is added.
+        trie(
+            &mut self.ebpf,
+            "blocked4",
+            "blocked6",
+            &changes.blocked,
+            0u64,
+        )?;
         let map = self.ebpf.map_mut("settings").ok_or(ProgramError::Map {
             map: "settings",
             err: "missing".into(),
@@ -234,6 +241,27 @@ impl Program {
         }
     }
 
+    /// The datagrams dropped so far for each blocked network (those of the
+    /// filter in force; counted from when it was added).
+    pub fn blocked_drops(&self) -> Vec<(IpNet, u64)> {
+        let blocked = if self.filter_set {
+            &self.filter.blocked
+        } else {
+            return Vec::new();
+        };
+        blocked
+            .iter()
+            .filter_map(|n| {
+                let net = n.trunc();
+                let count = match net {
+                    IpNet::V4(_) => dropped_of(&self.ebpf, "blocked4", key4(&net)),
+                    IpNet::V6(_) => dropped_of(&self.ebpf, "blocked6", key6(&net)),
+                }?;
+                Some((net, count))
+            })
+            .collect()
+    }
+
     /// Detaches the program now (dropping it does too).
     pub fn detach(&mut self) {
         let Some(link) = self.link.take() else {
@@ -253,42 +281,65 @@ impl Drop for Program {
     }
 }
 
-/// Applies `changes` to the IPv4 trie `v4` and the IPv6 trie `v6`.
-fn trie(
+/// The trie key of an IPv4 network.
+fn key4(n: &IpNet) -> Option<Key<[u8; 4]>> {
+    match n {
+        IpNet::V4(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
+        IpNet::V6(_) => None,
+    }
+}
+
+/// The trie key of an IPv6 network.
+fn key6(n: &IpNet) -> Option<Key<[u8; 16]>> {
+    match n {
+        IpNet::V6(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
+        IpNet::V4(_) => None,
+    }
+}
+
+/// Applies `changes` to the IPv4 trie `v4` and the IPv6 trie `v6`, each
+/// network added with the value `value`.
+fn trie<V: aya::Pod>(
     ebpf: &mut Ebpf,
     v4: &'static str,
     v6: &'static str,
     changes: &TrieChanges,
+    value: V,
 ) -> Result<(), ProgramError> {
-    apply::<4>(ebpf, v4, changes, |n| match n {
-        IpNet::V4(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
-        IpNet::V6(_) => None,
-    })?;
-    apply::<16>(ebpf, v6, changes, |n| match n {
-        IpNet::V6(n) => Some(Key::new(u32::from(n.prefix_len()), n.network().octets())),
-        IpNet::V4(_) => None,
-    })
+    apply(ebpf, v4, changes, value, key4)?;
+    apply(ebpf, v6, changes, value, key6)
 }
 
 /// Applies the networks of `changes` that `key` takes to the trie `map`.
-fn apply<const N: usize>(
+fn apply<const N: usize, V: aya::Pod>(
     ebpf: &mut Ebpf,
     map: &'static str,
     changes: &TrieChanges,
+    value: V,
     key: impl Fn(&IpNet) -> Option<Key<[u8; N]>>,
 ) -> Result<(), ProgramError> {
     let m = ebpf.map_mut(map).ok_or_else(|| ProgramError::Map {
         map,
         err: "missing".into(),
     })?;
-    let mut t: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(m).map_err(map_err(map))?;
+    let mut t: LpmTrie<&mut MapData, [u8; N], V> = LpmTrie::try_from(m).map_err(map_err(map))?;
     for k in changes.remove.iter().filter_map(&key) {
         let _ = t.remove(&k);
     }
     for k in changes.add.iter().filter_map(&key) {
-        t.insert(&k, 1, 0).map_err(map_err(map))?;
+        t.insert(&k, value, 0).map_err(map_err(map))?;
     }
     Ok(())
+}
+
+/// The value of `net` in the trie `map` (its drops), if it is there.
+fn dropped_of<const N: usize>(
+    ebpf: &Ebpf,
+    map: &'static str,
+    key: Option<Key<[u8; N]>>,
+) -> Option<u64> {
+    let t: LpmTrie<&MapData, [u8; N], u64> = LpmTrie::try_from(ebpf.map(map)?).ok()?;
+    t.get(&key?, 0).ok()
 }
 
 /// An error with its causes, as one line.

@@ -18,6 +18,7 @@ use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use super::counters::Lost;
 use xdpilone::xdp::XdpDesc;
 use xdpilone::{
     BufIdx, DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
@@ -176,6 +177,17 @@ impl Xsk {
         };
         xsk.recycle();
         Ok(xsk)
+    }
+
+    /// What the kernel dropped of what the program handed this socket
+    /// (`XDP_STATISTICS`); `None` when it cannot be read.
+    pub fn lost(&self) -> Option<Lost> {
+        let s = self.device.statistics_v2().ok()?;
+        Some(Lost {
+            rx_ring_full: s.rx_ring_full,
+            fill_ring_empty: s.rx_fill_ring_empty_descs,
+            rx_dropped: s.rx_dropped,
+        })
     }
 
     /// The socket, for the XSKMAP entry of its queue.

@@ -8,12 +8,14 @@
 //! served by the kernel as before, and a queue without a socket has its
 //! datagrams passed to the kernel by the program. [`XdpServer::stop`] (or
 //! dropping it) ends the workers and detaches the programs.
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use tracing::{info, warn};
 
 use super::counters::XdpCounters;
@@ -66,8 +68,9 @@ pub trait XdpPolicy: Send + 'static {
     /// The clients to drop now.
     fn filter(&mut self) -> Filter;
     /// The program dropped `not_allowed` more datagrams of clients outside
-    /// the allowed networks, and `blocked` more of blocked ones.
-    fn dropped(&mut self, not_allowed: u64, blocked: u64);
+    /// the allowed networks, and for each blocked network in `blocked` that
+    /// many more of its clients' (none listed: none more).
+    fn dropped(&mut self, not_allowed: u64, blocked: &[(IpNet, u64)]);
 }
 
 impl XdpServer {
@@ -94,8 +97,12 @@ impl XdpServer {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let attach = {
-            let (addrs, handler, counters, stop) =
-                (addrs.to_vec(), handler.clone(), counters.clone(), stop.clone());
+            let (addrs, handler, counters, stop) = (
+                addrs.to_vec(),
+                handler.clone(),
+                counters.clone(),
+                stop.clone(),
+            );
             move |name: &str| {
                 start_iface(name, &addrs, &handler, &counters, &kernel, &stop, later_max)
             }
@@ -196,6 +203,25 @@ struct Attached {
     counters: Arc<XdpCounters>,
     /// Whether attaching it again failed (said once).
     refused: bool,
+    /// The program's drops per blocked network when last read.
+    drops_seen: HashMap<IpNet, u64>,
+}
+
+impl Attached {
+    /// The program's drops per blocked network since the last call, added
+    /// to `into`.
+    fn new_drops(&mut self, into: &mut HashMap<IpNet, u64>) {
+        let now = self.program.blocked_drops();
+        for (net, n) in &now {
+            let before = self.drops_seen.get(net).copied().unwrap_or(0);
+            // Less than before: removed and added again since, counted anew.
+            let more = if *n >= before { n - before } else { *n };
+            if more > 0 {
+                *into.entry(*net).or_default() += more;
+            }
+        }
+        self.drops_seen = now.into_iter().collect();
+    }
 }
 
 impl Drop for Attached {
@@ -235,6 +261,7 @@ fn start_iface<H: Handler>(
         workers: Vec::new(),
         counters: counters.clone(),
         refused: false,
+        drops_seen: HashMap::new(),
     };
     let mut failed = None;
     for queue in 0..iface::rx_queues(name) {
@@ -346,10 +373,12 @@ impl Keeper {
             counters.program_no_socket.store(now.no_socket, Relaxed);
             counters.program_not_allowed.store(now.not_allowed, Relaxed);
             if let Some(p) = policy.as_mut() {
-                p.dropped(
-                    now.not_allowed.saturating_sub(seen.not_allowed),
-                    now.blocked.saturating_sub(seen.blocked),
-                );
+                let mut blocked = HashMap::new();
+                for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
+                    a.new_drops(&mut blocked);
+                }
+                let blocked: Vec<(IpNet, u64)> = blocked.into_iter().collect();
+                p.dropped(now.not_allowed.saturating_sub(seen.not_allowed), &blocked);
             }
             seen = now;
             if stop.load(Relaxed) {

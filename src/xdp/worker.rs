@@ -30,6 +30,8 @@ use crate::server::{Action, Handler, Request};
 const BATCH: u32 = 64;
 /// The longest a worker waits for frames before it looks at the stop.
 const WAIT: Duration = Duration::from_millis(200);
+/// How often a worker reads its socket's drops in the kernel.
+const LOST_EVERY: Duration = Duration::from_secs(1);
 /// Answers given later waiting for a worker to send them, at most (past
 /// that they leave through the kernel).
 const RETURNS_MAX: usize = 16_384;
@@ -132,7 +134,17 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         wake: wake.clone(),
     };
     let mut drained = [0u8; 8];
+    // The socket's drops in the kernel, read about once a second.
+    let mut lost = xsk.lost().unwrap_or_default();
+    let mut lost_read = std::time::Instant::now();
     while !parts.stop.load(Relaxed) && !parts.live.is_gone() {
+        if lost_read.elapsed() >= LOST_EVERY {
+            lost_read = std::time::Instant::now();
+            if let Some(now) = xsk.lost() {
+                parts.counters.add_lost(lost, now);
+                lost = now;
+            }
+        }
         xsk.recycle();
         let got = xsk.serve(BATCH, |buf, len| answer(&parts, &returns, buf, len));
         let _ = rustix::io::read(&*wake, &mut drained);

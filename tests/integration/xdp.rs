@@ -750,10 +750,18 @@ fn a_changed_mtu_and_an_interface_made_again_are_followed() {
     assert!(back.is_some(), "not attached again:\n{}", ts.stderr_now());
     assert!(lab.attached());
     wait_xdp_answers(&lab, s4);
-    let sockets = xdp_of(&lab.metrics()).sockets;
-    assert_eq!(sockets, 1, "{}", lab.metrics());
+    let m = lab.metrics();
+    assert_eq!(xdp_of(&m).sockets, 1, "{m}");
+    // What the kernel dropped between the program and the worker: nothing
+    // at this rate, and said so.
+    for why in ["rx_ring_full", "fill_ring_empty", "rx_dropped"] {
+        let key = format!("dnslb_ts_xdp_lost_total{{why=\"{why}\"}} 0");
+        assert!(m.lines().any(|l| l == key), "{key} in:\n{m}");
+    }
     assert_eq!(
-        ts.stderr_now().matches("xdp: the interface is gone").count(),
+        ts.stderr_now()
+            .matches("xdp: the interface is gone")
+            .count(),
         1,
         "{}",
         ts.stderr_now()

@@ -3,7 +3,10 @@
 //! benchmarking ranges): clients outside `allow` are dropped in the XDP
 //! program and counted as the ACL's refusals, the others answered through
 //! the AF_XDP socket, IPv6 included, a forwarded answer coming back to the
-//! worker. The TS's XDP path is `xdp.rs`'s.
+//! worker. A dynamic block whose action is drop holds in the program for as
+//! long as the flood goes on (the program's drops renew it and are counted
+//! as its own), while another client is answered. The TS's XDP path is
+//! `xdp.rs`'s.
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
@@ -210,5 +213,109 @@ fn the_ls_drops_clients_outside_allow_in_the_program_and_answers_the_rest() {
         sample(&m, "dnslb_xdp_frames_total{result=\"answered\"}") >= 1,
         "{m}"
     );
+    drop(ls);
+}
+
+#[test]
+fn a_drop_block_holds_in_the_program_for_as_long_as_the_flood_goes_on() {
+    const TEST: &str = "a_drop_block_holds_in_the_program_for_as_long_as_the_flood_goes_on";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let pair = Pair::make(&ip, "d");
+    // A second client address on the client's side: never over the rate.
+    let other = "198.18.0.3";
+    let cif = pair.iface.replace('s', "c");
+    pair.client
+        .ip(&["addr", "add", &format!("{other}/24"), "dev", &cif]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.test.zone"), ZONE).unwrap();
+    // Over 50 queries/s for 1 s: dropped for 2 s, renewed while it goes on.
+    let config = format!(
+        "[ls]\nlisten = [\"{SERVER}:53\"]\nworkers = 1\n\
+         metrics = \"127.0.0.1:9102\"\nallow = [\"127.0.0.0/8\", \"198.18.0.0/15\"]\n\n\
+         [ls.xdp]\ninterfaces = [\"{}\"]\n\n\
+         [[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 50\n\
+         window_s = 1\nblock_s = 2\naction = \"drop\"\n\n\
+         [[ls.backend]]\nname = \"t\"\naddr = \"127.0.0.1:5301\"\n\n\
+         [[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"x.test.zone\"]\n",
+        pair.iface
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let ls = pair.dnslb("up", &["up", "-c", "config.toml"], dir.path());
+    wait_for_xdp(&ls);
+    let to: SocketAddr = format!("{SERVER}:53").parse().unwrap();
+    let raw = query(7, "www.x.test.", RecordType::A, None, false);
+    let answered = |from: &'static str| {
+        let raw = raw.clone();
+        in_netns(&pair.client.name, move || {
+            let sock = UdpSocket::bind((from, 0)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            sock.send_to(&raw, to).unwrap();
+            let mut buf = [0u8; 512];
+            sock.recv_from(&mut buf).is_ok()
+        })
+    };
+    let up = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        answered(other).then_some(())
+    });
+    assert!(up.is_some(), "not answered: {}", ls.stderr_now());
+    // The flood: 1,000 queries a second from CLIENT for 8 s (four times
+    // block_s), bounded.
+    let flood = {
+        let (ns, raw) = (pair.client.name.clone(), raw.clone());
+        std::thread::spawn(move || {
+            in_netns(&ns, move || {
+                let sock = UdpSocket::bind((CLIENT, 0)).unwrap();
+                sock.set_nonblocking(true).unwrap();
+                for _ in 0..8_000 {
+                    let _ = sock.send_to(&raw, to);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+    };
+    let blocked = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        ls.stderr_now().contains("dynamic block").then_some(())
+    });
+    assert!(blocked.is_some(), "never blocked: {}", ls.stderr_now());
+    // The other client is answered throughout.
+    let mut other_answered = 0;
+    while !flood.is_finished() {
+        other_answered += usize::from(answered(other));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    flood.join().unwrap();
+    let log = ls.stderr_now();
+    assert!(
+        !log.contains("dynamic block lifted"),
+        "lifted while the flood went on: {log}"
+    );
+    assert_eq!(
+        log.matches("rule=flood").count(),
+        1,
+        "blocked more than once: {log}"
+    );
+    assert!(other_answered >= 5, "the other client: {other_answered}");
+    // Once it stops, the block lifts; the program's drops are the block's.
+    let lifted = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        ls.stderr_now()
+            .contains("dynamic block lifted")
+            .then_some(())
+    });
+    assert!(lifted.is_some(), "never lifted: {}", ls.stderr_now());
+    let m = curl_in(&pair.server, "http://127.0.0.1:9102/metrics");
+    let in_program = sample(&m, "dnslb_xdp_program_total{what=\"blocked\"}");
+    let counted = m
+        .lines()
+        .filter(|l| l.starts_with("dnslb_dynblock_queries_blocked_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum::<u64>();
+    assert!(
+        in_program >= 1_000 && counted >= in_program,
+        "the program dropped {in_program}, the blocks counted {counted}:\n{m}"
+    );
+    assert!(answered(CLIENT), "not answered after the block lifted");
     drop(ls);
 }

@@ -96,6 +96,33 @@ impl CountShard {
         }
     }
 
+    /// Counts `n` queries of client group `group` dropped before they were
+    /// read (by the XDP program): for the rules that count a client's
+    /// queries whatever they ask (`query-rate`), as [`CountShard::on_query`]
+    /// counts each; their names and types are not known, so the rules by
+    /// name or type do not see them.
+    pub(super) fn on_dropped(&mut self, rules: &Rules, group: IpAddr, n: u64) {
+        if n == 0 || !rules.counts_clients() {
+            return;
+        }
+        let Some(row) = self.clients.row_mut(group) else {
+            return;
+        };
+        self.used = true;
+        if let Some(c) = row.first_mut() {
+            *c += n;
+        }
+        for r in rules
+            .list
+            .iter()
+            .filter(|r| r.cfg.kind == DynKind::QueryRate)
+        {
+            if let Some(c) = r.col.and_then(|col| row.get_mut(col)) {
+                *c += n;
+            }
+        }
+    }
+
     /// Counts an answer to client group `group`: its rcode and size, for
     /// the rules that count answers (none: nothing done).
     pub(super) fn on_answer(&mut self, rules: &Rules, group: IpAddr, rcode: u8, bytes: usize) {

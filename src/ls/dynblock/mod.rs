@@ -234,6 +234,36 @@ impl DynBlocks {
         }
     }
 
+    /// Counts `n` queries of the clients of `net` that the XDP program
+    /// dropped for a block: as stopped by the block holding them (its
+    /// `queries_blocked`), and, when that block holds one client group
+    /// (an address, an IPv6 prefix), as that client's queries for the rules
+    /// that count them, as the door counts every query before it stops one
+    /// (so a block is renewed while its flood goes on). The drops of a
+    /// network blocked by hand are the block's only: which of its addresses
+    /// sent them is not known. `net` is a network of the program's blocked
+    /// tries.
+    pub fn on_dropped(&self, net: ipnet::IpNet, n: u64) {
+        if n == 0 || !self.in_force.load(Acquire) {
+            return;
+        }
+        let ip = net.network();
+        let group = self.group(ip);
+        let set = self.published.load();
+        let Some(block) = set.find(group, rate_key(ip, 128), &[]) else {
+            return;
+        };
+        block.hits(n);
+        if block.key != set::BlockKey::Client(group) {
+            return;
+        }
+        let rules = self.rules.load();
+        let mut s = lock(&self.shards[shard_index()]);
+        if s.generation == rules.generation {
+            s.on_dropped(&rules, group, n);
+        }
+    }
+
     /// Counts an answer to client `ip`: its rcode and size (the async path).
     pub fn on_answer(&self, ip: IpAddr, rcode: u8, bytes: usize) {
         let i = shard_index();

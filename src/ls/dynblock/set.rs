@@ -137,8 +137,13 @@ impl Block {
 
     /// Counts one query it stopped.
     pub fn hit(&self) {
-        self.blocked.fetch_add(1, Relaxed);
-        self.stats.queries_blocked.fetch_add(1, Relaxed);
+        self.hits(1);
+    }
+
+    /// Counts `n` queries it stopped.
+    pub fn hits(&self, n: u64) {
+        self.blocked.fetch_add(n, Relaxed);
+        self.stats.queries_blocked.fetch_add(n, Relaxed);
     }
 }
 

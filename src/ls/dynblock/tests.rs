@@ -130,6 +130,59 @@ fn a_client_that_keeps_flooding_stays_blocked_and_windows_start_over() {
 }
 
 #[test]
+fn drops_before_the_door_count_for_the_block_and_keep_it_renewed() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    queries(&d, "192.0.2.1", "a.", A, 150);
+    d.tick(secs(t0, 1));
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some());
+    let before = d.stats()[0].queries_blocked.load(Relaxed);
+    // From now on the flood never reaches the door: the XDP program drops
+    // it and tells its counts, per blocked network.
+    let net: ipnet::IpNet = "192.0.2.1/32".parse().unwrap();
+    for s in 2..14 {
+        d.on_dropped(net, 100);
+        d.tick(secs(t0, s));
+    }
+    assert!(
+        blocked(&d, "192.0.2.1", "a.").is_some(),
+        "renewed by the drops alone, past block_s"
+    );
+    let stats = d.stats();
+    assert_eq!(stats[0].blocks.load(Relaxed), 1, "one block, renewed");
+    // 12 seconds of drops (the check above counts one more).
+    assert_eq!(stats[0].queries_blocked.load(Relaxed), before + 1200 + 1);
+    // The flood stops: the block lifts after block_s.
+    for s in 14..22 {
+        d.tick(secs(t0, s));
+    }
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None, "lifted");
+    // Drops of a network no block holds (lifted meanwhile) count nothing
+    // and block nothing; those of a network blocked by hand are its own.
+    d.on_dropped(net, 1000);
+    d.tick(secs(t0, 22));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None);
+    let by_hand: ipnet::IpNet = "198.51.100.0/24".parse().unwrap();
+    d.add_manual(
+        &ManualTarget::Net(by_hand),
+        60,
+        DynAction::Drop,
+        secs(t0, 22),
+    )
+    .unwrap();
+    d.on_dropped(by_hand, 1000);
+    d.tick(secs(t0, 23));
+    let list = d.list(secs(t0, 23));
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].queries_blocked, 1000);
+    assert_eq!(
+        d.stats()[0].blocks.load(Relaxed),
+        1,
+        "no block of 198.51.100.0"
+    );
+}
+
+#[test]
 fn qtype_rate_counts_its_type_only() {
     let t0 = Instant::now();
     let mut r = rule(DynKind::QtypeRate, 10.0);

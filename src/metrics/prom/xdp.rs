@@ -37,6 +37,16 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
         Skip::ALL.map(Skip::as_str).into_iter().zip(&x.skipped),
     );
     e.by_label(
+        &format!("{prefix}_xdp_lost_total"),
+        "Datagrams the XDP program handed to an AF_XDP socket that the kernel dropped before a worker read them (the socket's XDP_STATISTICS): rx_ring_full (the workers behind), fill_ring_empty (no free frame), rx_dropped (other reasons).",
+        "why",
+        [
+            ("rx_ring_full", &x.lost_rx_ring_full),
+            ("fill_ring_empty", &x.lost_fill_ring_empty),
+            ("rx_dropped", &x.lost_rx_dropped),
+        ],
+    );
+    e.by_label(
         &format!("{prefix}_xdp_program_total"),
         "The XDP program's datagrams to a served address: to_user (to a socket), blocked (a blocked client's, dropped), not_allowed (a client outside allow, dropped), no_socket (passed to the kernel).",
         "what",
