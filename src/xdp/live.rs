@@ -64,7 +64,7 @@ fn mac_bits(mac: [u8; 6]) -> u64 {
 
 /// What the keeper sees of an interface, each second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
+pub enum IfaceNow {
     /// As it was: served, or still gone.
     Unchanged,
     /// The interface served is gone: deleted, or another one now has its
@@ -77,12 +77,12 @@ pub enum Seen {
 /// The judgement of an interface served on `attached` (its index, `None`
 /// when not served), whose name now has the index `now` (`None`: no such
 /// interface).
-pub fn judge(attached: Option<u32>, now: Option<u32>) -> Seen {
+pub fn judge(attached: Option<u32>, now: Option<u32>) -> IfaceNow {
     match (attached, now) {
-        (Some(a), Some(n)) if a == n => Seen::Unchanged,
-        (Some(_), _) => Seen::Gone,
-        (None, Some(_)) => Seen::Back,
-        (None, None) => Seen::Unchanged,
+        (Some(a), Some(n)) if a == n => IfaceNow::Unchanged,
+        (Some(_), _) => IfaceNow::Gone,
+        (None, Some(_)) => IfaceNow::Back,
+        (None, None) => IfaceNow::Unchanged,
     }
 }
 
@@ -92,12 +92,12 @@ mod tests {
 
     #[test]
     fn an_interface_deleted_or_made_again_is_gone_then_back() {
-        assert_eq!(judge(Some(7), Some(7)), Seen::Unchanged);
-        assert_eq!(judge(Some(7), None), Seen::Gone);
+        assert_eq!(judge(Some(7), Some(7)), IfaceNow::Unchanged);
+        assert_eq!(judge(Some(7), None), IfaceNow::Gone);
         // Deleted and created again between two looks: another index.
-        assert_eq!(judge(Some(7), Some(9)), Seen::Gone);
-        assert_eq!(judge(None, None), Seen::Unchanged);
-        assert_eq!(judge(None, Some(9)), Seen::Back);
+        assert_eq!(judge(Some(7), Some(9)), IfaceNow::Gone);
+        assert_eq!(judge(None, None), IfaceNow::Unchanged);
+        assert_eq!(judge(None, Some(9)), IfaceNow::Back);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use super::counters::XdpCounters;
 use super::filter::Filter;
 use super::iface;
-use super::live::{self, Live, Seen};
+use super::live::{self, IfaceNow, Live};
 use super::program::{Counters, Program};
 use super::ring::Xsk;
 use super::worker::{self, KernelPath, WorkerParts};
@@ -401,7 +401,7 @@ impl Keeper {
                 continue;
             };
             match live::judge(a.ifindex, iface::ifindex(&a.name)) {
-                Seen::Unchanged if a.ifindex.is_some() => {
+                IfaceNow::Unchanged if a.ifindex.is_some() => {
                     a.live
                         .update(iface::mtu(&a.name) + ETHERNET, iface::mac(&a.name));
                     if wildcard {
@@ -409,8 +409,8 @@ impl Keeper {
                         let _ = a.program.serve(&served);
                     }
                 }
-                Seen::Unchanged => {}
-                Seen::Gone => {
+                IfaceNow::Unchanged => {}
+                IfaceNow::Gone => {
                     warn!(who = %self.who, iface = %a.name, "xdp: the interface is gone; its workers stop (if it comes back it is attached again)");
                     a.live.retire();
                     let n = a.workers.len() as u64;
@@ -419,7 +419,7 @@ impl Keeper {
                     a.program.detach();
                     a.ifindex = None;
                 }
-                Seen::Back => match (self.attach)(&a.name) {
+                IfaceNow::Back => match (self.attach)(&a.name) {
                     Ok(again) => {
                         info!(who = %self.who, iface = %a.name, queues = again.workers.len(), "xdp: the interface is back; serving UDP through AF_XDP again");
                         self.retired = add(self.retired, a.program.counters());
