@@ -37,6 +37,7 @@
 //!   control of a running LS.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
+//! - [`systemd`]: readiness told to the service manager (`Type=notify`).
 //! - [`anycast`]: `dnslb anycast`, the probe that tells BIRD to announce the
 //!   LS's service address only while the LS answers.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
@@ -66,6 +67,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod supervise;
+pub mod systemd;
 pub mod ts;
 pub mod xdp;
 

@@ -674,6 +674,8 @@ impl ChildTask {
         let mut cmd = Command::new(&self.spec.program);
         cmd.args(&self.spec.args)
             .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
+            // Only the supervisor speaks for the service (Type=notify).
+            .env_remove(crate::systemd::SOCKET_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())

@@ -341,6 +341,7 @@ impl LsRole {
         }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
+        crate::systemd::ready(&format!("answering on {addrs:?}"));
         info!("{}", cores::detect().workers_line(lsc.workers));
         // The DNS server only ends when told to: one that ends on its own (a
         // task died) takes the process down rather than leave it half alive.
@@ -361,6 +362,7 @@ impl LsRole {
         };
         if let Some(end) = died {
             ready.set_stopping();
+            crate::systemd::stopping();
             error!(
                 panicked = end.is_err(),
                 "the DNS server stopped on its own; exiting"
@@ -378,6 +380,7 @@ impl LsRole {
             self.balancer.close_udp_reads();
         }
         ready.set_stopping();
+        crate::systemd::stopping();
         let mut server_ended = false;
         if drain > 0 {
             // /ready is 503 from now on: the anycast probe withdraws the

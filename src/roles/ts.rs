@@ -201,6 +201,7 @@ impl TsRole {
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
         info!(ts = %name, addr = ?addrs, "table server ready");
+        crate::systemd::ready(&format!("{name} answering on {addrs:?}"));
         // One task sends every NOTIFY: at most one pending per zone and
         // secondary, however often the zones change.
         let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
@@ -257,6 +258,7 @@ impl TsRole {
             error!(ts = %name, panicked = end.is_err(), "the DNS server stopped on its own; exiting");
         } else {
             info!(ts = %name, "stopping");
+            crate::systemd::stopping();
         }
         token.cancel();
         if let Some(x) = xdp {

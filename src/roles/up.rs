@@ -144,12 +144,21 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
                 table_servers = cfg.ts.len(),
                 "table servers only: the config has no [ls]"
             );
+            let addrs: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+            let late = first_answers(&addrs, STARTUP_WAIT).await;
+            if !late.is_empty() {
+                warn!(late = ?late, waited = ?STARTUP_WAIT, "table servers not answering yet");
+            }
+            crate::systemd::ready(&format!("{} table servers", cfg.ts.len()));
             // A reload checks everything first, then signals every child.
             let reloader = Arc::new(Reloader::new(cfg.clone(), None));
             reloader.set_children(&sup);
             loop {
                 match controls.next().await {
-                    Control::Shutdown => break,
+                    Control::Shutdown => {
+                        crate::systemd::stopping();
+                        break;
+                    }
                     Control::Reload => {
                         let r = reloader.clone();
                         tokio::spawn(async move { r.run().await });
@@ -165,6 +174,70 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
     }
     root.cancel();
     result
+}
+
+/// Waits until a table server answers a query (any answer: it is up) on
+/// each of `addrs` over UDP, `limit` at most; the addresses that did not.
+async fn first_answers(addrs: &[SocketAddr], limit: Duration) -> Vec<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut late = addrs.to_vec();
+    while !late.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut still = Vec::new();
+        for &addr in &late {
+            if !answers(addr).await {
+                still.push(addr);
+            }
+        }
+        late = still;
+        if !late.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    late
+}
+
+/// Whether a DNS server answers `. SOA` at `addr` over UDP within 200 ms.
+async fn answers(addr: SocketAddr) -> bool {
+    // An unspecified listen address is asked on loopback.
+    let to = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    };
+    let bind = if to.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+        return false;
+    };
+    let id: u16 = rand::random();
+    let mut q = id.to_be_bytes().to_vec();
+    // No flags, one question: the root, SOA, IN.
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1]);
+    if sock.send_to(&q, to).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    let wait = tokio::time::timeout(Duration::from_millis(200), async {
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, from))
+                    if from == to && n >= 2 && buf.get(..2) == Some(&id.to_be_bytes()[..]) =>
+                {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    });
+    wait.await.unwrap_or(false)
 }
 
 /// What the status page shows of the children; it must not keep the supervisor alive.

@@ -118,6 +118,7 @@ mod reloads;
 mod resolve;
 mod resolve_answers;
 mod roles;
+mod sd_notify;
 mod service_answers;
 mod service_check;
 mod service_dead_endpoints;
