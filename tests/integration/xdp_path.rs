@@ -76,6 +76,24 @@ impl Pair {
             .current_dir(dir);
         Proc::spawn(name, cmd)
     }
+
+    /// `dnslb up` in `dir`, once its XDP path serves: an LS on `listen` (a
+    /// TOML list) with `ls_keys` in its `[ls]`, `[ls.xdp]` on the server's
+    /// interface and the tables `extra`, in front of one TS holding [`ZONE`].
+    fn up(&self, dir: &Path, listen: &str, ls_keys: &str, extra: &str) -> Proc {
+        std::fs::write(dir.join("x.test.zone"), ZONE).unwrap();
+        let config = format!(
+            "[ls]\nlisten = {listen}\nworkers = 1\n{ls_keys}\n\
+             [ls.xdp]\ninterfaces = [\"{}\"]\n\n{extra}\n\
+             [[ls.backend]]\nname = \"t\"\naddr = \"127.0.0.1:5301\"\n\n\
+             [[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"x.test.zone\"]\n",
+            self.iface
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let ls = self.dnslb("up", &["up", "-c", "config.toml"], dir);
+        wait_for_xdp(&ls);
+        ls
+    }
 }
 
 /// Waits for `proc`'s log to say the XDP path serves (or fails at once
@@ -169,19 +187,13 @@ fn the_ls_drops_clients_outside_allow_in_the_program_and_answers_the_rest() {
     };
     let pair = Pair::make(&ip, "l");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.test.zone"), ZONE).unwrap();
     // IPv4 clients are outside `allow`; IPv6 ones inside.
-    let config = format!(
-        "[ls]\nlisten = [\"{SERVER}:53\", \"[{SERVER6}]:53\"]\nworkers = 1\n\
-         metrics = \"127.0.0.1:9101\"\nallow = [\"127.0.0.0/8\", \"2001:2::/64\"]\n\n\
-         [ls.xdp]\ninterfaces = [\"{}\"]\n\n\
-         [[ls.backend]]\nname = \"t\"\naddr = \"127.0.0.1:5301\"\n\n\
-         [[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"x.test.zone\"]\n",
-        pair.iface
+    let ls = pair.up(
+        dir.path(),
+        &format!("[\"{SERVER}:53\", \"[{SERVER6}]:53\"]"),
+        "metrics = \"127.0.0.1:9101\"\nallow = [\"127.0.0.0/8\", \"2001:2::/64\"]\n",
+        "",
     );
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let ls = pair.dnslb("up", &["up", "-c", "config.toml"], dir.path());
-    wait_for_xdp(&ls);
     let v6: SocketAddr = format!("[{SERVER6}]:53").parse().unwrap();
     let raw = query(42, "alias.x.test.", RecordType::A, Some(1232), false);
     let answer = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
@@ -229,21 +241,14 @@ fn a_drop_block_holds_in_the_program_for_as_long_as_the_flood_goes_on() {
     pair.client
         .ip(&["addr", "add", &format!("{other}/24"), "dev", &cif]);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x.test.zone"), ZONE).unwrap();
     // Over 50 queries/s for 1 s: dropped for 2 s, renewed while it goes on.
-    let config = format!(
-        "[ls]\nlisten = [\"{SERVER}:53\"]\nworkers = 1\n\
-         metrics = \"127.0.0.1:9102\"\nallow = [\"127.0.0.0/8\", \"198.18.0.0/15\"]\n\n\
-         [ls.xdp]\ninterfaces = [\"{}\"]\n\n\
-         [[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 50\n\
-         window_s = 1\nblock_s = 2\naction = \"drop\"\n\n\
-         [[ls.backend]]\nname = \"t\"\naddr = \"127.0.0.1:5301\"\n\n\
-         [[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"x.test.zone\"]\n",
-        pair.iface
+    let ls = pair.up(
+        dir.path(),
+        &format!("[\"{SERVER}:53\"]"),
+        "metrics = \"127.0.0.1:9102\"\nallow = [\"127.0.0.0/8\", \"198.18.0.0/15\"]\n",
+        "[[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 50\n\
+         window_s = 1\nblock_s = 2\naction = \"drop\"\n",
     );
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    let ls = pair.dnslb("up", &["up", "-c", "config.toml"], dir.path());
-    wait_for_xdp(&ls);
     let to: SocketAddr = format!("{SERVER}:53").parse().unwrap();
     let raw = query(7, "www.x.test.", RecordType::A, None, false);
     let answered = |from: &'static str| {
