@@ -27,11 +27,27 @@ pub fn stopping() {
 }
 
 fn send(states: &[NotifyState<'_>]) {
-    if std::env::var_os(SOCKET_ENV).is_none() {
+    let Some(socket) = std::env::var_os(SOCKET_ENV) else {
         return;
-    }
-    match sd_notify::notify(states) {
+    };
+    // An abstract socket (`@name`, sd_notify(3)) the crate does not reach.
+    let sent = match socket.as_encoded_bytes().strip_prefix(b"@") {
+        Some(name) => send_abstract(name, states),
+        None => sd_notify::notify(states),
+    };
+    match sent {
         Ok(()) => debug!(?states, "told the service manager"),
         Err(err) => warn!(%err, "could not tell the service manager ({SOCKET_ENV})"),
     }
+}
+
+/// `states` as sd_notify(3) writes them (a line each) to the abstract Unix
+/// socket `name`.
+fn send_abstract(name: &[u8], states: &[NotifyState<'_>]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.connect_addr(&addr)?;
+    let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+    sock.send(msg.as_bytes()).map(drop)
 }

@@ -5,7 +5,8 @@
 //! `STOPPING=1` when SIGTERM begins the shutdown; the table servers `dnslb
 //! up` supervises send nothing (only the main process speaks for the
 //! service); without an `[ls]`, `dnslb up` is ready once its table servers
-//! answer. Every process is stopped by PID.
+//! answer. An abstract socket (`@name`) is reached as a path is. Every
+//! process is stopped by PID.
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -24,17 +25,35 @@ const NAME: &str = "www.example.com";
 /// How long a role may take to start and say it is ready.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
-/// The service manager's side: a datagram socket in a folder of the test's.
+/// The service manager's side: a datagram socket in a folder of the test's,
+/// or an abstract one (`$NOTIFY_SOCKET` `@name`).
 struct Manager {
     sock: UnixDatagram,
-    path: std::path::PathBuf,
+    env: std::ffi::OsString,
 }
 
 impl Manager {
     fn new(dir: &Path) -> Manager {
         let path = dir.join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        Manager { sock, path }
+        Manager {
+            sock,
+            env: path.into_os_string(),
+        }
+    }
+
+    fn abstract_named() -> Manager {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!(
+            "dnslb-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        Manager {
+            sock: UnixDatagram::bind_addr(&addr).unwrap(),
+            env: format!("@{name}").into(),
+        }
     }
 
     /// The next message, within `limit` (`None` after it).
@@ -49,7 +68,7 @@ impl Manager {
     fn spawn(&self, name: &str, args: &[&str], cwd: &Path) -> Proc {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
-            .env("NOTIFY_SOCKET", &self.path)
+            .env("NOTIFY_SOCKET", &self.env)
             .env_remove("RUST_LOG")
             .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
             .current_dir(cwd);
@@ -148,13 +167,14 @@ fn up_without_an_ls_says_ready_once_its_table_servers_answer() {
 }
 
 #[test]
-fn ts_and_ls_alone_say_ready_once_they_answer() {
+fn ts_and_ls_alone_say_ready_once_they_answer_on_a_path_or_an_abstract_socket() {
     let dir = tempfile::tempdir().unwrap();
     let [l, t] = free_ports(2)[..] else {
         unreachable!()
     };
     std::fs::write(dir.path().join("config.toml"), ts_section("ts1", t)).unwrap();
-    let m = Manager::new(dir.path());
+    // The TS's manager has an abstract socket, the LS's one in a folder.
+    let m = Manager::abstract_named();
     let mut ts = m.spawn(
         "dnslb ts",
         &["ts", "-c", "config.toml", "--name", "ts1"],
