@@ -28,7 +28,7 @@
 //! | service answers (`[[ts.service]]`) | `service_answers.rs`, `service_dead_endpoints.rs`, `service_start.rs`, `service_status.rs`, `service_deploy.rs` |
 //! | service answers: the endpoint checker | `service_check.rs`, `service_hostile.rs`, `service_scale.rs`, `service_peers.rs` |
 //! | the role runners in-process (reload, NOTIFY, drain) | `roles.rs`, `aborted.rs` |
-//! | processes: start, stop, reload, `dnslb up` | `startup.rs`, `reloads.rs`, `ls_procs.rs`, `ops_protection.rs`, `no_io_uring.rs` |
+//! | processes: start, stop, reload, `dnslb up`, readiness told to systemd | `startup.rs`, `reloads.rs`, `ls_procs.rs`, `ops_protection.rs`, `no_io_uring.rs`, `sd_notify.rs` |
 //! | `dnslb check` | `check_cmd.rs`, `check_certs.rs`, `check_pools.rs` |
 //! | the CLI, `dnslb resolve` | `cli.rs`, `resolve.rs`, `resolve_answers.rs` |
 //! | metrics, `/health`, status page, `dnslb status` | `metrics.rs`, `metrics_no_store.rs`, `health_http.rs`, `status_cmd.rs`, `build_info.rs`, `browser.rs` |
