@@ -326,10 +326,24 @@ fn apply<const N: usize, V: aya::Pod>(
     for k in changes.remove.iter().filter_map(&key) {
         let _ = t.remove(&k);
     }
+    // Only if it is not there: a network held already (an insert retried
+    // after a failed update) keeps its value, its drops counted so far.
     for k in changes.add.iter().filter_map(&key) {
-        t.insert(&k, value, 0).map_err(map_err(map))?;
+        match t.insert(&k, value, BPF_NOEXIST) {
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc_eexist()) => {}
+            other => other.map_err(map_err(map))?,
+        }
     }
     Ok(())
+}
+
+/// `BPF_NOEXIST`: an update that adds only.
+const BPF_NOEXIST: u64 = 1;
+
+/// `EEXIST`.
+fn libc_eexist() -> i32 {
+    rustix::io::Errno::EXIST.raw_os_error()
 }
 
 /// The value of `net` in the trie `map` (its drops), if it is there.

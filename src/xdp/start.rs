@@ -352,6 +352,12 @@ impl Keeper {
             if round.is_multiple_of(10) {
                 self.look();
             }
+            // The drops per blocked network are read before the filter
+            // changes: a network it takes out is counted to its last drop.
+            let mut blocked = HashMap::new();
+            for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
+                a.new_drops(&mut blocked);
+            }
             if let Some(p) = policy.as_mut() {
                 let filter = p.filter();
                 for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
@@ -373,10 +379,6 @@ impl Keeper {
             counters.program_no_socket.store(now.no_socket, Relaxed);
             counters.program_not_allowed.store(now.not_allowed, Relaxed);
             if let Some(p) = policy.as_mut() {
-                let mut blocked = HashMap::new();
-                for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
-                    a.new_drops(&mut blocked);
-                }
                 let blocked: Vec<(IpNet, u64)> = blocked.into_iter().collect();
                 p.dropped(now.not_allowed.saturating_sub(seen.not_allowed), &blocked);
             }

@@ -97,11 +97,13 @@ impl CountShard {
     }
 
     /// Counts `n` queries of client group `group` dropped before they were
-    /// read (by the XDP program): for the rules that count a client's
-    /// queries whatever they ask (`query-rate`), as [`CountShard::on_query`]
-    /// counts each; their names and types are not known, so the rules by
-    /// name or type do not see them.
-    pub(super) fn on_dropped(&mut self, rules: &Rules, group: IpAddr, n: u64) {
+    /// read (by the XDP program, for a block of the rule `blocked_by`): for
+    /// the rules that count a client's queries whatever they ask
+    /// (`query-rate`), as [`CountShard::on_query`] counts each, and for
+    /// `blocked_by` itself when it counts a type (`qtype-rate`: the flood it
+    /// blocked is taken to go on as it was). Their names are not known: the
+    /// rules by name do not see them.
+    pub(super) fn on_dropped(&mut self, rules: &Rules, group: IpAddr, n: u64, blocked_by: &str) {
         if n == 0 || !rules.counts_clients() {
             return;
         }
@@ -112,11 +114,11 @@ impl CountShard {
         if let Some(c) = row.first_mut() {
             *c += n;
         }
-        for r in rules
-            .list
-            .iter()
-            .filter(|r| r.cfg.kind == DynKind::QueryRate)
-        {
+        let counts = |r: &&super::rules::BlockRule| {
+            r.cfg.kind == DynKind::QueryRate
+                || (r.cfg.kind == DynKind::QtypeRate && r.cfg.name == blocked_by)
+        };
+        for r in rules.list.iter().filter(counts) {
             if let Some(c) = r.col.and_then(|col| row.get_mut(col)) {
                 *c += n;
             }

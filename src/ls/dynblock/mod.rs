@@ -234,6 +234,17 @@ impl DynBlocks {
         }
     }
 
+    /// The networks the XDP program may drop for the blocks in force
+    /// ([`BlockSet::drop_nets`]).
+    pub fn drop_nets(&self) -> Vec<ipnet::IpNet> {
+        if !self.in_force.load(Acquire) {
+            return Vec::new();
+        }
+        self.published
+            .load()
+            .drop_nets(self.v6_prefix.load(Relaxed))
+    }
+
     /// Counts `n` queries of the clients of `net` that the XDP program
     /// dropped for a block: as stopped by the block holding them (its
     /// `queries_blocked`), and, when that block holds one client group
@@ -260,7 +271,7 @@ impl DynBlocks {
         let rules = self.rules.load();
         let mut s = lock(&self.shards[shard_index()]);
         if s.generation == rules.generation {
-            s.on_dropped(&rules, group, n);
+            s.on_dropped(&rules, group, n, &block.stats.rule);
         }
     }
 

@@ -174,6 +174,31 @@ impl BlockSet {
         set
     }
 
+    /// The networks of its blocks whose action is drop, as a packet
+    /// filter can drop them (sorted): a client group's (an IPv4 address, an
+    /// IPv6 prefix of `v6_prefix` bits) and a network blocked by hand; not a
+    /// block that lets some of its addresses through (its rule's
+    /// `exclude`): those are the door's to judge.
+    pub fn drop_nets(&self, v6_prefix: u8) -> Vec<IpNet> {
+        let drops = |b: &Arc<Block>| {
+            b.action() == DynAction::Drop && b.exclude.as_ref().is_none_or(|x| x.is_empty())
+        };
+        let groups =
+            (self.clients.iter())
+                .filter(|(_, b)| drops(b))
+                .filter_map(|(ip, _)| match ip {
+                    IpAddr::V4(_) => IpNet::new(*ip, 32).ok(),
+                    IpAddr::V6(_) => IpNet::new(*ip, v6_prefix.min(128)).ok(),
+                });
+        let nets = (self.nets.iter())
+            .filter(|(_, b)| drops(b))
+            .map(|(n, _)| n.trunc());
+        let mut all: Vec<IpNet> = groups.chain(nets).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     /// Whether it blocks nothing.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty() && self.nets.is_empty() && self.names.is_empty()

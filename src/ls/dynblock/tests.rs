@@ -183,6 +183,51 @@ fn drops_before_the_door_count_for_the_block_and_keep_it_renewed() {
 }
 
 #[test]
+fn a_packet_filter_drops_only_whole_groups_whose_blocks_drop() {
+    let t0 = Instant::now();
+    let mut excluding = rule(DynKind::QueryRate, 50.0);
+    excluding.name = "excluding".into();
+    excluding.exclude = vec!["2001:db8:1::5/128".parse().unwrap()];
+    excluding.action = DynAction::Drop;
+    let mut truncating = rule(DynKind::QtypeRate, 50.0);
+    truncating.name = "truncating".into();
+    truncating.qtype = Some(RecordType::TXT);
+    truncating.action = DynAction::Truncate;
+    let mut any = rule(DynKind::QtypeRate, 50.0);
+    any.name = "any".into();
+    any.qtype = Some(RecordType::ANY);
+    any.action = DynAction::Drop;
+    let d = blocks(vec![any, excluding, truncating], t0);
+    queries(&d, "192.0.2.1", "a.", u16::from(RecordType::ANY), 150);
+    queries(&d, "2001:db8:1::9", "a.", A, 150);
+    queries(&d, "192.0.2.3", "a.", u16::from(RecordType::TXT), 150);
+    d.tick(secs(t0, 1));
+    assert_eq!(d.list(secs(t0, 1)).len(), 3);
+    let by_hand: ipnet::IpNet = "198.51.100.7/24".parse().unwrap();
+    d.add_manual(
+        &ManualTarget::Net(by_hand),
+        60,
+        DynAction::Drop,
+        secs(t0, 1),
+    )
+    .unwrap();
+    // The ANY flood's address and the network by hand (its network
+    // address); not the IPv6 group its rule lets 2001:db8:1::5 out of, not
+    // the block that truncates.
+    let want: Vec<ipnet::IpNet> = vec![
+        "192.0.2.1/32".parse().unwrap(),
+        "198.51.100.0/24".parse().unwrap(),
+    ];
+    assert_eq!(d.drop_nets(), want);
+    // The ANY flood goes on, dropped before the door: its block is renewed.
+    for s in 2..14 {
+        d.on_dropped(want[0], 150);
+        d.tick(secs(t0, s));
+    }
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "renewed");
+}
+
+#[test]
 fn qtype_rate_counts_its_type_only() {
     let t0 = Instant::now();
     let mut r = rule(DynKind::QtypeRate, 10.0);
