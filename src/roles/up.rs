@@ -144,27 +144,48 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
                 table_servers = cfg.ts.len(),
                 "table servers only: the config has no [ls]"
             );
-            let addrs: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
-            let late = first_answers(&addrs, STARTUP_WAIT).await;
-            if !late.is_empty() {
-                warn!(late = ?late, waited = ?STARTUP_WAIT, "table servers not answering yet");
-            }
-            crate::systemd::ready(&format!("{} table servers", cfg.ts.len()));
             // A reload checks everything first, then signals every child.
             let reloader = Arc::new(Reloader::new(cfg.clone(), None));
             reloader.set_children(&sup);
+            let reload = |r: &Arc<Reloader>| {
+                let r = r.clone();
+                tokio::spawn(async move { r.run().await });
+            };
+            // Ready once every table server answers (a bounded wait); a
+            // stop meanwhile ends it, never followed by READY=1.
+            let addrs: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+            let waiting = first_answers(&addrs, STARTUP_WAIT);
+            tokio::pin!(waiting);
+            let mut stop = false;
             loop {
-                match controls.next().await {
-                    Control::Shutdown => {
-                        crate::systemd::stopping();
+                tokio::select! {
+                    late = &mut waiting => {
+                        if !late.is_empty() {
+                            warn!(late = ?late, waited = ?STARTUP_WAIT, "table servers not answering yet");
+                        }
+                        let answering = addrs.len() - late.len();
+                        crate::systemd::ready(&format!(
+                            "{answering} of {} table servers answering",
+                            addrs.len()
+                        ));
                         break;
                     }
-                    Control::Reload => {
-                        let r = reloader.clone();
-                        tokio::spawn(async move { r.run().await });
-                    }
+                    control = controls.next() => match control {
+                        Control::Shutdown => {
+                            stop = true;
+                            break;
+                        }
+                        Control::Reload => reload(&reloader),
+                    },
                 }
             }
+            while !stop {
+                match controls.next().await {
+                    Control::Shutdown => stop = true,
+                    Control::Reload => reload(&reloader),
+                }
+            }
+            crate::systemd::stopping();
             Ok(())
         }
     };

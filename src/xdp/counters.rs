@@ -1,13 +1,16 @@
 //! What the XDP path did, for `/metrics`: the frames its workers took and
 //! what became of each, and the XDP program's own counters (copied from its
 //! per-CPU map about once a second).
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use super::frame::Skip;
 
 /// Counters shared by the workers of one server and its metrics.
 #[derive(Debug, Default)]
 pub struct XdpCounters {
+    /// Whether the XDP path ever started (its families are written from
+    /// then on, 0 sockets included: an interface gone shows as such).
+    pub started: AtomicBool,
     /// AF_XDP sockets serving (queues, all interfaces).
     pub sockets: AtomicU64,
     /// Answers sent back through the AF_XDP socket.
@@ -24,7 +27,8 @@ pub struct XdpCounters {
     pub lost_rx_ring_full: AtomicU64,
     /// The same: no free frame in its fill ring.
     pub lost_fill_ring_empty: AtomicU64,
-    /// The same, for other reasons (the socket's `rx_dropped`).
+    /// The same, for other reasons (the socket's `rx_dropped`, which
+    /// counts the fill ring's too, less those).
     pub lost_rx_dropped: AtomicU64,
     /// The program's: datagrams handed to a socket.
     pub program_to_user: AtomicU64,

@@ -186,7 +186,8 @@ impl Xsk {
         Some(Lost {
             rx_ring_full: s.rx_ring_full,
             fill_ring_empty: s.rx_fill_ring_empty_descs,
-            rx_dropped: s.rx_dropped,
+            // The kernel counts a drop for want of a free frame in both.
+            rx_dropped: s.rx_dropped.saturating_sub(s.rx_fill_ring_empty_descs),
         })
     }
 

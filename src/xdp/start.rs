@@ -122,6 +122,7 @@ impl XdpServer {
         if attached.is_empty() {
             return None;
         }
+        counters.started.store(true, Relaxed);
         let keeper = {
             let (stop, counters, who) = (stop.clone(), counters.clone(), who.to_owned());
             let addrs = addrs.to_vec();

@@ -194,3 +194,49 @@ fn ts_and_ls_alone_say_ready_once_they_answer_on_a_path_or_an_abstract_socket() 
     stops(&lm, ls);
     stops(&m, ts);
 }
+
+#[test]
+fn up_without_an_ls_stopped_while_it_waits_never_says_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let [t1, t2] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    // The second table server's zone is large: it is paused (SIGSTOP) long
+    // before it could answer, and never answers while `dnslb up` waits.
+    let mut zone =
+        String::from("$ORIGIN big.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+    for i in 0..50_000 {
+        zone.push_str(&format!("h{i} A 192.0.2.2\n"));
+    }
+    std::fs::write(dir.path().join("big.zone"), zone).unwrap();
+    let config = format!(
+        "{}\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:{t2}\"\nzones = [\"big.zone\"]\n",
+        ts_section("ts1", t1)
+    );
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    let m = Manager::new(dir.path());
+    let mut up = m.spawn("dnslb up", &["up", "-c", "config.toml"], dir.path());
+    let pid = kit::poll_until(START_LIMIT, Duration::from_millis(5), || {
+        up.assert_running();
+        kit::pids_of(&up.stderr_now(), "ts2").first().copied()
+    })
+    .expect("ts2 started");
+    let paused = kit::pause_pid(pid);
+    // ts1 answers; ts2 never does: up waits, then is told to stop.
+    let to = SocketAddr::from(([127, 0, 0, 1], t1));
+    let ts1 = kit::poll_until(START_LIMIT, Duration::from_millis(50), || {
+        answered_once(to).then_some(())
+    });
+    assert!(ts1.is_some(), "{}", up.stderr_now());
+    up.signal(Signal::TERM);
+    drop(paused);
+    let msg = m.next(START_LIMIT).expect("a message");
+    assert!(
+        msg.lines().any(|l| l == "STOPPING=1") && !msg.contains("READY=1"),
+        "{msg:?}: {}",
+        up.stderr_now()
+    );
+    let out = up.finish(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(m.next(Duration::from_millis(300)), None, "more messages");
+}

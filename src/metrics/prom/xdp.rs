@@ -1,5 +1,5 @@
-//! The AF_XDP path's families (`dnslb_<side>_xdp_*`), written only while it
-//! runs: its sockets, what became of the frames its workers took, and the
+//! The AF_XDP path's families (`dnslb_<side>_xdp_*`), written once it has
+//! started (0 sockets while its interfaces are gone): its sockets, what became of the frames its workers took, and the
 //! XDP program's own counters.
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -9,10 +9,10 @@ use crate::xdp::frame::Skip;
 
 /// `prefix` is `dnslb_ts` or `dnslb`.
 pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
-    let sockets = x.sockets.load(Relaxed);
-    if sockets == 0 {
+    if !x.started.load(Relaxed) {
         return;
     }
+    let sockets = x.sockets.load(Relaxed);
     let name = format!("{prefix}_xdp_sockets");
     e.family(
         &name,
@@ -38,7 +38,7 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
     );
     e.by_label(
         &format!("{prefix}_xdp_lost_total"),
-        "Datagrams the XDP program handed to an AF_XDP socket that the kernel dropped before a worker read them (the socket's XDP_STATISTICS): rx_ring_full (the workers behind), fill_ring_empty (no free frame), rx_dropped (other reasons).",
+        "Datagrams the XDP program handed to an AF_XDP socket that the kernel dropped before a worker read them (the socket's XDP_STATISTICS): rx_ring_full (the workers behind), fill_ring_empty (no free frame), rx_dropped (other reasons). The three add up.",
         "why",
         [
             ("rx_ring_full", &x.lost_rx_ring_full),
