@@ -15,6 +15,8 @@
 //! - [`iface`]: an interface's queues, MTU, MAC address and index.
 //! - [`live`]: what can change under a running path (MTU, MAC, the
 //!   interface gone or back) and what the keeper does then.
+//! - [`route`]: the kernel's route and neighbour tables read (netlink): a
+//!   backend's datagrams sent from a worker, or left to the sockets.
 //! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
 //! - [`counters`]: what the path did, for `/metrics`.
 pub mod counters;
@@ -25,6 +27,7 @@ pub mod live;
 pub mod preflight;
 pub mod program;
 pub mod ring;
+pub mod route;
 pub mod start;
 pub mod worker;
 
