@@ -118,6 +118,23 @@ impl Balancer {
         }
     }
 
+    /// The queries of the shared upstream pool (those of the clients the
+    /// XDP path serves) sent by the XDP workers to the backends they reach
+    /// ([`SharedSockets::attach_xsk`]): the pool's side of `up`, for the
+    /// workers. `None`: through the sockets alone again.
+    pub fn upstream_through_xdp(
+        &self,
+        up: Option<Arc<crate::xdp::upstream::XskUpstream>>,
+    ) -> Option<Arc<dyn crate::xdp::upstream::UpstreamLink>> {
+        match up {
+            Some(up) => Some(self.pool.attach_xsk(up)),
+            None => {
+                self.pool.detach_xsk();
+                None
+            }
+        }
+    }
+
     /// Tells the UDP fast-path workers to read no new client query from now
     /// on: each one sees it at its next round, before it reads its socket,
     /// and stops as on the server's stop (its queries in flight answered).

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::reload::{LsLive, Reloader, set_conn_rates, trusted_proxies, warn_expiry};
 use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
-use crate::config::{Config, DnstapSide, LsConfig, cores};
+use crate::config::{Config, DnstapSide, LsConfig, LsXdpConfig, XdpUpstream, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::xdp_policy::LsXdpPolicy;
 use crate::ls::{Balancer, probe};
@@ -25,6 +25,7 @@ use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::bind_stream;
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::Supervisor;
+use crate::xdp::upstream::{UpstreamPlan, XskUpstream};
 use crate::xdp::{XdpPlan, XdpServer};
 
 /// The `[ls]` of `cfg`.
@@ -221,6 +222,41 @@ impl LsRole {
         self.reloader.ls()
     }
 
+    /// The LS's XDP path on `[ls.xdp]`'s interfaces for `addrs`, with its
+    /// upstream queries through the workers under `upstream = "xdp"` (see
+    /// [`XdpServer::start`]); `None` when it did not start.
+    fn start_xdp(
+        &self,
+        x: &LsXdpConfig,
+        addrs: &[SocketAddr],
+        sock: std::net::UdpSocket,
+        later_max: usize,
+    ) -> Option<XdpServer> {
+        let counters = self.balancer.metrics().xdp.clone();
+        let upstream = (x.upstream == XdpUpstream::Xdp).then(|| {
+            let handle = Arc::new(XskUpstream::new(counters.clone()));
+            let link = self.balancer.upstream_through_xdp(Some(handle.clone()));
+            link.map(|link| UpstreamPlan { handle, link })
+        });
+        let upstream = upstream.flatten();
+        let policy = LsXdpPolicy::new(self.balancer.clone()).with_backends(upstream.is_some());
+        let started = XdpServer::start(XdpPlan {
+            who: "ls",
+            ifaces: &x.interfaces,
+            addrs,
+            handler: self.balancer.clone(),
+            kernel_sock: sock,
+            counters,
+            policy: Some(Box::new(policy)),
+            later_max,
+            upstream: upstream.clone(),
+        });
+        if started.is_none() && upstream.is_some() {
+            self.balancer.upstream_through_xdp(None);
+        }
+        started
+    }
+
     /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
     /// reloads it (and the TS children of `up`). Stopping drains: the listeners
     /// close, every query in flight is answered, then the metrics server stops.
@@ -293,16 +329,7 @@ impl LsRole {
             dns_token.clone(),
         ));
         let xdp = match (&lsc.xdp, xdp_socket) {
-            (Some(x), Some(Ok(sock))) => XdpServer::start(XdpPlan {
-                who: "ls",
-                ifaces: &x.interfaces,
-                addrs: &addrs,
-                handler: self.balancer.clone(),
-                kernel_sock: sock,
-                counters: self.balancer.metrics().xdp.clone(),
-                policy: Some(Box::new(LsXdpPolicy::new(self.balancer.clone()))),
-                later_max: lsc.max_inflight,
-            }),
+            (Some(x), Some(Ok(sock))) => self.start_xdp(x, &addrs, sock, lsc.max_inflight),
             (_, Some(Err(err))) => {
                 warn!(%err, "xdp: no socket to share; serving through sockets");
                 None

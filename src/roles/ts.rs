@@ -324,6 +324,7 @@ fn start_xdp(
         counters: ts.metrics().xdp.clone(),
         policy: None,
         later_max: TS_LATER_MAX,
+        upstream: None,
     })
 }
 

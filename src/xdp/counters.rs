@@ -30,6 +30,15 @@ pub struct XdpCounters {
     /// The same, for other reasons (the socket's `rx_dropped`, which
     /// counts the fill ring's too, less those).
     pub lost_rx_dropped: AtomicU64,
+    /// Whether the server's queries to its backends may go through the
+    /// AF_XDP sockets (`upstream_*` written from then on).
+    pub upstream_on: AtomicBool,
+    /// The server's queries to its backends sent in a frame of an AF_XDP socket.
+    pub upstream_xsk: AtomicU64,
+    /// The same queries sent through a kernel socket: a backend the route and
+    /// neighbour tables do not put behind an XDP interface, or no room on the
+    /// way to a worker or in its socket.
+    pub upstream_sockets: AtomicU64,
     /// The program's: datagrams handed to a socket.
     pub program_to_user: AtomicU64,
     /// The program's: datagrams of blocked clients dropped.

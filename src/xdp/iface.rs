@@ -44,7 +44,12 @@ fn parse_mac(text: &str) -> Option<[u8; 6]> {
 /// `::`) stands for the addresses of its family `iface` holds now (the
 /// socket path answers only those), with its port.
 pub fn served_on(iface: &str, listen: &[SocketAddr]) -> Vec<SocketAddr> {
-    let own: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+    expand(listen, &addresses(iface))
+}
+
+/// The IP addresses `iface` holds now (none when they cannot be read).
+pub fn addresses(iface: &str) -> Vec<IpAddr> {
+    nix::ifaddrs::getifaddrs()
         .map(|all| {
             all.filter(|a| a.interface_name == iface)
                 .filter_map(|a| a.address)
@@ -55,8 +60,7 @@ pub fn served_on(iface: &str, listen: &[SocketAddr]) -> Vec<SocketAddr> {
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    expand(listen, &own)
+        .unwrap_or_default()
 }
 
 /// `listen` with each unspecified address replaced by those of `own` of

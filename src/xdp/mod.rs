@@ -17,6 +17,8 @@
 //!   interface gone or back) and what the keeper does then.
 //! - [`route`]: the kernel's route and neighbour tables read (netlink): a
 //!   backend's datagrams sent from a worker, or left to the sockets.
+//! - [`upstream`]: the server's queries to its backends sent by the
+//!   workers, their answers taken back.
 //! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
 //! - [`counters`]: what the path did, for `/metrics`.
 pub mod counters;
@@ -29,6 +31,7 @@ pub mod program;
 pub mod ring;
 pub mod route;
 pub mod start;
+pub mod upstream;
 pub mod worker;
 
 pub use counters::XdpCounters;

@@ -24,7 +24,9 @@ use super::iface;
 use super::live::{self, IfaceNow, Live};
 use super::program::{Counters, Program};
 use super::ring::Xsk;
-use super::worker::{self, KernelPath, WorkerParts};
+use super::route::IfaceSeen;
+use super::upstream::UpstreamPlan;
+use super::worker::{self, KernelPath, WorkerParts, WorkerUpstream};
 use crate::server::Handler;
 
 /// Ethernet header: the MTU counts from the IP header.
@@ -59,6 +61,10 @@ pub struct XdpPlan<'a, H> {
     /// Answers given later (forwarded) in flight at most, as the server's
     /// own in-flight bound (`max_inflight`); past it, SERVFAIL at once.
     pub later_max: usize,
+    /// The server's queries to its backends through the workers, when on:
+    /// the addresses they leave from are served too, and the backends'
+    /// paths are read again with the interfaces, every second.
+    pub upstream: Option<UpstreamPlan>,
 }
 
 /// The server's say in what the XDP program drops (the LS's `allow` and
@@ -87,6 +93,7 @@ impl XdpServer {
             counters,
             policy,
             later_max,
+            upstream,
         } = plan;
         let kernel = match kernel_path(kernel_sock) {
             Ok(k) => k,
@@ -97,14 +104,23 @@ impl XdpServer {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let attach = {
-            let (addrs, handler, counters, stop) = (
+            let (addrs, handler, counters, stop, upstream) = (
                 addrs.to_vec(),
                 handler.clone(),
                 counters.clone(),
                 stop.clone(),
+                upstream.clone(),
             );
             move |name: &str| {
-                start_iface(name, &addrs, &handler, &counters, &kernel, &stop, later_max)
+                let shared = IfaceParts {
+                    handler: &handler,
+                    counters: &counters,
+                    kernel: &kernel,
+                    stop: &stop,
+                    later_max,
+                    upstream: &upstream,
+                };
+                start_iface(name, &addrs, &shared)
             }
         };
         let mut attached = Vec::new();
@@ -136,6 +152,7 @@ impl XdpServer {
                         attach: Box::new(attach),
                         counters,
                         retired: Counters::default(),
+                        upstream,
                     };
                     keeper.keep(policy, &stop);
                 })
@@ -206,6 +223,8 @@ struct Attached {
     refused: bool,
     /// The program's drops per blocked network when last read.
     drops_seen: HashMap<IpNet, u64>,
+    /// The version of the upstream reply addresses it serves.
+    replies_seen: u64,
 }
 
 impl Attached {
@@ -235,24 +254,58 @@ impl Drop for Attached {
     }
 }
 
+/// What every interface's workers share.
+struct IfaceParts<'a, H> {
+    handler: &'a Arc<H>,
+    counters: &'a Arc<XdpCounters>,
+    kernel: &'a KernelPath,
+    stop: &'a Arc<AtomicBool>,
+    later_max: usize,
+    upstream: &'a Option<UpstreamPlan>,
+}
+
+/// What the program on `name` serves: the listen addresses `addrs` as the
+/// interface holds them ([`iface::served_on`]), and the addresses the
+/// server's upstream queries leave from that it holds; with their version.
+fn served_with(
+    name: &str,
+    addrs: &[SocketAddr],
+    upstream: Option<&UpstreamPlan>,
+) -> (Vec<SocketAddr>, u64) {
+    let mut served = iface::served_on(name, addrs);
+    let Some(u) = upstream else {
+        return (served, 0);
+    };
+    let (replies, version) = u.handle.reply_addrs();
+    let own = iface::addresses(name);
+    served.extend(replies.into_iter().filter(|r| own.contains(&r.ip())));
+    served.sort();
+    served.dedup();
+    (served, version)
+}
+
 /// The program on `name`, serving `addrs`, with a socket and a worker per
 /// queue; an error says why not (and leaves nothing attached).
 fn start_iface<H: Handler>(
     name: &str,
     addrs: &[SocketAddr],
-    handler: &Arc<H>,
-    counters: &Arc<XdpCounters>,
-    kernel: &KernelPath,
-    stop: &Arc<AtomicBool>,
-    later_max: usize,
+    shared: &IfaceParts<'_, H>,
 ) -> Result<Attached, String> {
+    let IfaceParts {
+        handler,
+        counters,
+        kernel,
+        stop,
+        later_max,
+        upstream,
+    } = *shared;
     let mac = iface::mac(name).ok_or_else(|| format!("{name}: its MAC address does not read"))?;
     let ifindex = iface::ifindex(name);
     let mut program = Program::attach(name).map_err(|e| e.to_string())?;
-    let served = iface::served_on(name, addrs);
-    if served.is_empty() {
+    if iface::served_on(name, addrs).is_empty() {
         return Err(format!("{name} holds none of the addresses served"));
     }
+    let (served, replies_seen) = served_with(name, addrs, upstream.as_ref());
     program.serve(&served).map_err(|e| e.to_string())?;
     let mut a = Attached {
         name: name.to_owned(),
@@ -263,6 +316,7 @@ fn start_iface<H: Handler>(
         counters: counters.clone(),
         refused: false,
         drops_seen: HashMap::new(),
+        replies_seen,
     };
     let mut failed = None;
     for queue in 0..iface::rx_queues(name) {
@@ -284,6 +338,14 @@ fn start_iface<H: Handler>(
             later_max,
             kernel: kernel.clone(),
             stop: stop.clone(),
+            upstream: match (upstream, ifindex) {
+                (Some(u), Some(ifindex)) => Some(WorkerUpstream {
+                    handle: u.handle.clone(),
+                    link: u.link.clone(),
+                    ifindex,
+                }),
+                _ => None,
+            },
         };
         let spawned = std::thread::Builder::new()
             .name(format!("xdp-{name}-{queue}"))
@@ -336,6 +398,8 @@ struct Keeper {
     /// The counts of programs replaced (an interface attached again), so
     /// that the totals never go back.
     retired: Counters,
+    /// The server's queries through the workers, when on.
+    upstream: Option<UpstreamPlan>,
 }
 
 impl Keeper {
@@ -352,6 +416,8 @@ impl Keeper {
             round = round.wrapping_add(1);
             if round.is_multiple_of(10) {
                 self.look();
+            } else {
+                self.serve_replies();
             }
             // The drops per blocked network are read before the filter
             // changes: a network it takes out is counted to its last drop.
@@ -407,9 +473,12 @@ impl Keeper {
                 IfaceNow::Unchanged if a.ifindex.is_some() => {
                     a.live
                         .update(iface::mtu(&a.name) + ETHERNET, iface::mac(&a.name));
-                    if wildcard {
-                        let served = iface::served_on(&a.name, &self.addrs);
-                        let _ = a.program.serve(&served);
+                    if wildcard || self.upstream.is_some() {
+                        let (served, version) =
+                            served_with(&a.name, &self.addrs, self.upstream.as_ref());
+                        if a.program.serve(&served).is_ok() {
+                            a.replies_seen = version;
+                        }
                     }
                 }
                 IfaceNow::Unchanged => {}
@@ -436,6 +505,35 @@ impl Keeper {
                         }
                     }
                 },
+            }
+        }
+        if let Some(u) = &self.upstream {
+            let seen: Vec<IfaceSeen> = (self.attached.iter())
+                .filter_map(|a| {
+                    Some(IfaceSeen {
+                        ifindex: a.ifindex?,
+                        mac: a.live.mac(),
+                        addrs: iface::addresses(&a.name),
+                    })
+                })
+                .collect();
+            u.handle.refresh(&seen);
+        }
+    }
+
+    /// The addresses the server's upstream queries leave from, served by
+    /// each program as soon as they change (a new port, one retired).
+    fn serve_replies(&mut self) {
+        let Some(u) = &self.upstream else {
+            return;
+        };
+        let version = u.handle.reply_version();
+        for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
+            if a.replies_seen != version {
+                let (served, version) = served_with(&a.name, &self.addrs, Some(u));
+                if a.program.serve(&served).is_ok() {
+                    a.replies_seen = version;
+                }
             }
         }
     }

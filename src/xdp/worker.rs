@@ -13,6 +13,13 @@
 //! interface's MTU leaves through the kernel's UDP socket on the same
 //! address instead ([`KernelPath`]: the kernel fragments it, as on the
 //! socket path), and so does a later one when the channel is full.
+//!
+//! With the server's queries to its backends going through the AF_XDP
+//! sockets ([`super::upstream`]), a worker also takes queries to send from
+//! its outbox (woken by the same eventfd) and writes each into a free
+//! frame; and a frame to one of the addresses those queries leave from is
+//! a backend's answer, handed to the server ([`UpstreamLink::deliver`])
+//! instead of its handler.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -21,6 +28,7 @@ use super::counters::XdpCounters;
 use super::frame;
 use super::live::Live;
 use super::ring::Xsk;
+use super::upstream::{OUTBOX_MAX, Outbox, Outgoing, UpstreamLink, XskUpstream};
 use crate::dns;
 use crate::server::batch::{self, Peer};
 use crate::server::udp::first;
@@ -81,6 +89,20 @@ pub struct WorkerParts<H> {
     pub kernel: KernelPath,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
+    /// The server's queries to its backends through this worker, when on.
+    pub upstream: Option<WorkerUpstream>,
+}
+
+/// What a worker needs to send the server's queries to its backends and
+/// hand their answers back.
+#[derive(Clone)]
+pub struct WorkerUpstream {
+    /// The backends' paths and the workers' outboxes.
+    pub handle: Arc<XskUpstream>,
+    /// The server's side.
+    pub link: Arc<dyn UpstreamLink>,
+    /// The index of the worker's interface.
+    pub ifindex: u32,
 }
 
 /// The longest Ethernet, IP and UDP headers of a served frame (IPv6).
@@ -133,6 +155,16 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         tx,
         wake: wake.clone(),
     };
+    let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Outgoing>(OUTBOX_MAX);
+    if let Some(u) = &parts.upstream {
+        let out = Outbox {
+            tx: out_tx,
+            wake: wake.clone(),
+        };
+        u.handle.register(u.ifindex, out);
+    } else {
+        drop(out_tx);
+    }
     let mut drained = [0u8; 8];
     // The socket's drops in the kernel, read about once a second.
     let mut lost = xsk.lost().unwrap_or_default();
@@ -153,10 +185,46 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
             back += 1;
             send_later(&mut xsk, &parts, *later);
         }
+        if let Some(u) = &parts.upstream {
+            while let Ok(query) = out_rx.try_recv() {
+                back += 1;
+                send_query(&mut xsk, &parts, u, query);
+            }
+        }
         xsk.flush();
         if got == 0 && back == 0 {
             xsk.wait(std::os::fd::AsFd::as_fd(&*wake), WAIT);
         }
+    }
+    if let Some(u) = &parts.upstream {
+        u.handle.unregister(u.ifindex, &wake);
+        // Queries handed over meanwhile leave through the kernel.
+        while let Ok(Outgoing { d, payload }) = out_rx.try_recv() {
+            parts.counters.upstream_sockets.fetch_add(1, Relaxed);
+            u.link.send_by_socket(d.dst, d.src, &payload);
+        }
+    }
+}
+
+/// Sends a query of the server's to a backend in a free frame, or through
+/// the kernel's socket of its source address.
+fn send_query<H: Handler>(
+    xsk: &mut Xsk,
+    parts: &WorkerParts<H>,
+    u: &WorkerUpstream,
+    query: Outgoing,
+) {
+    let Outgoing { d, payload } = query;
+    let sent = xsk.send_new(|buf| {
+        let room = buf.len().min(parts.live.max_frame());
+        frame::reply(buf.get_mut(..room)?, &d, &payload)
+    });
+    let c = &parts.counters;
+    if sent {
+        c.upstream_xsk.fetch_add(1, Relaxed);
+    } else {
+        c.upstream_sockets.fetch_add(1, Relaxed);
+        u.link.send_by_socket(d.dst, d.src, &payload);
     }
 }
 
@@ -204,6 +272,11 @@ fn answer<H: Handler>(
         }
     };
     let raw = buf.get(d.payload.clone())?;
+    if let Some(u) = &parts.upstream
+        && u.link.deliver(d.dst, d.src, raw)
+    {
+        return None;
+    }
     let reply = match parts.handler.handle(Request::udp(raw, d.src)) {
         Action::Now(reply) => first(reply),
         Action::Later(fut) => {

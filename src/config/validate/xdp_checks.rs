@@ -1,19 +1,13 @@
 //! The XDP keys: `xdp` in `[[ts]]` and `[ls.xdp]`: interface names as
-//! Linux takes them, each given once; `upstream = "xdp"` refused (not built).
+//! Linux takes them, each given once.
 use super::checker::ConfigChecker;
 
-/// `[ls.xdp]`: interfaces named as Linux names them, each once; upstream
-/// queries through the AF_XDP sockets are not built: refused, not ignored.
+/// `[ls.xdp]`: interfaces named as Linux names them, each once.
 pub(super) fn check_xdp(xdp: &crate::config::LsXdpConfig, check: &mut ConfigChecker<'_>) {
     check.require(!xdp.interfaces.is_empty(), "ls.xdp.interfaces", || {
         "must name at least one interface (omit [ls.xdp] for sockets only)".into()
     });
     check_interfaces(&xdp.interfaces, "ls.xdp.interfaces", check);
-    check.require(
-        xdp.upstream == crate::config::XdpUpstream::Sockets,
-        "ls.xdp.upstream",
-        || "\"xdp\" is not supported yet: upstream queries go through sockets (\"sockets\")".into(),
-    );
 }
 
 /// Each of `ifaces` (the list at `at`) an interface name, given once.

@@ -102,19 +102,33 @@ pub fn open(family: Family) -> std::io::Result<UdpSocket> {
 /// # Errors
 /// The OS error.
 pub fn open_std(family: Family) -> std::io::Result<std::net::UdpSocket> {
+    open_std_at(family.unspecified())
+}
+
+/// As [`open`], bound to `addr` (its port 0: one the kernel picks at
+/// random).
+///
+/// # Errors
+/// The OS error.
+pub fn open_at(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(open_std_at(addr)?)
+}
+
+/// As [`open_std`], bound to `addr`.
+fn open_std_at(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
-        socket2::Domain::for_address(family.unspecified()),
+        socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
-    if family == Family::V6 {
+    if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     // Answers come in bursts (a batch of queries goes out at once):
     // a small buffer would drop them. Best effort, as for client sockets.
     let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
     s.set_nonblocking(true)?;
-    s.bind(&family.unspecified().into())?;
+    s.bind(&addr.into())?;
     Ok(s.into())
 }
 

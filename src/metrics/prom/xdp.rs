@@ -57,4 +57,12 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
             ("no_socket", &x.program_no_socket),
         ],
     );
+    if x.upstream_on.load(Relaxed) {
+        e.by_label(
+            &format!("{prefix}_xdp_upstream_total"),
+            "Queries to the backends under upstream = \"xdp\", by the way they left: xsk (in a frame of an AF_XDP socket), sockets (a backend the route and neighbour tables do not put behind an XDP interface, or no room on the way to a worker).",
+            "via",
+            [("xsk", &x.upstream_xsk), ("sockets", &x.upstream_sockets)],
+        );
+    }
 }

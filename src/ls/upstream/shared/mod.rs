@@ -34,9 +34,11 @@
 //! - this file: [`SharedSockets`], the pool: its sockets by family, the
 //!   exchange, the reader and the sweeper;
 //! - `socket.rs`: one socket of the pool, its ID table and its wait guard;
-//! - `cork.rs`: a DoH poll's queries held and sent together ([`corked`]).
+//! - `cork.rs`: a DoH poll's queries held and sent together ([`corked`]);
+//! - `xsk.rs`: the queries the XDP workers send ([`XskLane`]: `[ls.xdp]
+//!   upstream = "xdp"`), on sockets of the same kind.
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,7 +48,6 @@ use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::accept::{self, DropReason};
 use super::ids::{IdTable, Waiter, random_free_id};
 use super::sockets::{self, Family};
 use super::{DropCounters, TcpConns, UpstreamError, wear_budget};
@@ -54,13 +55,16 @@ use crate::dns::{HEADER_LEN, WireHeader};
 use crate::ls::backend::InFlight;
 use crate::server::backoff::RecvBackoff;
 use crate::server::batch::RecvBatch;
+use crate::xdp::upstream::{UpstreamLink, XskUpstream};
 
 mod cork;
 mod socket;
+mod xsk;
 
 use super::ROTATE_AFTER;
 pub use cork::corked;
 use socket::{SharedSocket, WaitGuard};
+pub use xsk::{XSK_PORTS, XskLane};
 
 /// Sockets per address family.
 pub const SHARED_SOCKETS: usize = 64;
@@ -72,6 +76,8 @@ pub const LATE_CHECK: Duration = Duration::from_millis(100);
 struct SocketSet {
     families: [Vec<ArcSwapOption<SharedSocket>>; 2],
     retired: Mutex<Vec<Arc<SharedSocket>>>,
+    /// The sockets of the queries sent by the XDP workers, when on.
+    xsk: ArcSwapOption<XskLane>,
 }
 
 impl SocketSet {
@@ -95,18 +101,10 @@ impl SocketSet {
         for ps in self.current() {
             ps.sweep(now);
         }
-        self.retired().retain(|ps| {
-            ps.sweep(now);
-            // Read until no answer is expected: none waiting, none late.
-            let done = {
-                let t = ps.table();
-                t.waiting.is_empty() && t.late.is_empty()
-            };
-            if done {
-                ps.stop.cancel();
-            }
-            !done
-        });
+        self.retired().retain(|ps| !ps.sweep_retired(now));
+        if let Some(lane) = self.xsk.load_full() {
+            lane.sweep(now);
+        }
     }
 }
 
@@ -173,6 +171,7 @@ impl SharedSockets {
             sockets: Arc::new(SocketSet {
                 families: [slots(), slots()],
                 retired: Mutex::new(Vec::new()),
+                xsk: ArcSwapOption::empty(),
             }),
             drops,
             token: CancellationToken::new(),
@@ -259,11 +258,44 @@ impl SharedSockets {
         }
         self.tracker
             .spawn(read_loop(fresh.clone(), self.drops.clone(), family));
+        self.start_sweeper();
+        Ok(fresh)
+    }
+
+    /// A socket of the XDP lane for source `src`, its reader started when
+    /// it is new.
+    fn pick_lane(&self, lane: &XskLane, src: IpAddr) -> Result<Arc<SharedSocket>, UpstreamError> {
+        let (ps, fresh) = lane.pick(src)?;
+        if fresh {
+            let family = Family::of(SocketAddr::new(src, 0));
+            self.tracker
+                .spawn(read_loop(ps.clone(), self.drops.clone(), family));
+            self.start_sweeper();
+        }
+        Ok(ps)
+    }
+
+    /// The sweeper, started once.
+    fn start_sweeper(&self) {
         if !self.sweeping.swap(true, Relaxed) {
             self.tracker
                 .spawn(sweep_loop(self.sockets.clone(), self.token.clone()));
         }
-        Ok(fresh)
+    }
+
+    /// Sends the queries of [`SharedSockets::exchange_from`] to backends the
+    /// XDP workers reach through them ([`XskLane`]); the server's side of
+    /// `up`, for the workers.
+    pub fn attach_xsk(&self, up: Arc<XskUpstream>) -> Arc<dyn UpstreamLink> {
+        let (token, tracker) = (self.token.clone(), self.tracker.clone());
+        let lane = Arc::new(XskLane::new(up, self.drops.clone(), token, tracker));
+        self.sockets.xsk.store(Some(lane.clone()));
+        lane
+    }
+
+    /// Back to the sockets alone (the XDP path did not start).
+    pub fn detach_xsk(&self) {
+        self.sockets.xsk.store(None);
     }
 
     /// Sends `query` (whose question section ends at `question_end`) to
@@ -285,24 +317,47 @@ impl SharedSockets {
     ) -> Result<Vec<u8>, UpstreamError> {
         let mut local = None;
         let to = (addr, &mut local);
-        self.exchange_from(to, query, question_end, deadline, inflight, None)
-            .await
+        // Never through the XDP workers: a probe's datagram is the kernel's
+        // own, which keeps its neighbour table current.
+        let wait = (deadline, inflight, None);
+        self.ask(to, query, question_end, wait, false).await
     }
 
     /// As [`SharedSockets::exchange`] to `addr`, writing to `local` the
-    /// address of the socket the query left from (for dnstap), once picked.
+    /// address of the socket the query left from (for dnstap), once picked;
+    /// through the XDP workers when the pool has them
+    /// ([`SharedSockets::attach_xsk`]) and they reach `addr`.
     pub async fn exchange_from(
         &self,
-        (addr, local): (SocketAddr, &mut Option<SocketAddr>),
+        to: (SocketAddr, &mut Option<SocketAddr>),
         query: &mut [u8],
         question_end: usize,
         deadline: Instant,
         inflight: Option<InFlight>,
         hedge_pct: Option<f64>,
     ) -> Result<Vec<u8>, UpstreamError> {
+        let wait = (deadline, inflight, hedge_pct);
+        self.ask(to, query, question_end, wait, true).await
+    }
+
+    /// The exchange of [`SharedSockets::exchange_from`]; through the XDP
+    /// workers only when `lane_ok`.
+    async fn ask(
+        &self,
+        (addr, local): (SocketAddr, &mut Option<SocketAddr>),
+        query: &mut [u8],
+        question_end: usize,
+        (deadline, inflight, hedge_pct): (Instant, Option<InFlight>, Option<f64>),
+        lane_ok: bool,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
         let question = smallvec::SmallVec::from_slice(question);
-        let ps = self.pick(addr).await?;
+        let lane = lane_ok.then(|| self.sockets.xsk.load_full()).flatten();
+        let via = lane.as_ref().and_then(|l| Some((l, l.path(addr)?)));
+        let (ps, via) = match via.and_then(|(l, p)| Some((self.pick_lane(l, p.src).ok()?, p))) {
+            Some((ps, path)) => (ps, Some(path)),
+            None => (self.pick(addr).await?, None),
+        };
         *local = ps.local;
         let (tx, rx) = super::mailbox::channel();
         let id = {
@@ -324,8 +379,16 @@ impl SharedSockets {
         };
         let _guard = WaitGuard { sock: &ps, id };
         WireHeader::set_id(query, id);
-        if !cork::hold(&ps, id, query, addr) {
-            ps.sock.send_to(query, addr).await?;
+        match (&lane, via) {
+            (Some(lane), Some(path)) => lane.send(&path, &ps, addr, query).await?,
+            _ => {
+                if let Some(lane) = &lane {
+                    lane.count_sockets();
+                }
+                if !cork::hold(&ps, id, query, addr) {
+                    ps.sock.send_to(query, addr).await?;
+                }
+            }
         }
         match timeout_at(deadline, rx).await {
             Ok(Ok(resp)) => Ok(resp),
@@ -389,7 +452,7 @@ async fn read_loop(ps: Arc<SharedSocket>, drops: Arc<DropCounters>, family: Fami
                     && let Some(from) = meta.src
                 {
                     // A response that filled its slot may have been cut short.
-                    deliver(&ps, resp, from, meta.truncated, &drops);
+                    ps.deliver(resp, from, meta.truncated, &drops);
                 }
             }
             Ok::<_, std::io::Error>(())
@@ -408,62 +471,6 @@ async fn read_loop(ps: Arc<SharedSocket>, drops: Arc<DropCounters>, family: Fami
             }
         }
     }
-}
-
-/// Checks one datagram against the waiting queries (RFC 5452,
-/// [`accept`]) and delivers it.
-fn deliver(
-    ps: &SharedSocket,
-    resp: &[u8],
-    from: SocketAddr,
-    oversized: bool,
-    drops: &DropCounters,
-) {
-    if let Err(why) = judge(ps, resp, from, oversized, drops) {
-        drops.count(why);
-    }
-}
-
-/// [`deliver`]'s work: `Ok` when delivered (counted in `drops.off_thread`
-/// when read on another thread than the one that asked), else why not.
-fn judge(
-    ps: &SharedSocket,
-    resp: &[u8],
-    from: SocketAddr,
-    oversized: bool,
-    drops: &DropCounters,
-) -> Result<(), DropReason> {
-    let h = accept::header(resp)?;
-    let mut table = ps.table();
-    let Some(w) = table.waiting.get(&h.id) else {
-        let Some(l) = table.late.get(&h.id) else {
-            return Err(DropReason::WrongId);
-        };
-        let why = accept::late(from, l.addr);
-        if why == DropReason::Late
-            && let Some(mut l) = table.late.remove(&h.id)
-        {
-            l.settle(Instant::now());
-        }
-        return Err(why);
-    };
-    accept::check(&h, resp, from, w.addr, &w.question)?;
-    if let Some(w) = table.waiting.remove(&h.id) {
-        drop(table);
-        if ps.thread_owned && w.thread != std::thread::current().id() {
-            drops.off_thread.fetch_add(1, Relaxed);
-        }
-        let mut resp = crate::server::recycle::copy_of(resp);
-        if oversized {
-            // Cut short by its slot: a truncated answer (TC=1), which a
-            // TCP client's query asks again of the backend over TCP.
-            let _ = crate::dns::cut_to_truncated(&mut resp, w.question.len());
-        }
-        if let Err(resp) = w.tx.send(resp) {
-            crate::server::recycle::give(resp);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

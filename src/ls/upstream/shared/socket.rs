@@ -1,8 +1,10 @@
 //! One socket of the shared pool: [`SharedSocket`] (the socket, its table
-//! of queries waiting and late, its wear) and [`WaitGuard`], which turns a
+//! of queries waiting and late, its wear, the RFC 5452 check of what comes
+//! to it: [`SharedSocket::deliver`]) and [`WaitGuard`], which turns a
 //! waiter whose exchange ended unanswered into a late entry.
 use std::sync::Mutex;
 use std::sync::MutexGuard;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use tokio::net::UdpSocket;
@@ -10,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::ls::upstream::accept::{self, DropCounters, DropReason};
 use crate::ls::upstream::ids::IdTable;
 
 /// One pooled socket and the queries waiting on it.
@@ -47,6 +50,78 @@ impl SharedSocket {
             t.expire(now);
             self.has_late.store(!t.late.is_empty(), Relaxed);
         }
+    }
+
+    /// One sweep of a retired socket at `now` ([`SharedSocket::sweep`]):
+    /// true, and its reader stopped, once no answer is expected on it (no
+    /// query waiting, none late).
+    pub(super) fn sweep_retired(&self, now: Instant) -> bool {
+        self.sweep(now);
+        let done = {
+            let t = self.table();
+            t.waiting.is_empty() && t.late.is_empty()
+        };
+        if done {
+            self.stop.cancel();
+        }
+        done
+    }
+
+    /// Checks one datagram from `from` against the waiting queries (RFC
+    /// 5452, [`accept`]) and delivers it, or counts why not in `drops`.
+    pub(super) fn deliver(
+        &self,
+        resp: &[u8],
+        from: SocketAddr,
+        oversized: bool,
+        drops: &DropCounters,
+    ) {
+        if let Err(why) = self.judge(resp, from, oversized, drops) {
+            drops.count(why);
+        }
+    }
+
+    /// [`SharedSocket::deliver`]'s work: `Ok` when delivered (counted in
+    /// `drops.off_thread` when read on another thread than the one that
+    /// asked), else why not.
+    fn judge(
+        &self,
+        resp: &[u8],
+        from: SocketAddr,
+        oversized: bool,
+        drops: &DropCounters,
+    ) -> Result<(), DropReason> {
+        let h = accept::header(resp)?;
+        let mut table = self.table();
+        let Some(w) = table.waiting.get(&h.id) else {
+            let Some(l) = table.late.get(&h.id) else {
+                return Err(DropReason::WrongId);
+            };
+            let why = accept::late(from, l.addr);
+            if why == DropReason::Late
+                && let Some(mut l) = table.late.remove(&h.id)
+            {
+                l.settle(Instant::now());
+            }
+            return Err(why);
+        };
+        accept::check(&h, resp, from, w.addr, &w.question)?;
+        if let Some(w) = table.waiting.remove(&h.id) {
+            drop(table);
+            if self.thread_owned && w.thread != std::thread::current().id() {
+                drops.off_thread.fetch_add(1, Relaxed);
+            }
+            let mut resp = crate::server::recycle::copy_of(resp);
+            if oversized {
+                // Cut short by its slot: a truncated answer (TC=1), which a
+                // TCP client's query asks again of the backend over TCP.
+                let _ = crate::dns::cut_to_truncated(&mut resp, w.question.len());
+            }
+            if let Err(resp) = w.tx.send(resp) {
+                crate::server::recycle::give(resp);
+            }
+        }
+        Ok(())
     }
 }
 
