@@ -92,7 +92,8 @@ mod tests {
     #[test]
     fn the_backends_answers_pass_the_acl_and_the_blocks() {
         let nets = |s: &[&str]| s.iter().map(|n| n.parse().unwrap()).collect::<Vec<IpNet>>();
-        let backends: Vec<IpAddr> = vec!["198.18.0.2".parse().unwrap(), "2001:2::2".parse().unwrap()];
+        let backends: Vec<IpAddr> =
+            vec!["198.18.0.2".parse().unwrap(), "2001:2::2".parse().unwrap()];
         let f = Filter {
             allow: Some(nets(&["10.0.0.0/8"])),
             blocked: nets(&["198.18.0.0/24", "203.0.113.0/24"]),

@@ -39,6 +39,9 @@ pub struct XdpCounters {
     /// neighbour tables do not put behind an XDP interface, or no room on the
     /// way to a worker or in its socket.
     pub upstream_sockets: AtomicU64,
+    /// Datagrams to the addresses the server's queries leave from, taken by
+    /// the workers for the server to judge as its backends' answers.
+    pub upstream_answers: AtomicU64,
     /// The program's: datagrams handed to a socket.
     pub program_to_user: AtomicU64,
     /// The program's: datagrams of blocked clients dropped.

@@ -536,6 +536,10 @@ impl Keeper {
                 }
             }
         }
+        let live = self.attached.iter().filter(|a| a.ifindex.is_some());
+        if let Some(least) = live.map(|a| a.replies_seen).min() {
+            u.handle.set_served(least);
+        }
     }
 }
 

@@ -85,6 +85,10 @@ pub struct XskUpstream {
     outboxes: Mutex<HashMap<u32, Vec<Outbox>>>,
     /// The addresses the queries leave from, and how many times they changed.
     reply_addrs: Mutex<(Vec<SocketAddr>, u64)>,
+    /// The version of the reply addresses every attached program serves: a
+    /// query leaves through a worker only from an address served, so that
+    /// its answer comes back to the workers.
+    served: AtomicU64,
     /// Round-robin over an interface's workers.
     next: AtomicU64,
     /// Where the queries are counted.
@@ -104,6 +108,7 @@ impl XskUpstream {
             wanted: Mutex::new(Vec::new()),
             outboxes: Mutex::new(HashMap::new()),
             reply_addrs: Mutex::new((Vec::new(), 0)),
+            served: AtomicU64::new(0),
             next: AtomicU64::new(0),
             counters,
         }
@@ -174,13 +179,26 @@ impl XskUpstream {
         }
     }
 
-    /// The addresses the server's queries leave from now.
-    pub fn set_reply_addrs(&self, addrs: Vec<SocketAddr>) {
+    /// The addresses the server's queries leave from now; their version
+    /// (served once [`XskUpstream::served_version`] reaches it).
+    pub fn set_reply_addrs(&self, addrs: Vec<SocketAddr>) -> u64 {
         let mut r = locked(&self.reply_addrs);
         if r.0 != addrs {
             r.0 = addrs;
             r.1 += 1;
         }
+        r.1
+    }
+
+    /// The version of the reply addresses that every attached program
+    /// serves now (the keeper's to set).
+    pub fn served_version(&self) -> u64 {
+        self.served.load(Relaxed)
+    }
+
+    /// Every attached program serves the reply addresses of `version`.
+    pub fn set_served(&self, version: u64) {
+        self.served.fetch_max(version, Relaxed);
     }
 
     /// The addresses the server's queries leave from, and how many times
@@ -229,8 +247,12 @@ impl XskUpstream {
             let before = old.get(&b).copied().flatten();
             if path != before {
                 match decided {
-                    Ok(p) => info!(backend = %b, ifindex = p.ifindex, src = %p.src, "xdp: the backend's queries go through the AF_XDP sockets"),
-                    Err(why) => info!(backend = %b, ?why, "xdp: the backend's queries go through the sockets"),
+                    Ok(p) => {
+                        info!(backend = %b, ifindex = p.ifindex, src = %p.src, "xdp: the backend's queries go through the AF_XDP sockets")
+                    }
+                    Err(why) => {
+                        info!(backend = %b, ?why, "xdp: the backend's queries go through the sockets")
+                    }
                 }
             }
             next.insert(b, path);
@@ -291,12 +313,20 @@ mod tests {
                     let h = ip.header().to_header();
                     assert_eq!(h.header_checksum, h.calc_header_checksum());
                     let sum = udp.to_header().calc_checksum_ipv4(&h, udp.payload());
-                    (IpAddr::from(h.source), IpAddr::from(h.destination), sum.unwrap())
+                    (
+                        IpAddr::from(h.source),
+                        IpAddr::from(h.destination),
+                        sum.unwrap(),
+                    )
                 }
                 Some(etherparse::NetSlice::Ipv6(ip)) => {
                     let h = ip.header().to_header();
                     let sum = udp.to_header().calc_checksum_ipv6(&h, udp.payload());
-                    (IpAddr::from(h.source), IpAddr::from(h.destination), sum.unwrap())
+                    (
+                        IpAddr::from(h.source),
+                        IpAddr::from(h.destination),
+                        sum.unwrap(),
+                    )
                 }
                 _ => panic!("not ip"),
             };
@@ -320,14 +350,22 @@ mod tests {
             src_mac: OURS,
             dst_mac: HOP,
         };
-        let (from, to) = ("198.18.0.1:4000".parse().unwrap(), "198.18.0.2:53".parse().unwrap());
+        let (from, to) = (
+            "198.18.0.1:4000".parse().unwrap(),
+            "198.18.0.2:53".parse().unwrap(),
+        );
         // No worker: given back.
         assert_eq!(up.send(&path, from, to, vec![1]), Err(vec![1]));
-        let wake = Arc::new(
-            rustix::event::eventfd(0, rustix::event::EventfdFlags::NONBLOCK).unwrap(),
-        );
+        let wake =
+            Arc::new(rustix::event::eventfd(0, rustix::event::EventfdFlags::NONBLOCK).unwrap());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        up.register(3, Outbox { tx, wake: wake.clone() });
+        up.register(
+            3,
+            Outbox {
+                tx,
+                wake: wake.clone(),
+            },
+        );
         assert_eq!(up.send(&path, from, to, vec![2]), Ok(()));
         // Full: given back.
         assert_eq!(up.send(&path, from, to, vec![3]), Err(vec![3]));

@@ -275,6 +275,7 @@ fn answer<H: Handler>(
     if let Some(u) = &parts.upstream
         && u.link.deliver(d.dst, d.src, raw)
     {
+        c.upstream_answers.fetch_add(1, Relaxed);
         return None;
     }
     let reply = match parts.handler.handle(Request::udp(raw, d.src)) {

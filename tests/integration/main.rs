@@ -20,7 +20,7 @@
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
 //! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
-//! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs` |
+//! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`, its upstream queries in `xdp_upstream.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs`, `xdp_upstream.rs` |
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
 //! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
 //! | DNSSEC: pre-signed zones | `dnssec.rs`, `ts_dnssec_proofs.rs`, `nsec3_chains.rs`, `nsec3_iterations.rs`, `presigned_table.rs` |
@@ -148,6 +148,7 @@ mod ts_secondary_recovery;
 mod up_cache;
 mod xdp;
 mod xdp_path;
+mod xdp_upstream;
 mod xfr;
 mod xfr_compression;
 mod xfr_edns;

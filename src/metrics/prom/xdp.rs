@@ -64,5 +64,12 @@ pub(crate) fn write_xdp(e: &mut Expo, prefix: &str, x: &XdpCounters) {
             "via",
             [("xsk", &x.upstream_xsk), ("sockets", &x.upstream_sockets)],
         );
+        let name = format!("{prefix}_xdp_upstream_answers_total");
+        e.family(
+            &name,
+            "counter",
+            "Datagrams to the addresses the upstream queries leave from that the AF_XDP workers took, each judged as a backend's answer (ID, source, question; what fails is in the dropped responses' counts).",
+        );
+        e.sample(&name, &[], x.upstream_answers.load(Relaxed));
     }
 }

@@ -2,9 +2,9 @@
 //! of queries waiting and late, its wear, the RFC 5452 check of what comes
 //! to it: [`SharedSocket::deliver`]) and [`WaitGuard`], which turns a
 //! waiter whose exchange ended unanswered into a late entry.
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::MutexGuard;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use tokio::net::UdpSocket;

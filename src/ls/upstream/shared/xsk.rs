@@ -50,6 +50,13 @@ pub struct XskLane {
     /// Every socket open (in use or retired), by its address: where a
     /// worker's datagram to that address is judged.
     by_addr: ArcSwap<HashMap<SocketAddr, Arc<SharedSocket>>>,
+    /// Each socket's address with the version of the reply addresses that
+    /// first held it: its queries go through a worker once the programs
+    /// serve that version (before, its answers would reach the kernel).
+    ready_at: ArcSwap<HashMap<SocketAddr, u64>>,
+    /// Held while the maps above are made anew, one maker at a time (the
+    /// last made holds every socket open).
+    publishing: Mutex<()>,
     drops: Arc<DropCounters>,
     /// The pool's token (each socket's reader stops with a child of it).
     token: CancellationToken,
@@ -74,6 +81,8 @@ impl XskLane {
             slots: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
             by_addr: ArcSwap::default(),
+            ready_at: ArcSwap::default(),
+            publishing: Mutex::new(()),
             drops,
             token,
             tracker,
@@ -136,7 +145,8 @@ impl XskLane {
     }
 
     /// Sends `query` (its ID set, waiting on `ps`) to `to` through a worker
-    /// over `path`, or through `ps` itself when no worker takes it (counted).
+    /// over `path`, or through `ps` itself (counted) when the programs do
+    /// not serve its address yet or no worker takes it.
     ///
     /// # Errors
     /// The socket's, when it sends.
@@ -147,7 +157,13 @@ impl XskLane {
         to: SocketAddr,
         query: &[u8],
     ) -> Result<(), UpstreamError> {
+        let served = self.up.served_version();
         if let Some(from) = ps.local
+            && self
+                .ready_at
+                .load()
+                .get(&from)
+                .is_some_and(|v| *v <= served)
             && self
                 .up
                 .send(path, from, to, crate::server::recycle::copy_of(query))
@@ -164,8 +180,12 @@ impl XskLane {
     /// Settles the late queries at `now` on every socket, and closes the
     /// retired ones that expect no more answers.
     pub(super) fn sweep(&self, now: Instant) {
-        let current: Vec<Arc<SharedSocket>> =
-            locked(&self.slots).values().flatten().flatten().cloned().collect();
+        let current: Vec<Arc<SharedSocket>> = locked(&self.slots)
+            .values()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
         for ps in current {
             ps.sweep(now);
         }
@@ -179,9 +199,14 @@ impl XskLane {
     /// The sockets open, by address, made the ones workers deliver to and
     /// the program serves.
     fn publish(&self) {
+        let _one = locked(&self.publishing);
         let mut all: HashMap<SocketAddr, Arc<SharedSocket>> = HashMap::new();
-        let current: Vec<Arc<SharedSocket>> =
-            locked(&self.slots).values().flatten().flatten().cloned().collect();
+        let current: Vec<Arc<SharedSocket>> = locked(&self.slots)
+            .values()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect();
         let retired = locked(&self.retired).clone();
         for ps in current.into_iter().chain(retired) {
             if let Some(a) = ps.local {
@@ -191,7 +216,12 @@ impl XskLane {
         let mut addrs: Vec<SocketAddr> = all.keys().copied().collect();
         addrs.sort();
         self.by_addr.store(Arc::new(all));
-        self.up.set_reply_addrs(addrs);
+        let version = self.up.set_reply_addrs(addrs.clone());
+        let before = self.ready_at.load();
+        let ready = (addrs.into_iter())
+            .map(|a| (a, before.get(&a).copied().unwrap_or(version)))
+            .collect();
+        self.ready_at.store(Arc::new(ready));
     }
 }
 

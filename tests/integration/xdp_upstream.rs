@@ -1,0 +1,239 @@
+//! The LS's queries to its backends through the AF_XDP sockets (`[ls.xdp]
+//! upstream = "xdp"`), over a veth pair between two network namespaces the
+//! test makes: the LS serves clients through XDP on its end of the veth,
+//! and its backends for two zones sit in the other namespace, across the
+//! veth (one over IPv4, one over IPv6), so the kernel's route and neighbour
+//! tables put them behind the XDP interface; the queries the LS forwards to
+//! them leave in frames its workers write, and their answers come back to
+//! the workers (`dnslb_xdp_upstream_total{via="xsk"}`). A backend across
+//! `lo` (127.0.0.1) is reached through the sockets, counted so.
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::kit::{BIN, Netns, Proc, dnslb_command, in_netns, netns_or_skip, poll_until};
+
+const LS: &str = "198.18.0.1";
+const FAR: &str = "198.18.0.2";
+const LS6: &str = "2001:2::1";
+const FAR6: &str = "2001:2::2";
+const METRICS: &str = "127.0.0.1:9131";
+
+/// `dnslb ARGS` in `dir`, inside namespace `ns`.
+fn dnslb_in(ip: &Path, ns: &Netns, name: &str, args: &[&str], dir: &Path) -> Proc {
+    let inner = dnslb_command(args, dir);
+    let mut cmd = Command::new(ip);
+    cmd.args(["netns", "exec", &ns.name, BIN])
+        .args(inner.get_args())
+        .env("RUST_LOG", "info")
+        .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+        .current_dir(dir);
+    Proc::spawn(name, cmd)
+}
+
+/// A query for `name` A (or AAAA), ID `id`.
+fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    m.to_vec().unwrap()
+}
+
+/// `raw` sent from a socket in namespace `ns` to `to`; the answer, or
+/// `None` after a second.
+fn ask_in(ns: &str, to: SocketAddr, raw: &[u8]) -> Option<Message> {
+    let raw = raw.to_vec();
+    in_netns(ns, move || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        sock.send_to(&raw, to).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()
+    })
+}
+
+/// `curl -s URL` inside `ns`.
+fn curl_in(ip: &Path, ns: &Netns, url: &str) -> String {
+    let out = Command::new(ip)
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the sample `line_start` (name and labels) in `metrics`.
+fn sample(metrics: &str, line_start: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A zone `origin` whose every name below it has the A record `a`.
+fn zone(origin: &str, a: &str) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n\
+         @ NS ns\nns A 192.0.2.53\n* A {a}\n"
+    )
+}
+
+/// The LS (in the first namespace, XDP on its end of the veth) with three
+/// pools: `x.test` asked of `far` (IPv4, across the veth), `y.test` of
+/// `far6` (IPv6, across the veth), `z.test` of `near` (127.0.0.1).
+fn config(iface: &str) -> String {
+    format!(
+        "[ls]\nlisten = [\"{LS}:53\"]\nworkers = 1\nmetrics = \"{METRICS}\"\n\
+         allow = [\"127.0.0.0/8\", \"198.18.0.0/15\"]\n\
+         [ls.health]\ninterval_ms = 200\n\n\
+         [ls.xdp]\ninterfaces = [\"{iface}\"]\nupstream = \"xdp\"\n\n\
+         [[ls.backend]]\nname = \"far\"\naddr = \"{FAR}:5301\"\n\n\
+         [[ls.backend]]\nname = \"far6\"\naddr = \"[{FAR6}]:5301\"\n\n\
+         [[ls.backend]]\nname = \"near\"\naddr = \"127.0.0.1:5302\"\n\n\
+         [[ls.pool]]\nname = \"x\"\nbackends = [\"far\"]\nzones = [\"x.test\"]\n\n\
+         [[ls.pool]]\nname = \"y\"\nbackends = [\"far6\"]\nzones = [\"y.test\"]\n\n\
+         [[ls.pool]]\nname = \"z\"\nbackends = [\"near\"]\nzones = [\"z.test\"]\n\n\
+         [[ts]]\nname = \"far\"\nlisten = \"{FAR}:5301\"\nzones = [\"x.zone\"]\n\n\
+         [[ts]]\nname = \"far6\"\nlisten = \"[{FAR6}]:5301\"\nzones = [\"y.zone\"]\n\n\
+         [[ts]]\nname = \"near\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"z.zone\"]\n"
+    )
+}
+
+/// Asks a new name (never cached) under `zone` A of the LS from the
+/// client namespace until it is answered with `a` (the backends are up
+/// within a few health rounds).
+fn answered(client: &Netns, zone: &str, a: &str) -> bool {
+    let to: SocketAddr = format!("{LS}:53").parse().unwrap();
+    let want: std::net::Ipv4Addr = a.parse().unwrap();
+    poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        let name = format!("q{}.{zone}.", rand::random::<u32>());
+        let raw = query(rand::random(), &name, RecordType::A);
+        let m = ask_in(&client.name, to, &raw)?;
+        (m.response_code == ResponseCode::NoError
+            && m.answers.iter().any(|r| r.data == RData::A(want.into())))
+        .then_some(())
+    })
+    .is_some()
+}
+
+#[test]
+fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk() {
+    const TEST: &str =
+        "forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let prefix = Netns::unique_prefix("u");
+    let lsns = Netns::create(&ip, &prefix, "ls");
+    let other = Netns::create(&ip, &prefix, "far");
+    let id = rand::random::<u16>();
+    let (iface, peer) = (format!("xu{id:04x}s"), format!("xu{id:04x}c"));
+    lsns.veth(&iface, &other, &peer);
+    lsns.ip(&["addr", "add", &format!("{LS}/24"), "dev", &iface]);
+    lsns.ip(&["addr", "add", &format!("{LS6}/64"), "dev", &iface, "nodad"]);
+    other.ip(&["addr", "add", &format!("{FAR}/24"), "dev", &peer]);
+    other.ip(&["addr", "add", &format!("{FAR6}/64"), "dev", &peer, "nodad"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("x.zone"), zone("x.test", "192.0.2.1")).unwrap();
+    std::fs::write(d.join("y.zone"), zone("y.test", "192.0.2.2")).unwrap();
+    std::fs::write(d.join("z.zone"), zone("z.test", "192.0.2.3")).unwrap();
+    std::fs::write(d.join("config.toml"), config(&iface)).unwrap();
+    let ts_args = |name: &'static str| ["ts", "-c", "config.toml", "--name", name];
+    let far = dnslb_in(&ip, &other, "far", &ts_args("far"), d);
+    let far6 = dnslb_in(&ip, &other, "far6", &ts_args("far6"), d);
+    let near = dnslb_in(&ip, &lsns, "near", &ts_args("near"), d);
+    let ls = dnslb_in(&ip, &lsns, "ls", &["ls", "-c", "config.toml"], d);
+    let started = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        let log = ls.stderr_now();
+        assert!(
+            !log.contains("serving it through sockets"),
+            "XDP did not start: {log}"
+        );
+        log.contains("xdp: serving UDP through AF_XDP")
+            .then_some(())
+    });
+    assert!(started.is_some(), "XDP never started: {}", ls.stderr_now());
+
+    // The backends across the veth: answered right, and once the keeper
+    // has read their routes (within a second), through the XSK.
+    let metrics = || curl_in(&ip, &lsns, &format!("http://{METRICS}/metrics"));
+    let xsk = |m: &str| sample(m, "dnslb_xdp_upstream_total{via=\"xsk\"}");
+    let sockets = |m: &str| sample(m, "dnslb_xdp_upstream_total{via=\"sockets\"}");
+    let through_xsk = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        assert!(
+            answered(&other, "x.test", "192.0.2.1"),
+            "x.test not answered: {}\n{}",
+            metrics(),
+            ls.stderr_now()
+        );
+        (xsk(&metrics()) >= 1).then_some(())
+    });
+    assert!(
+        through_xsk.is_some(),
+        "no query went through the XSK: {}\n{}",
+        metrics(),
+        ls.stderr_now()
+    );
+    let m = metrics();
+    let before = xsk(&m);
+    for _ in 0..20 {
+        assert!(answered(&other, "x.test", "192.0.2.1"));
+    }
+    let six = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        assert!(
+            answered(&other, "y.test", "192.0.2.2"),
+            "y.test (IPv6 backend) not answered: {}",
+            ls.stderr_now()
+        );
+        (xsk(&metrics()) >= before + 21).then_some(())
+    });
+    assert!(
+        six.is_some(),
+        "the IPv4 and IPv6 backends' queries did not all go through the XSK: {}",
+        metrics()
+    );
+    let log = ls.stderr_now();
+    assert!(
+        log.contains("the backend's queries go through the AF_XDP sockets"),
+        "{log}"
+    );
+    // The answers came back through the workers, and none was taken for a
+    // forgery.
+    let m = metrics();
+    assert!(
+        sample(&m, "dnslb_xdp_upstream_answers_total") >= 21,
+        "the answers did not come back through the workers: {m}"
+    );
+    for reason in ["wrong_source", "wrong_id", "wrong_question"] {
+        let line = format!("dnslb_dropped_responses_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&m, &line), 0, "{reason}: {m}");
+    }
+
+    // The backend across lo: through the sockets, counted so.
+    let socks = sockets(&metrics());
+    for _ in 0..5 {
+        assert!(
+            answered(&other, "z.test", "192.0.2.3"),
+            "{}",
+            ls.stderr_now()
+        );
+    }
+    let m = metrics();
+    assert!(sockets(&m) >= socks + 5, "{m}");
+    drop((ls, near, far, far6));
+}
