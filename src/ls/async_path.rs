@@ -32,7 +32,8 @@ use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, WonBy};
 use super::balancer::Balancer;
-use super::door::Admission;
+use super::door::{Admission, Admitted};
+use super::handoff::{Handed, HandedQuery};
 use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
 use super::resolution::{End, Resolution, Step, Verdict};
@@ -397,6 +398,7 @@ impl Handler for Balancer {
 
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
+        let raw_in = raw;
         let (client, via, local) = (req.src, tap_transport(&req), req.local);
         let d = self.dnstap();
         tap::client_query(d, via, client, || local, raw);
@@ -424,6 +426,17 @@ impl Handler for Balancer {
                     answered(&reply);
                     return Action::Now(reply);
                 }
+                // A datagram an XDP worker read: forwarded by the UDP
+                // worker of its address, as one its socket read.
+                let (state, admitted) = match (req.via, local) {
+                    (crate::dns::Via::Udp, Some(to)) => {
+                        match self.hand_off(to, client, (raw_in, state, admitted)) {
+                            Ok(action) => return action,
+                            Err(back) => back,
+                        }
+                    }
+                    _ => (state, admitted),
+                };
                 let bytes = if ecs.is_some() {
                     edited
                 } else {
@@ -460,6 +473,47 @@ impl Handler for Balancer {
                     }
                     reply
                 })))
+            }
+        }
+    }
+}
+
+impl Balancer {
+    /// Hands the admitted query `raw` of `client` to `to` (the address it
+    /// came to) to the UDP worker of that address ([`super::handoff`]):
+    /// the action when one took it or it was shed (its worker behind);
+    /// else the query back, for the async path.
+    fn hand_off(
+        &self,
+        to: std::net::SocketAddr,
+        client: std::net::SocketAddr,
+        (raw, state, admitted): (&[u8], Arc<LsState>, Admitted),
+    ) -> Result<Action, (Arc<LsState>, Admitted)> {
+        let q = HandedQuery {
+            raw: recycle::copy_of(raw),
+            client: crate::server::batch::Peer {
+                addr: client,
+                local: Some(to.ip()),
+            },
+            received: std::time::Instant::now(),
+            state,
+            admitted,
+        };
+        match self.handoffs().hand(to, client.port(), q) {
+            Handed::Taken => Ok(Action::Handed),
+            Handed::Full => {
+                self.metrics.shed_queue.fetch_add(1, Relaxed);
+                Ok(Action::Now(Reply::Drop))
+            }
+            Handed::NoWorker(q) => {
+                let HandedQuery {
+                    raw,
+                    state,
+                    admitted,
+                    ..
+                } = *q;
+                recycle::give(raw);
+                Err((state, admitted))
             }
         }
     }

@@ -65,6 +65,8 @@ pub struct Balancer {
     /// at the latest: each replaced snapshot's drain grace from its
     /// replacement on, the latest of them ([`Balancer::drain_grace`]).
     replaced_end: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The UDP workers that take the XDP workers' forwarded queries.
+    handoffs: Arc<super::handoff::Handoffs>,
 }
 
 /// A fast-path worker's own hold on the snapshot, kept from query to query
@@ -84,6 +86,12 @@ impl KeptState {
 }
 
 impl Balancer {
+    /// The UDP workers that take the XDP workers' forwarded queries
+    /// ([`super::handoff`]).
+    pub fn handoffs(&self) -> &Arc<super::handoff::Handoffs> {
+        &self.handoffs
+    }
+
     /// This balancer writing its dnstap messages to `dnstap` (once: a
     /// second handle is ignored).
     pub fn with_dnstap(self, dnstap: Dnstap) -> Self {
@@ -115,6 +123,7 @@ impl Balancer {
             udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
             reloads: AtomicU64::new(0),
             replaced_end: std::sync::Mutex::new(None),
+            handoffs: Arc::default(),
         }
     }
 

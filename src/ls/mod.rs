@@ -55,6 +55,7 @@ pub mod control;
 pub mod door;
 pub mod dynblock;
 pub mod ecs;
+pub mod handoff;
 pub mod hedge;
 pub mod identity;
 pub mod invalidate;

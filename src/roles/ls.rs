@@ -321,6 +321,16 @@ impl LsRole {
                 .ok()
         });
         let xdp_socket = lsc.xdp.as_ref().map(|_| sockets.dns.udp_dup());
+        // The UDP workers (started by `serve` below) take the XDP workers'
+        // forwarded queries, unless those leave through the XDP workers
+        // themselves (the shared pool's lane: the async path).
+        if lsc
+            .xdp
+            .as_ref()
+            .is_some_and(|x| x.upstream == crate::config::XdpUpstream::Sockets)
+        {
+            self.balancer.handoffs().turn_on();
+        }
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),

@@ -408,6 +408,7 @@ pub(super) async fn answer<H: Handler>(
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,
+        Action::Handed => Reply::Drop,
         Action::Later(fut) => match shared.inflight.take(client.addr().ip()) {
             Some(permit) => {
                 let reply = fut.await;

@@ -158,6 +158,9 @@ pub enum Action {
     /// Reply when the future completes. The server runs it only when it is
     /// under its in-flight bound; otherwise the client gets SERVFAIL at once.
     Later(Deferred),
+    /// Another worker took it and answers it (the LS's UDP workers take the
+    /// XDP workers' forwarded queries): nothing to send here.
+    Handed,
 }
 
 /// Turns requests into answers. Implemented by the LS and the TS.

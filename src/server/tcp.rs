@@ -365,6 +365,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         let pad = self.encrypted.is_some() && dns::query_is_padded(raw);
         match self.shared.handler.handle(req) {
             Action::Now(reply) => Some(padded(reply, pad)),
+            Action::Handed => None,
             Action::Later(fut) => match self.shared.inflight.take(self.peer.ip()) {
                 Some(place) => {
                     self.pending.push(fut, (place, pad));

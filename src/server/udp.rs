@@ -181,6 +181,7 @@ fn handle_one<H: Handler>(
                 out.push((bytes, peer));
             }
         }
+        Action::Handed => {}
         Action::Later(fut) => match shared.inflight.take(peer.addr.ip()) {
             Some(permit) => {
                 let sock = sock.clone();

@@ -278,8 +278,17 @@ fn answer<H: Handler>(
         c.upstream_answers.fetch_add(1, Relaxed);
         return None;
     }
-    let reply = match parts.handler.handle(Request::udp(raw, d.src)) {
+    let reply = match parts
+        .handler
+        .handle(Request::udp_on(raw, d.src, Some(d.dst)))
+    {
         Action::Now(reply) => first(reply),
+        // The server's UDP worker of the address answers it, through the
+        // kernel's socket.
+        Action::Handed => {
+            c.via_kernel.fetch_add(1, Relaxed);
+            return None;
+        }
         Action::Later(fut) => {
             let k = &parts.kernel;
             if k.later.fetch_add(1, Relaxed) >= parts.later_max {

@@ -35,8 +35,9 @@ use tracing::debug;
 
 use super::flight::TimerFor;
 use super::timers::timer_live;
-use super::worker::{CLIENT, HAND_IN_WAKE, RoundClock, UP, UPSTREAM_SLOTS, Watch, Worker};
+use super::worker::{CLIENT, HAND_IN_WAKE, HANDOFF, RoundClock, UP, UPSTREAM_SLOTS, Watch, Worker};
 use super::{admitted, tap};
+use crate::ls::handoff::HandedQuery;
 use crate::ls::upstream::ids::IdUse;
 use crate::server::batch::{self, RecvBatch};
 use crate::server::shed::{arrival, queue_bound, waited};
@@ -173,13 +174,21 @@ pub(super) fn wait(w: &mut Worker) -> std::io::Result<()> {
         at.saturating_duration_since(Instant::now())
             .min(HAND_IN_WAKE)
     });
+    // A query handed over since the round took them: no sleep.
+    let timeout = match &w.inbox {
+        Some(inbox) if !inbox.arm() => std::time::Duration::ZERO,
+        _ => timeout,
+    };
     w.client_ready = false;
     w.ups_ready.clear();
-    let (client, ups) = (&mut w.client_ready, &mut w.ups_ready);
+    w.inbox_woken = false;
+    let (client, ups, handed) = (&mut w.client_ready, &mut w.ups_ready, &mut w.inbox_woken);
     w.poller.wait(Some(timeout), |r| {
         // Writable: the round's flush sends what is pending anyway.
         if r.token == CLIENT {
             *client |= r.read;
+        } else if r.token == HANDOFF {
+            *handed = true;
         } else if r.read
             && let Some(slot) = r.token.checked_sub(UP)
         {
@@ -238,6 +247,7 @@ fn round_with(
         }
         None => {}
     }
+    take_handed(w);
     if w.stopping && w.delayed.len > 0 {
         admitted::release_delayed(w);
     }
@@ -310,6 +320,41 @@ fn on_clients(w: &mut Worker, slots: &mut RecvBatch, got: std::io::Result<usize>
             }
         }
     }
+}
+
+/// The queries the XDP workers handed over (at most [`batch::BATCH`] a
+/// round, as a client batch), each forwarded as one the client socket
+/// read: already admitted by the door and missed in the cache (looked up
+/// again: it may have been filled since). Not once stopping: the client
+/// asks again.
+fn take_handed(w: &mut Worker) {
+    let Some(inbox) = w.inbox.take() else {
+        return;
+    };
+    if std::mem::take(&mut w.inbox_woken) {
+        inbox.woken();
+    }
+    if taking(w) {
+        for _ in 0..batch::BATCH {
+            let Some(q) = inbox.take() else {
+                break;
+            };
+            let HandedQuery {
+                raw,
+                client,
+                received,
+                state,
+                admitted,
+            } = q;
+            let at = (client, Instant::from_std(received));
+            match admitted.delay() {
+                Some(delay) => admitted::hold(w, &raw, at, state, admitted, delay),
+                None => admitted::forward(w, &raw, at, state, admitted),
+            }
+            w.recycle(raw);
+        }
+    }
+    w.inbox = Some(inbox);
 }
 
 /// Sets what the client socket is watched for, when it changed: read

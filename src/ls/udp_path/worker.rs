@@ -28,6 +28,7 @@ use crate::dnstap::Staged;
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Balancer, KeptState};
 use crate::ls::dynblock::WorkerCounts;
+use crate::ls::handoff::Inbox;
 use crate::ls::reply;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
@@ -55,6 +56,8 @@ pub(super) const CLIENT: u64 = 0;
 
 /// Upstream socket slot `s`'s token in the worker's epoll set is `UP + s`.
 pub(super) const UP: u64 = 1;
+/// The epoll token of the eventfd of the queries the XDP workers hand over.
+pub(super) const HANDOFF: u64 = u64::MAX - 1;
 
 /// The longest a worker sleeps: an idle one hands its dynamic-block counts
 /// in within this long of the tick calling for them (the wait's timeout,
@@ -157,6 +160,11 @@ pub(super) struct Worker {
     /// The round's dnstap frames, encoded as its queries and answers come
     /// and go, handed to dnstap's queue at the end of its flush (`tap`).
     pub(super) tap_staged: Staged,
+    /// The forwarded queries the XDP workers hand over, when the LS has an
+    /// XDP path ([`crate::ls::handoff`]); its eventfd in the epoll set.
+    pub(super) inbox: Option<Inbox>,
+    /// The last wait found the inbox's eventfd written.
+    pub(super) inbox_woken: bool,
 }
 
 /// The time of the current round (`now`: the monotonic clock when its
@@ -271,6 +279,8 @@ impl Worker {
             clock: RoundClock::at(Instant::now()),
             kept,
             tap_staged: Staged::default(),
+            inbox: None,
+            inbox_woken: false,
         };
         if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer
@@ -286,7 +296,20 @@ impl Worker {
                 "no receive timestamps: queries are not shed by their wait"
             );
         }
-        w.set_up_blocking();
+        // Handed queries wake the worker through its epoll set: it never
+        // sleeps in the client socket's receive then.
+        let local = w.client_local;
+        match local
+            .map(|l| w.balancer.handoffs().open(l))
+            .transpose()?
+            .flatten()
+        {
+            Some(inbox) => {
+                w.poller.add(inbox.fd(), HANDOFF)?;
+                w.inbox = Some(inbox);
+            }
+            None => w.set_up_blocking(),
+        }
         for family in Family::ALL {
             for _ in 0..UPSTREAM_SOCKETS {
                 match open_upstream(family) {
