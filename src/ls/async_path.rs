@@ -432,7 +432,7 @@ impl Handler for Balancer {
                     (crate::dns::Via::Udp, Some(to)) => {
                         match self.hand_off(to, client, (raw_in, state, admitted)) {
                             Ok(action) => return action,
-                            Err(back) => back,
+                            Err(back) => *back,
                         }
                     }
                     _ => (state, admitted),
@@ -488,7 +488,7 @@ impl Balancer {
         to: std::net::SocketAddr,
         client: std::net::SocketAddr,
         (raw, state, admitted): (&[u8], Arc<LsState>, Admitted),
-    ) -> Result<Action, (Arc<LsState>, Admitted)> {
+    ) -> Result<Action, Box<(Arc<LsState>, Admitted)>> {
         let q = HandedQuery {
             raw: recycle::copy_of(raw),
             client: crate::server::batch::Peer {
@@ -513,7 +513,7 @@ impl Balancer {
                     ..
                 } = *q;
                 recycle::give(raw);
-                Err((state, admitted))
+                Err(Box::new((state, admitted)))
             }
         }
     }

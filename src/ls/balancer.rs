@@ -88,7 +88,7 @@ impl KeptState {
 impl Balancer {
     /// The UDP workers that take the XDP workers' forwarded queries
     /// ([`super::handoff`]).
-    pub fn handoffs(&self) -> &Arc<super::handoff::Handoffs> {
+    pub(crate) fn handoffs(&self) -> &Arc<super::handoff::Handoffs> {
         &self.handoffs
     }
 

@@ -22,7 +22,7 @@ use super::state::LsState;
 use crate::server::batch::Peer;
 
 /// Queries one UDP worker holds handed and unread, at most.
-pub const HANDOFF_MAX: usize = 2048;
+pub(crate) const HANDOFF_MAX: usize = 2048;
 
 /// One forwarded query handed over.
 pub(crate) struct HandedQuery {
@@ -74,7 +74,7 @@ impl<T> Door<T> {
 /// The UDP workers taking the XDP workers' forwarded queries; on only when
 /// the LS has an XDP path ([`Handoffs::turn_on`], before its UDP workers
 /// start).
-pub struct Handoffs<T = HandedQuery> {
+pub(crate) struct Handoffs<T = HandedQuery> {
     on: AtomicBool,
     doors: ArcSwap<Vec<Arc<Door<T>>>>,
     /// Held while the doors are changed (a worker starting or stopping).
@@ -93,7 +93,7 @@ impl<T> Default for Handoffs<T> {
 
 impl<T> Handoffs<T> {
     /// The UDP workers started from now on take handed queries.
-    pub fn turn_on(&self) {
+    pub(crate) fn turn_on(&self) {
         self.on.store(true, Ordering::Relaxed);
     }
 
@@ -132,7 +132,7 @@ impl<T> Handoffs<T> {
     ///
     /// # Errors
     /// The OS error of `eventfd(2)`.
-    pub fn open(self: &Arc<Self>, local: SocketAddr) -> std::io::Result<Option<Inbox<T>>> {
+    pub(crate) fn open(self: &Arc<Self>, local: SocketAddr) -> std::io::Result<Option<Inbox<T>>> {
         if !self.on.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -161,7 +161,7 @@ impl<T> Handoffs<T> {
 }
 
 /// A UDP worker's side: the queries handed to it.
-pub struct Inbox<T = HandedQuery> {
+pub(crate) struct Inbox<T = HandedQuery> {
     rx: Receiver<T>,
     door: Arc<Door<T>>,
     all: Arc<Handoffs<T>>,
@@ -169,7 +169,7 @@ pub struct Inbox<T = HandedQuery> {
 
 impl<T> Inbox<T> {
     /// The eventfd to watch for reading.
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.door.wake.as_fd()
     }
 
@@ -182,7 +182,7 @@ impl<T> Inbox<T> {
 
     /// Before the worker waits: the next query handed will wake it. False
     /// when one came meanwhile (the worker must not sleep then).
-    pub fn arm(&self) -> bool {
+    pub(crate) fn arm(&self) -> bool {
         self.door.armed.store(true, Ordering::SeqCst);
         if self.door.pending.load(Ordering::SeqCst) > 0 {
             self.door.armed.store(false, Ordering::SeqCst);
@@ -192,7 +192,7 @@ impl<T> Inbox<T> {
     }
 
     /// The eventfd reported readable: emptied (level-triggered).
-    pub fn woken(&self) {
+    pub(crate) fn woken(&self) {
         let mut count = [0u8; 8];
         let _ = rustix::io::read(&self.door.wake, &mut count);
     }
