@@ -430,7 +430,7 @@ impl Handler for Balancer {
                 // worker of its address, as one its socket read.
                 let (state, admitted) = match (req.via, local) {
                     (crate::dns::Via::Udp, Some(to)) => {
-                        match self.hand_off(to, client, (raw_in, state, admitted)) {
+                        match hand_off(self, to, client, (raw_in, state, admitted)) {
                             Ok(action) => return action,
                             Err(back) => *back,
                         }
@@ -478,43 +478,41 @@ impl Handler for Balancer {
     }
 }
 
-impl Balancer {
-    /// Hands the admitted query `raw` of `client` to `to` (the address it
-    /// came to) to the UDP worker of that address ([`super::handoff`]):
-    /// the action when one took it or it was shed (its worker behind);
-    /// else the query back, for the async path.
-    fn hand_off(
-        &self,
-        to: std::net::SocketAddr,
-        client: std::net::SocketAddr,
-        (raw, state, admitted): (&[u8], Arc<LsState>, Admitted),
-    ) -> Result<Action, Box<(Arc<LsState>, Admitted)>> {
-        let q = HandedQuery {
-            raw: recycle::copy_of(raw),
-            client: crate::server::batch::Peer {
-                addr: client,
-                local: Some(to.ip()),
-            },
-            received: std::time::Instant::now(),
-            state,
-            admitted,
-        };
-        match self.handoffs().hand(to, client.port(), q) {
-            Handed::Taken => Ok(Action::Handed),
-            Handed::Full => {
-                self.metrics.shed_queue.fetch_add(1, Relaxed);
-                Ok(Action::Now(Reply::Drop))
-            }
-            Handed::NoWorker(q) => {
-                let HandedQuery {
-                    raw,
-                    state,
-                    admitted,
-                    ..
-                } = *q;
-                recycle::give(raw);
-                Err(Box::new((state, admitted)))
-            }
+/// Hands the admitted query `raw` of `client` to `to` (the address it
+/// came to) to the UDP worker of that address ([`super::handoff`]):
+/// the action when one took it or it was shed (its worker behind);
+/// else the query back, for the async path.
+fn hand_off(
+    b: &Balancer,
+    to: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+    (raw, state, admitted): (&[u8], Arc<LsState>, Admitted),
+) -> Result<Action, Box<(Arc<LsState>, Admitted)>> {
+    let q = HandedQuery {
+        raw: recycle::copy_of(raw),
+        client: crate::server::batch::Peer {
+            addr: client,
+            local: Some(to.ip()),
+        },
+        received: std::time::Instant::now(),
+        state,
+        admitted,
+    };
+    match b.handoffs().hand(to, client.port(), q) {
+        Handed::Taken => Ok(Action::Handed),
+        Handed::Full => {
+            b.metrics.shed_queue.fetch_add(1, Relaxed);
+            Ok(Action::Now(Reply::Drop))
+        }
+        Handed::NoWorker(q) => {
+            let HandedQuery {
+                raw,
+                state,
+                admitted,
+                ..
+            } = *q;
+            recycle::give(raw);
+            Err(Box::new((state, admitted)))
         }
     }
 }
