@@ -141,7 +141,7 @@ pub(super) fn add(
 
 /// How `/blocks` shows `key`: an IPv6 client group with its prefix
 /// length (`2001:db8:a::/64`), the rest as they print.
-fn target_text(key: &BlockKey, v6_prefix: u8) -> String {
+pub(super) fn target_text(key: &BlockKey, v6_prefix: u8) -> String {
     match key {
         BlockKey::Client(ip @ IpAddr::V6(_)) if v6_prefix < 128 => format!("{ip}/{v6_prefix}"),
         other => other.to_string(),

@@ -446,6 +446,7 @@ impl DynBlocks {
         for s in self.shards.iter() {
             tick::merge_in(&mut m, &mut lock(s));
         }
+        m.v6_prefix = self.v6_prefix.load(Relaxed);
         if tick::tick(&mut m, &rules, now, &self.table_full) {
             self.publish(&m);
         }

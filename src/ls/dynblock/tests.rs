@@ -657,6 +657,28 @@ fn a_rule_with_log_reports_its_block_and_release() {
     assert_eq!(what, [("release", "r")], "{lifted:?}");
 }
 
+/// An IPv6 client group is named with its prefix length wherever a
+/// block is told of (the events for dnstap, the log lines, `/blocks`):
+/// `2001:db8:a::/64`, not the bare address of the group.
+#[test]
+fn an_ipv6_group_is_named_with_its_prefix_length() {
+    let t0 = Instant::now();
+    let mut logged = rule(DynKind::QueryRate, 50.0);
+    logged.log = true;
+    let d = blocks(vec![logged], t0);
+    queries(&d, "2001:db8:a::1", "a.", A, 200);
+    let made = d.tick(secs(t0, 1));
+    let targets: Vec<_> = made.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["2001:db8:a::/64"], "{made:?}");
+    assert_eq!(d.list(secs(t0, 1))[0].target, "2001:db8:a::/64");
+    let mut lifted = Vec::new();
+    for s in 2..10 {
+        lifted.extend(d.tick(secs(t0, s)));
+    }
+    let targets: Vec<_> = lifted.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["2001:db8:a::/64"], "{lifted:?}");
+}
+
 /// A network blocked by hand is the network written: an IPv4-mapped one
 /// the IPv4 network it names (its clients blocked, whether they come as
 /// IPv4 or mapped), an IPv6 one longer than the client group kept exact

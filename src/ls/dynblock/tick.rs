@@ -48,6 +48,9 @@ pub(super) struct Maint {
     /// The events of rules with `log = true` since the last tick, for
     /// dnstap (taken by [`DynBlocks::tick`](super::DynBlocks::tick)).
     pub(super) events: Vec<DynEvent>,
+    /// The prefix length IPv6 clients are grouped by, for the targets the
+    /// log lines and events name (`2001:db8:a::/64`).
+    pub(super) v6_prefix: u8,
 }
 
 /// What happened to a block of a rule with `log = true`.
@@ -96,6 +99,7 @@ impl Maint {
             log: LimitLog::new(now, LOG_INTERVAL, LOG_LINES),
             scratch: Scratch::default(),
             events: Vec::new(),
+            v6_prefix: 128,
         }
     }
 
@@ -314,7 +318,7 @@ fn make_blocks(
         if mine >= share || dynamic >= MAX_BLOCKS - MAX_MANUAL {
             full.fetch_add(1, Relaxed);
             if m.log.admit(Change::Started) {
-                warn!(rule = %r.cfg.name, target = %key, rule_blocks = mine, share, "dynamic block not made: the rule's share of the table of blocks is full");
+                warn!(rule = %r.cfg.name, target = %super::manual::target_text(&key, m.v6_prefix), rule_blocks = mine, share, "dynamic block not made: the rule's share of the table of blocks is full");
             }
             continue;
         }
@@ -324,10 +328,13 @@ fn make_blocks(
         dynamic += 1;
         r.stats.blocks.fetch_add(1, Relaxed);
         if m.log.admit(Change::Started) {
-            warn!(rule = %r.cfg.name, target = %key, action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
+            warn!(rule = %r.cfg.name, target = %super::manual::target_text(&key, m.v6_prefix), action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
         }
         if r.cfg.log {
-            let (rule, target) = (r.cfg.name.clone(), key.to_string());
+            let (rule, target) = (
+                r.cfg.name.clone(),
+                super::manual::target_text(&key, m.v6_prefix),
+            );
             let reason = reason.clone();
             note(
                 m,
@@ -409,7 +416,7 @@ fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
     for b in &lifted {
         m.judged_in.remove(&b.key);
         if m.log.admit(Change::Stopped) {
-            info!(rule = %b.stats.rule, target = %b.key, queries_blocked = b.blocked.load(Relaxed), "dynamic block lifted");
+            info!(rule = %b.stats.rule, target = %super::manual::target_text(&b.key, m.v6_prefix), queries_blocked = b.blocked.load(Relaxed), "dynamic block lifted");
         }
         if rules
             .list
@@ -419,7 +426,7 @@ fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
             let e = DynEvent {
                 what: "release",
                 rule: b.stats.rule.clone(),
-                target: b.key.to_string(),
+                target: super::manual::target_text(&b.key, m.v6_prefix),
                 reason: format!("{} queries blocked", b.blocked.load(Relaxed)),
             };
             note(m, e);
