@@ -400,8 +400,12 @@ fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>)
                 let _ = listed.send(changes);
             }
             report_reload(true, &done);
+            // A zone added is NOTIFYed too (a secondary set up for it
+            // before it was served takes it at once), once.
             let mut notify = r.changed_zones;
             notify.extend(r.added);
+            notify.sort_unstable();
+            notify.dedup();
             notify
         }
         Err(err) => {
