@@ -527,7 +527,11 @@ impl TableServer {
         // With signing on, the keys may have changed though the files did not.
         let same_bytes = !moved && prior.is_some_and(|m| m.unchanged(&next.zones, &look));
         if same_bytes && self.settings.dnssec.is_none() {
-            // Not a byte changed: the zones in memory are those files.
+            // Not a byte changed: the zones in memory are those files, none
+            // of which may now be given as a secondary zone too.
+            let installed = self.secondaries().clone();
+            let files = (old.zones().iter()).filter(|z| !installed.contains(z.origin()));
+            super::zones_live::refuse_given_twice(&next, files)?;
             self.applied.store(next);
             return Ok(ReloadReport {
                 changed: 0,

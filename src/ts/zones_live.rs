@@ -37,10 +37,20 @@ pub fn with_zones_of(applied: &TsSettings, config: &Config) -> Option<TsSettings
 ///
 /// # Errors
 /// The first such zone, named.
-pub fn refuse_given_twice(settings: &TsSettings, zones: &[Zone]) -> Result<(), ZoneError> {
-    let taken = settings.secondaries.iter().chain(&settings.catalog_from);
-    for s in taken {
-        if zones.iter().any(|z| s.name.eq_ignore_root(z.origin())) {
+pub fn refuse_given_twice<'a>(
+    settings: &TsSettings,
+    zones: impl IntoIterator<Item = &'a Zone>,
+) -> Result<(), ZoneError> {
+    let taken: Vec<&Secondary> = settings
+        .secondaries
+        .iter()
+        .chain(&settings.catalog_from)
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    for z in zones {
+        if let Some(s) = taken.iter().find(|s| s.name.eq_ignore_root(z.origin())) {
             let file = settings.started_from.as_ref().map(|(p, _)| p.clone());
             return Err(ZoneError::Shared {
                 file: file.unwrap_or_default(),

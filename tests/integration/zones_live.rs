@@ -325,6 +325,17 @@ async fn a_zone_that_does_not_load_leaves_every_zone_as_it_was() {
     with_v1.push("v1.test");
     assert!(!live.change(&with_v1, &twice).await, "given twice: refused");
     live.ts.wait_line("given twice", FOLLOW).await;
+    // The same with the files as they are (a reload that reads none).
+    let kept_twice = ["{ name = \"k0.test\", primary = \"127.0.0.1:9\" }".to_owned()];
+    assert!(
+        !live.change(&KEPT, &kept_twice).await,
+        "a kept zone given twice: refused"
+    );
+    assert!(answers(&info(addr, "k0.test").await.unwrap(), "k0.test"));
+    assert!(
+        !live.ts.stderr_now().contains("secondary zone added"),
+        "no secondary zone started"
+    );
     live.dir.write("bad.test.zone", &zone("bad.test", 1));
     assert!(live.change(&zones, &[]).await, "fixed: applied");
     assert!(answers(&info(addr, "v0.test").await.unwrap(), "v0.test"));
