@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::{Name, Record};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -23,11 +24,13 @@ use crate::ts::secondary::client::{Limits, TransferSlots};
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
 use crate::ts::secondary::install::Installer;
+use crate::ts::secondary::listed::{self, Listed, ListedChanges};
 use crate::ts::secondary::writer::StateWriter;
 use crate::ts::service::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::xfr::notify::policy::{log_notified, notify_wait};
 use crate::ts::xfr::notify::task::{Announce, run_notifier};
 use crate::ts::zone::Catalog;
+use crate::ts::zones_live::{SecondaryPlan, with_zones_of};
 use crate::ts::{TableServer, TsSettings};
 use crate::xdp::{XdpPlan, XdpServer};
 
@@ -214,7 +217,7 @@ impl TsRole {
         // as NSD does at start (their copy is older; the SOA refresh may be
         // an hour away).
         announce_zones(&ts, &announce, ts.changed_at_start().to_vec());
-        let secondaries = start_secondaries(&ts, self.secondaries, &announce, &token);
+        let (secondaries, listed) = start_secondaries(&ts, self.secondaries, &announce, &token);
         let mut died = None;
         // After a refresh that failed (keys unreadable...): tried again then,
         // not at once.
@@ -241,7 +244,8 @@ impl TsRole {
                 Some(Control::Reload) => {
                     // The config file first: one that does not read is a
                     // change made half, and none of it is applied.
-                    tokio::task::spawn_blocking(move || reload_whole(&t)).await
+                    let listed = listed.clone();
+                    tokio::task::spawn_blocking(move || reload_whole(&t, &listed)).await
                 }
                 None => {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
@@ -332,14 +336,17 @@ fn start_xdp(
 /// (a TS not started from a file has none); when it does not read, nothing
 /// is reloaded (a change of config and zones together is not applied half:
 /// the zone files wait for the config to be fixed), the refusal is counted
-/// and logged with its `file:line`. Else the zone files are reread (all or
-/// nothing, [`TableServer::reload`]), then one line warns of the keys of its
-/// `[[ts]]` changed since start (`service`, `zones`...), which only a restart
-/// applies. The outcome goes to the supervising `dnslb up`, if any
-/// ([`report_reload`]). Returns the zones that changed.
-fn reload_whole(ts: &TableServer) -> Vec<Name> {
+/// and logged with its `file:line`. Else the zone files are reread, those
+/// its `zones` now lists (all or nothing, [`TableServer::reload_with`]),
+/// the secondary zones it added, removed or changed are handed to `listed`,
+/// then one line warns of the other keys of its `[[ts]]` changed since
+/// start (`service`, `listen`...), which only a restart applies. The
+/// outcome goes to the supervising `dnslb up`, if any ([`report_reload`]).
+/// Returns the zones that changed or were added (to NOTIFY).
+fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>) -> Vec<Name> {
     let name = &ts.settings().name;
-    let config = match ts.settings().started_as() {
+    let applied = ts.applied();
+    let config = match applied.started_as() {
         Some((path, _)) => match crate::config::Config::load(path) {
             Ok(c) => Some(c),
             Err(err) => {
@@ -353,17 +360,54 @@ fn reload_whole(ts: &TableServer) -> Vec<Name> {
     };
     let restart = config
         .as_ref()
-        .map(|c| restart_keys(ts.settings(), c))
+        .map(|c| restart_keys(&applied, c))
         .unwrap_or_default();
-    let changed = match ts.reload() {
+    let next = config.as_ref().and_then(|c| with_zones_of(&applied, c));
+    let plan = (next.as_ref())
+        .map(|n| SecondaryPlan::of(&applied.secondaries, &n.secondaries))
+        .unwrap_or_default();
+    let changes = match ListedChanges::read(plan) {
+        Ok(c) => c,
+        Err(err) => {
+            ts.metrics().record_reload(false);
+            warn!(ts = %name, %err, "reload refused, old zones keep serving");
+            report_reload(false, &err);
+            return Vec::new();
+        }
+    };
+    let changed = match ts.reload_with(next) {
         Ok(r) => {
-            info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, "reload done");
+            let (added, removed) = (r.added.len(), r.removed.len());
+            info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, added, removed, "reload done");
+            for z in r.added.iter().take(ZONES_LOGGED_EACH) {
+                info!(ts = %name, zone = %z, "zone added");
+            }
+            for z in r.removed.iter().take(ZONES_LOGGED_EACH) {
+                info!(ts = %name, zone = %z, "zone removed: no longer served");
+            }
             let mut done = format!("changed={} zones={}", r.changed, r.zones);
+            if added + removed > 0 {
+                done += &format!(" added={added} removed={removed}");
+            }
             if !restart.is_empty() {
                 done += &format!("; not applied until a restart: {}", restart.join(", "));
             }
+            // The listed secondary zones follow the files: a zone a file
+            // now gives is served from it before its secondary's task stops.
+            if !(changes.start.is_empty()
+                && changes.restart.is_empty()
+                && changes.remove.is_empty())
+            {
+                let _ = listed.send(changes);
+            }
             report_reload(true, &done);
-            r.changed_zones
+            // A zone added is NOTIFYed too (a secondary set up for it
+            // before it was served takes it at once), once.
+            let mut notify = r.changed_zones;
+            notify.extend(r.added);
+            notify.sort_unstable();
+            notify.dedup();
+            notify
         }
         Err(err) => {
             warn!(ts = %name, %err, "reload refused, old zones keep serving");
@@ -371,7 +415,7 @@ fn reload_whole(ts: &TableServer) -> Vec<Name> {
             Vec::new()
         }
     };
-    if let Some(w) = config.and_then(|c| restart_warning(ts.settings(), &c)) {
+    if let Some(w) = config.and_then(|c| restart_warning(&applied, &c)) {
         warn!(ts = %name, "{w}");
     }
     changed
@@ -385,8 +429,8 @@ fn restart_warning(settings: &TsSettings, now: &crate::config::Config) -> Option
     let changed = restart_changes(settings, now);
     (!changed.is_empty()).then(|| {
         format!(
-            "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zone \
-             files are reread now)",
+            "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zones \
+             are reread and `zones` applied now)",
             changed.join("; ")
         )
     })
@@ -522,24 +566,21 @@ const FIRST_ROUND_SLACK: Duration = Duration::from_millis(100);
 
 /// Starts one task per secondary zone of `ts` (stopped by `token`), its
 /// new versions NOTIFYed to the TS's own secondaries, and answers the
-/// NOTIFYs for them.
+/// NOTIFYs for them: the catalog of `catalog_from` and its consumer, and
+/// the zones `zones` lists, run by [`listed::run`] (told the changes of
+/// each reload on the sender returned).
 fn start_secondaries(
     ts: &Arc<TableServer>,
     secondaries: Arc<Secondaries>,
     announce: &tokio::sync::mpsc::UnboundedSender<Announce>,
     token: &CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    if secondaries.zones().is_empty() {
-        return Vec::new();
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    mpsc::UnboundedSender<ListedChanges>,
+) {
+    if !secondaries.zones().is_empty() {
+        listed::answer_notifies(ts, &secondaries);
     }
-    let hook = {
-        let (ts, secondaries) = (Arc::downgrade(ts), secondaries.clone());
-        move |raw: &[u8], from: std::net::IpAddr| {
-            let ts = ts.upgrade()?;
-            secondaries.answer_notify(raw, from, &ts.metrics().secondary)
-        }
-    };
-    ts.set_notify_hook(Box::new(hook));
     let mut tasks = Vec::new();
     // One writer of state_dir, off the runtime's threads; stopped once the
     // zones' tasks have ended (nothing is handed in after), it finishes
@@ -574,31 +615,34 @@ fn start_secondaries(
     };
     let catalog = ts.settings().catalog_from.as_ref().map(|c| c.name.clone());
     let base = driving;
+    let mut listed_zones = Vec::new();
     for zone in secondaries.zones() {
         let mut driving = base.clone();
-        if catalog
+        if !catalog
             .as_ref()
             .is_some_and(|c| c.eq_ignore_root(&zone.name))
         {
-            // The catalog: its versions go to the consumer, which makes
-            // its members secondary zones.
-            let (tx, rx) = tokio::sync::watch::channel(None);
-            driving.copies = Some(tx);
-            driving.limits.max_bytes = consumer::CATALOG_MAX_BYTES;
-            // Never queued behind its members; a version refused is not
-            // taken (nor kept in state_dir).
-            driving.slots = None;
-            driving.accept = Some(consumer::accept(zone.name.clone()));
-            let c = Consumer {
-                ts: ts.clone(),
-                secondaries: secondaries.clone(),
-                catalog: zone.clone(),
-                // Members: as any secondary zone.
-                driving: base.clone(),
-                changed: changed.clone(),
-            };
-            tasks.push(tokio::spawn(consumer::run(c, rx, token.clone())));
+            listed_zones.push(zone);
+            continue;
         }
+        // The catalog: its versions go to the consumer, which makes
+        // its members secondary zones.
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        driving.copies = Some(tx);
+        driving.limits.max_bytes = consumer::CATALOG_MAX_BYTES;
+        // Never queued behind its members; a version refused is not
+        // taken (nor kept in state_dir).
+        driving.slots = None;
+        driving.accept = Some(consumer::accept(zone.name.clone()));
+        let c = Consumer {
+            ts: ts.clone(),
+            secondaries: secondaries.clone(),
+            catalog: zone.clone(),
+            // Members: as any secondary zone.
+            driving: base.clone(),
+            changed: changed.clone(),
+        };
+        tasks.push(tokio::spawn(consumer::run(c, rx, token.clone())));
         let changed = changed.clone();
         tasks.push(tokio::spawn(run_secondary(
             ts.clone(),
@@ -608,6 +652,19 @@ fn start_secondaries(
             token.clone(),
         )));
     }
+    let (tell, told) = mpsc::unbounded_channel();
+    let l = Listed {
+        ts: ts.clone(),
+        secondaries,
+        driving: base,
+        changed,
+    };
+    tasks.push(tokio::spawn(listed::run(
+        l,
+        listed_zones,
+        told,
+        token.clone(),
+    )));
     if let Some(writer) = writer_task {
         let zones = std::mem::take(&mut tasks);
         tasks.push(tokio::spawn(async move {
@@ -618,7 +675,7 @@ fn start_secondaries(
             let _ = writer.await;
         }));
     }
-    tasks
+    (tasks, tell)
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the
@@ -712,14 +769,17 @@ mod tests {
         let now = crate::config::Config::load(&config).unwrap();
         assert_eq!(restart_keys(&settings, &now), ["service"], "as reported");
         // The zone files started with are the settings' (not kept twice):
-        // a list changed is still one to warn of.
+        // a list changed is applied, not warned of.
         let other = format!(
             "{one}, {:?}",
             dir.path().join("y.zone").display().to_string()
         );
         std::fs::write(&config, text_with(1, &other)).unwrap();
-        let w = restart_warning(&settings).expect("a warning");
-        assert!(w.contains("t (zones)"), "{w}");
+        assert_eq!(
+            restart_warning(&settings),
+            None,
+            "zones are applied by the reload"
+        );
         std::fs::write(&config, text(1)).unwrap();
         assert_eq!(restart_warning(&settings), None, "back as started");
         assert_eq!(

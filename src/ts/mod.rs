@@ -13,6 +13,8 @@
 //! No two rooms import each other, and no room imports an item defined in
 //! this file (it holds only the map and what the folder exports).
 //! - `table_server.rs`: [`TableServer`]: start, reload, serials;
+//!   [`zones_live`]: what a reload that changed `zones` changes (the
+//!   settings, the secondary zones to start and stop);
 //! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
 //!   the wall clock as signatures and serials count it;
 //! - `load/`: loading the zone files, at start and at a reload: read while
@@ -64,6 +66,7 @@ pub mod wire;
 pub mod xfr;
 pub mod zone;
 pub mod zonefile;
+pub mod zones_live;
 
 pub use load::{load_catalog, load_catalog_noting};
 pub use respond::looks_like_health_probe;

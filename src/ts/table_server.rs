@@ -19,7 +19,7 @@ use super::clock::now_u32;
 use super::dnssec::policy;
 use super::error::ZoneError;
 use super::load::{
-    FileMemo, LoadedCatalog, Look, Served, Versions, ZoneKeyMap, read_files, versions,
+    FileMemo, LoadedCatalog, Look, Served, Versions, ZoneKeyMap, read_files, remapped, versions,
 };
 use super::metrics::TsMetrics;
 use super::serials;
@@ -73,6 +73,10 @@ pub struct TableServer {
     pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
     /// The origins of the secondary zones installed: a reload keeps them.
     pub(super) secondary: std::sync::Mutex<std::collections::HashSet<Name>>,
+    /// The settings its zones were last loaded with: `settings` but for
+    /// `zones`, `secondaries` and the `[[ts]]` they came from, which a
+    /// reload that changes `zones` replaces ([`TableServer::reload_with`]).
+    pub(super) applied: ArcSwap<TsSettings>,
 }
 
 /// A change to the secondary zones a TS serves
@@ -117,6 +121,10 @@ pub struct ReloadReport {
     /// Zones compiled from their files (the others' files did not change:
     /// kept as they were).
     pub compiled: usize,
+    /// Zones served now that were not before (a file added to `zones`...).
+    pub added: Vec<Name>,
+    /// Zones no longer served (a file gone from `zones`...).
+    pub removed: Vec<Name>,
 }
 
 impl TableServer {
@@ -218,6 +226,7 @@ impl TableServer {
         });
         let answer_sets = service::AnswerSets::build(&services.list, &|_| true);
         let signed_sets = service::SignedSets::new(service::SignedSets::bound_for(&services.list));
+        let applied = ArcSwap::from_pointee(settings.clone());
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -237,6 +246,7 @@ impl TableServer {
             checker: std::sync::Mutex::new(None),
             notify_hook: std::sync::OnceLock::new(),
             secondary: std::sync::Mutex::default(),
+            applied,
         };
         ts.save_serials(contents.as_deref());
         Ok(ts)
@@ -462,18 +472,45 @@ impl TableServer {
     /// Any bad file (zone or key): nothing is swapped and the old zones and
     /// key keep serving.
     pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
+        self.reload_with(None)
+    }
+
+    /// [`TableServer::reload`], its zone files and secondary zones those of
+    /// `next` when given (a reload whose config changed `zones`): the zones
+    /// of the files added are served, those of the files gone are not, in
+    /// the one swap; the files kept are not read again unless they changed.
+    /// `next`'s other keys are not applied (only a restart does).
+    ///
+    /// # Errors
+    /// As [`TableServer::reload`], and a zone given both by a file and as a
+    /// secondary zone: nothing is swapped, the settings in force stay.
+    pub fn reload_with(&self, next: Option<TsSettings>) -> Result<ReloadReport, ZoneError> {
         let result = self
             .xfr_key
             .reload(&self.settings)
             .map_err(ZoneError::Key)
-            .and_then(|()| self.swap_in_fresh());
+            .and_then(|()| self.swap_in_fresh(next));
         self.metrics.record_reload(result.is_ok());
         result
     }
 
-    /// [`TableServer::reload`], uncounted.
-    fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
-        let look = Look::now(&self.settings.zones);
+    /// The settings its zones were last loaded with: [`TableServer::settings`]
+    /// with the `zones` (files and secondary zones) in force.
+    pub fn applied(&self) -> Arc<TsSettings> {
+        self.applied.load_full()
+    }
+
+    /// [`TableServer::reload_with`], uncounted.
+    fn swap_in_fresh(&self, next: Option<TsSettings>) -> Result<ReloadReport, ZoneError> {
+        let before = self.applied.load_full();
+        let (next, moved) = match next {
+            Some(n) => {
+                let moved = n.zones != before.zones;
+                (Arc::new(n), moved)
+            }
+            None => (before.clone(), false),
+        };
+        let look = Look::now(&next.zones);
         let mut last = self
             .sources
             .lock()
@@ -482,15 +519,27 @@ impl TableServer {
         // secondary copy installed while the files were read is kept, not
         // replaced by the one served when the reload began.
         let old = self.catalog.load_full();
+        // The list of files changed: what was seen of each file kept.
+        let carried = moved
+            .then(|| (last.as_ref()).map(|m| remapped(m, &before.zones, &next.zones)))
+            .flatten();
+        let prior = carried.as_ref().or(last.as_ref());
         // With signing on, the keys may have changed though the files did not.
-        let same_bytes = (last.as_ref()).is_some_and(|m| m.unchanged(&self.settings.zones, &look));
+        let same_bytes = !moved && prior.is_some_and(|m| m.unchanged(&next.zones, &look));
         if same_bytes && self.settings.dnssec.is_none() {
-            // Not a byte changed: the zones in memory are those files.
+            // Not a byte changed: the zones in memory are those files, none
+            // of which may now be given as a secondary zone too.
+            let installed = self.secondaries().clone();
+            let files = (old.zones().iter()).filter(|z| !installed.contains(z.origin()));
+            super::zones_live::refuse_given_twice(&next, files)?;
+            self.applied.store(next);
             return Ok(ReloadReport {
                 changed: 0,
                 changed_zones: Vec::new(),
                 zones: old.zones().len(),
                 compiled: 0,
+                added: Vec::new(),
+                removed: Vec::new(),
             });
         }
         let clock = now_u32();
@@ -502,12 +551,12 @@ impl TableServer {
         let keep = |z: &zone::Zone| {
             z.signature().is_none() && !z.is_presigned() && !installed.contains(z.origin())
         };
-        let served = last.as_ref().map(|memo| Served {
+        let served = prior.map(|memo| Served {
             memo,
             catalog: &old,
             keep: &keep,
         });
-        let (fresh, memo) = read_files(&self.settings, clock, &mut warnings, served, Some(look))?;
+        let (fresh, memo) = read_files(&next, clock, &mut warnings, served, Some(look))?;
         for w in &warnings {
             warn!("{w}");
         }
@@ -520,24 +569,32 @@ impl TableServer {
             mut zones,
             changed: changed_zones,
             keys: zone_keys,
-        } = versions(&self.settings, &old, fresh, clock)?;
-        // The secondary zones are not in the files: kept as they are.
+        } = versions(&next, &old, fresh, clock)?;
+        super::zones_live::refuse_given_twice(&next, &zones)?;
+        // The secondary zones are not in the files: kept as they are, but
+        // for one a file now gives (no longer a secondary zone).
         let from_files: std::collections::HashSet<&[u8]> =
             zones.iter().map(zone::Zone::origin_wire).collect();
         let secondary = |z: &&zone::Zone| {
             installed.contains(z.origin()) && !from_files.contains(z.origin_wire())
         };
         let kept: Vec<zone::Zone> = old.zones().iter().filter(secondary).cloned().collect();
+        self.secondaries()
+            .retain(|o| !from_files.contains(&service::compiled::lower_wire(o)[..]));
         zones.extend(kept);
         self.record_changes(&old, &zones);
+        let (added, removed) = super::zones_live::added_removed(&old, &zones);
         let report = ReloadReport {
             changed: changed_zones.len(),
             changed_zones,
             zones: zones.len(),
             compiled,
+            added,
+            removed,
         };
         self.zone_keys.store(Arc::new(zone_keys));
         self.catalog.store(Arc::new(Catalog::new(zones)));
+        self.applied.store(next);
         // The files did not change while they were read: what was seen of
         // them stands for the zones in force.
         let contents = memo.contents();

@@ -17,7 +17,8 @@
 //!   `keep.rs`: the zones a reload keeps unread; `builders.rs`: the files
 //!   read in order into one builder per zone origin, master files a batch
 //!   at a time on every core; `parse.rs`: one master file read and parsed
-//!   (on any thread);
+//!   (on any thread); `moved.rs`: the last memo carried over to a list
+//!   of files a reload changed;
 //! - `origins.rs`: the load's zone builders by origin; `services.rs`: the
 //!   `[[ts.service]]` names put into their zones;
 //! - `bytes.rs`: a file's bytes as a load reads them (one buffer a thread;
@@ -37,6 +38,7 @@ mod catalog;
 mod cuts;
 mod fds;
 mod keep;
+mod moved;
 mod origins;
 mod parse;
 mod read;
@@ -47,6 +49,7 @@ mod versions;
 
 pub(crate) use catalog::LoadedCatalog;
 pub use catalog::{load_catalog, load_catalog_noting};
+pub(crate) use moved::remapped;
 pub(crate) use read::{Served, read_files};
 pub(crate) use settle::{FileMemo, Look};
 pub(crate) use versions::{Versions, ZoneKeyMap, versions};

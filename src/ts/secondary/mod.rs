@@ -20,12 +20,15 @@
 //! - [`state`]: the last good copy on disk;
 //! - [`writer`]: the one writer of `state_dir`, off the runtime's threads;
 //! - [`consumer`]: a catalog zone's members made secondary zones (RFC 9432);
+//! - [`listed`]: the zones `zones` lists, started and stopped as a reload
+//!   changes the list;
 //! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
 //!   one task per zone that drives the rest.
 pub mod client;
 pub mod consumer;
 pub mod driver;
 pub mod install;
+pub mod listed;
 pub mod notify;
 pub mod records;
 pub mod state;
