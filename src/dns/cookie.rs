@@ -295,6 +295,11 @@ pub fn find(raw: &[u8]) -> Option<&[u8]> {
     find_option(rdata, COOKIE_OPTION).ok().flatten()
 }
 
+/// The payload of the COOKIE option in an OPT's RDATA `rdata`, if any.
+pub fn in_opt(rdata: &[u8]) -> Option<&[u8]> {
+    find_option(rdata, COOKIE_OPTION).ok().flatten()
+}
+
 /// Puts `payload` as the COOKIE option of the response `resp`'s OPT: in
 /// place of the one there (the echo of the client's), else appended, the
 /// OPT's RDLENGTH fixed. Nothing is changed (and `false` returned) when the

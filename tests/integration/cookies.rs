@@ -8,17 +8,20 @@
 //! with a cookie of the new. ISC's genreport is not installed here: its
 //! two cookie cases (`cookie`, `cookie` with a bad server cookie) are
 //! asked with dig as it asks them. The LS: its own answers (cache hits,
-//! rule answers) carry its server cookies, a forwarded query's COOKIE
-//! reaches the backend and the backend's answer comes back as it made it,
-//! and a client with a valid LS cookie is spared the `truncate` rule.
+//! blocks) carry its server cookies, a forwarded query's COOKIE reaches the
+//! backend and the backend's answer comes back as it made it, and a client
+//! with a valid LS cookie is spared a `truncate` block.
 use std::net::SocketAddr;
 
-use dnslb::config::Config;
+use std::time::Instant;
+
+use dnslb::config::{Config, DynAction};
+use dnslb::ls::dynblock::ManualTarget;
 use dnslb::ts::TsSettings;
 
-use crate::kit::{TestTs, ZoneDir, run_tool, start_ts, tool_args};
+use crate::kit::{TestLs, TestTs, ZoneDir, run_tool, start_ls, start_ts, tool_args};
 
-const TABLE: &str = "www.example.com 192.0.2.1 A\n";
+const TABLE: &str = "www.example.com 192.0.2.1 A\nwww.tc.example.com 192.0.2.2 A\n";
 const SECRET: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
 const NEW_SECRET: &str = "445536bcd2513298075a5d379663c962";
 
@@ -47,13 +50,18 @@ struct Shown {
 
 /// `prog` (dig or kdig) asking `at` for www.example.com A with `extra`.
 async fn ask(prog: &'static str, at: SocketAddr, extra: &[&str]) -> Shown {
+    ask_name(prog, at, "www.example.com", extra).await
+}
+
+/// `prog` (dig or kdig) asking `at` for `name` A with `extra`.
+async fn ask_name(prog: &'static str, at: SocketAddr, name: &str, extra: &[&str]) -> Shown {
     let once = if prog == "kdig" {
         "+retry=0"
     } else {
         "+tries=1"
     };
     let plain = ["-t", "A", "+norec", "+time=2", once];
-    let args = tool_args(at, &[&plain[..], extra, &["www.example.com"]].concat());
+    let args = tool_args(at, &[&plain[..], extra, &[name]].concat());
     let out = tokio::task::spawn_blocking(move || run_tool(prog, &args))
         .await
         .unwrap();
@@ -218,4 +226,141 @@ async fn siblings_sharing_a_secret_accept_each_others_cookies_through_a_rotation
     for ts in [a, b, rotated, alone] {
         ts.stop().await;
     }
+}
+
+/// An LS with a cache and `cookie_secret = [NEW_SECRET]` in front of `ts`.
+async fn ls_before(dir: &ZoneDir, ts: SocketAddr) -> TestLs {
+    let text = format!(
+        r#"[ls]
+listen = ["127.0.0.1:0"]
+workers = 2
+cookie_secret = ["{NEW_SECRET}"]
+[ls.cache]
+[[ls.backend]]
+name = "ts1"
+addr = "{ts}"
+"#
+    );
+    let cfg = Config::from_toml(&text, &dir.path().join("ls.toml")).unwrap();
+    start_ls(cfg.ls.unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_answers_hits_with_its_cookie_and_passes_the_backends_through() {
+    let dir = ZoneDir::new();
+    let ts = ts_with(&dir, &[SECRET]).await;
+    let ls = ls_before(&dir, ts.addr).await;
+    let client_only = format!("+cookie={CLIENT}");
+    // A miss: forwarded, the TS's cookie comes back (the TS echoes it valid).
+    let miss = ask("dig", ls.addr, &[&client_only]).await;
+    assert_eq!(miss.status, "NOERROR", "{}", miss.out);
+    let backends = assert_full(&miss.cookie, Some(CLIENT), "miss");
+    let sent = format!("+cookie={backends}");
+    let at_ts = ask("dig", ts.addr, &[&sent, "+nobadcookie"]).await;
+    assert_eq!(
+        at_ts.cookie.as_deref(),
+        Some(backends.as_str()),
+        "the TS's own"
+    );
+    // A hit for a client cookie alone: the LS's own cookie, which the LS
+    // echoes valid and the TS does not know.
+    let hit = ask("dig", ls.addr, &[&client_only]).await;
+    assert_eq!(hit.status, "NOERROR", "{}", hit.out);
+    assert!(hit.out.contains("192.0.2.1"), "{}", hit.out);
+    let lss = assert_full(&hit.cookie, Some(CLIENT), "hit");
+    assert_ne!(lss, backends);
+    let sent_lss = format!("+cookie={lss}");
+    let again = ask("dig", ls.addr, &[&sent_lss, "+nobadcookie"]).await;
+    assert_eq!(again.status, "NOERROR", "{}", again.out);
+    assert_eq!(
+        again.cookie.as_deref(),
+        Some(lss.as_str()),
+        "echoed by the LS"
+    );
+    let at_ts = ask("dig", ts.addr, &[&sent_lss, "+nobadcookie"]).await;
+    assert_eq!(at_ts.status, "BADCOOKIE", "not the TS's: {}", at_ts.out);
+    // A hit with the backend's cookie: echoed as sent, never BADCOOKIE.
+    let hit = ask("dig", ls.addr, &[&sent, "+nobadcookie"]).await;
+    assert_eq!(hit.status, "NOERROR", "{}", hit.out);
+    assert_eq!(hit.cookie.as_deref(), Some(backends.as_str()), "as sent");
+    // A forged cookie on a miss reaches the TS: its BADCOOKIE comes back
+    // as it made it, with its fresh cookie (which the TS echoes valid).
+    let forged = format!("+cookie={CLIENT}{FORGED}");
+    let bad = ask_name(
+        "dig",
+        ls.addr,
+        "nope.example.com",
+        &[&forged, "+nobadcookie"],
+    )
+    .await;
+    assert_eq!(bad.status, "BADCOOKIE", "{}", bad.out);
+    let fresh = assert_full(&bad.cookie, Some(CLIENT), "the TS's BADCOOKIE");
+    let fresh_sent = format!("+cookie={fresh}");
+    let at_ts = ask("dig", ts.addr, &[&fresh_sent, "+nobadcookie"]).await;
+    assert_eq!(at_ts.status, "NOERROR", "the TS's cookie: {}", at_ts.out);
+    // kdig through the LS: a cookie on its answer.
+    let k = ask("kdig", ls.addr, &["+cookie"]).await;
+    assert_eq!(k.status, "NOERROR", "{}", k.out);
+    assert_full(&k.cookie, None, "kdig through the LS");
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// Whether dig shows TC=1 in its last answer's flags.
+fn truncated(s: &Shown) -> bool {
+    let flags = s
+        .out
+        .lines()
+        .filter(|l| l.starts_with(";; flags:"))
+        .next_back();
+    flags
+        .and_then(|l| l.split(';').nth(2))
+        .is_some_and(|f| f.contains(" tc"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_ls_cookie_spares_a_truncate_block_and_no_other_cookie_does() {
+    let dir = ZoneDir::new();
+    let ts = ts_with(&dir, &[SECRET]).await;
+    let ls = ls_before(&dir, ts.addr).await;
+    let name = "www.tc.example.com";
+    // The answer in the cache, then the name blocked by hand with
+    // `truncate` (a spared query is answered from the cache: a forwarded
+    // one would carry the LS's cookie to the TS, which does not know it).
+    let primed = ask_name("dig", ls.addr, name, &["+nocookie"]).await;
+    assert!(primed.out.contains("192.0.2.2"), "{}", primed.out);
+    let target = ManualTarget::Name(name.parse().unwrap());
+    let blocks = ls.balancer.dynblocks();
+    blocks
+        .add_manual(&target, 600, DynAction::Truncate, Instant::now())
+        .unwrap();
+    // Over UDP with a client cookie alone: TC=1, with the LS's cookie.
+    let client_only = format!("+cookie={CLIENT}");
+    let first = ask_name("dig", ls.addr, name, &[&client_only, "+ignore"]).await;
+    assert!(truncated(&first), "truncated: {}", first.out);
+    let lss = assert_full(&first.cookie, Some(CLIENT), "the TC answer");
+    // With that cookie back: proven, let through (the cache's answer).
+    let sent = format!("+cookie={lss}");
+    let proven = ask_name("dig", ls.addr, name, &[&sent, "+ignore"]).await;
+    assert!(!truncated(&proven), "spared: {}", proven.out);
+    assert!(proven.out.contains("192.0.2.2"), "{}", proven.out);
+    assert_eq!(proven.cookie.as_deref(), Some(lss.as_str()));
+    // A forged server cookie, or the LS's for another client cookie, proves
+    // nothing; TCP needs none.
+    for other in [
+        format!("{CLIENT}{FORGED}"),
+        format!("{}{}", "aa".repeat(8), &lss[16..]),
+    ] {
+        let sent = format!("+cookie={other}");
+        let s = ask_name("dig", ls.addr, name, &[&sent, "+ignore"]).await;
+        assert!(truncated(&s), "{other}: {}", s.out);
+    }
+    let tcp = ask_name("dig", ls.addr, name, &["+tcp", "+nocookie"]).await;
+    assert!(
+        !truncated(&tcp) && tcp.out.contains("192.0.2.2"),
+        "{}",
+        tcp.out
+    );
+    ls.stop().await;
+    ts.stop().await;
 }
