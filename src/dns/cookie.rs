@@ -5,7 +5,7 @@
 //! A client sends a COOKIE option (code 10): its client cookie (8 bytes),
 //! then, once it has learnt one, the server cookie the server gave it (8 to
 //! 32 bytes). Any other length is malformed: FORMERR (RFC 7873 §5.2.2,
-//! [`Malformed`]). A server cookie of ours is RFC 9018's: Version 1,
+//! [`MalformedCookie`]). A server cookie of ours is RFC 9018's: Version 1,
 //! Reserved (3 bytes), Timestamp (4 bytes, seconds since the epoch) and the
 //! Hash (8 bytes), SipHash-2-4 over client cookie | Version | Reserved |
 //! Timestamp | client IP (4 or 16 bytes), keyed by a 16-byte secret. Every
@@ -15,12 +15,12 @@
 //! [`ServerSecrets`] holds the secrets: the first makes cookies, each one
 //! is accepted (rotation: add the new one first, later remove the old, as
 //! BIND's `cookie-secret`). [`ServerSecrets::check`] reads a COOKIE and
-//! gives its [`Verdict`]: a client cookie only, a valid server cookie, or
+//! gives its [`CookieVerdict`]: a client cookie only, a valid server cookie, or
 //! a bad one (not ours, wrong version, outside its time, another client's).
 //! A server cookie is valid from 5 minutes in the future to 1 hour in the
 //! past (serial arithmetic on the timestamp), and replaced by a fresh one in
 //! the answer once older than 30 minutes, or when an older secret made it
-//! ([`Checked::reply`]). [`find`] reads the option out of a raw query,
+//! ([`CookieCheck::reply`]). [`find`] reads the option out of a raw query,
 //! [`set_option`] puts the answer's into a raw response's OPT.
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -56,7 +56,7 @@ const REFRESH_AGE: i64 = 1800;
 /// 8 bytes, nor 16 to 40.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("malformed COOKIE option ({0} bytes: 8, or 16 to 40)")]
-pub struct Malformed(pub usize);
+pub struct MalformedCookie(pub usize);
 
 /// A `cookie_secret` that is not 128 bits of hex.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +65,7 @@ pub struct SecretError(pub usize, &'static str);
 
 /// What a query's COOKIE says of its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum CookieVerdict {
     /// A client cookie and no server cookie: a first contact.
     ClientOnly,
     /// A server cookie one of our secrets made for this client and client
@@ -78,29 +78,29 @@ pub enum Verdict {
 
 /// A query's COOKIE read and checked: its verdict and what the answer needs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Checked {
+pub struct CookieCheck {
     /// What the cookie says.
-    pub verdict: Verdict,
+    pub verdict: CookieVerdict,
     /// The client cookie.
     client: [u8; CLIENT_COOKIE_LEN],
     /// The server cookie to echo when it needs no refresh.
     echo: Option<[u8; SERVER_COOKIE_LEN]>,
 }
 
-impl std::fmt::Debug for Checked {
+impl std::fmt::Debug for CookieCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checked")
+        f.debug_struct("CookieCheck")
             .field("verdict", &self.verdict)
             .field("echo", &self.echo.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Checked {
+impl CookieCheck {
     /// A valid server cookie: the client is proven (RRL lets it through,
     /// the LS's `truncate` actions spare it).
     pub fn valid(&self) -> bool {
-        self.verdict == Verdict::Valid
+        self.verdict == CookieVerdict::Valid
     }
 
     /// The COOKIE of the answer to `ip`, at `now`: the client cookie and
@@ -191,17 +191,22 @@ impl ServerSecrets {
     ///
     /// # Errors
     /// A payload of a length RFC 7873 §5.2.2 calls malformed.
-    pub fn check(&self, option: &[u8], ip: IpAddr, now: u32) -> Result<Checked, Malformed> {
+    pub fn check(
+        &self,
+        option: &[u8],
+        ip: IpAddr,
+        now: u32,
+    ) -> Result<CookieCheck, MalformedCookie> {
         let (client, server) = split(option)?;
-        let mut checked = Checked {
-            verdict: Verdict::ClientOnly,
+        let mut checked = CookieCheck {
+            verdict: CookieVerdict::ClientOnly,
             client: *client,
             echo: None,
         };
         let Some(server) = server else {
             return Ok(checked);
         };
-        checked.verdict = Verdict::Bad;
+        checked.verdict = CookieVerdict::Bad;
         let Ok(server) = <&[u8; SERVER_COOKIE_LEN]>::try_from(server) else {
             return Ok(checked);
         };
@@ -221,7 +226,7 @@ impl ServerSecrets {
         let Some(made_by) = made_by else {
             return Ok(checked);
         };
-        checked.verdict = Verdict::Valid;
+        checked.verdict = CookieVerdict::Valid;
         if made_by == 0 && age <= REFRESH_AGE {
             checked.echo = Some(*server);
         }
@@ -233,8 +238,8 @@ impl ServerSecrets {
 ///
 /// # Errors
 /// Not 8 bytes, nor 16 to 40 (RFC 7873 §5.2.2).
-pub fn split(option: &[u8]) -> Result<(&[u8; CLIENT_COOKIE_LEN], Option<&[u8]>), Malformed> {
-    let malformed = Malformed(option.len());
+pub fn split(option: &[u8]) -> Result<(&[u8; CLIENT_COOKIE_LEN], Option<&[u8]>), MalformedCookie> {
+    let malformed = MalformedCookie(option.len());
     let (client, server) = option
         .split_first_chunk::<CLIENT_COOKIE_LEN>()
         .ok_or(malformed)?;
@@ -362,7 +367,7 @@ mod tests {
 
     /// The reply of `s` to the COOKIE `sent` (hex) from `ip` at `now`, in hex,
     /// and the verdict.
-    fn answer(s: &ServerSecrets, sent: &str, ip: &str, now: u32) -> (Verdict, String) {
+    fn answer(s: &ServerSecrets, sent: &str, ip: &str, now: u32) -> (CookieVerdict, String) {
         let ip: IpAddr = ip.parse().unwrap();
         let c = s.check(&hex(sent), ip, now).unwrap();
         (
@@ -378,7 +383,7 @@ mod tests {
         let s = secrets(&[A_SECRET]);
         let got = answer(&s, "2464c4abcf10c957", "198.51.100.100", 1559731985);
         let want = "2464c4abcf10c957010000005cf79f111f8130c3eee29480";
-        assert_eq!(got, (Verdict::ClientOnly, want.into()));
+        assert_eq!(got, (CookieVerdict::ClientOnly, want.into()));
     }
 
     #[test]
@@ -387,7 +392,7 @@ mod tests {
         let sent = "2464c4abcf10c957010000005cf79f111f8130c3eee29480";
         let got = answer(&s, sent, "198.51.100.100", 1559734385);
         let want = "2464c4abcf10c957010000005cf7a871d4a564a1442aca77";
-        assert_eq!(got, (Verdict::Valid, want.into()));
+        assert_eq!(got, (CookieVerdict::Valid, want.into()));
     }
 
     #[test]
@@ -398,14 +403,14 @@ mod tests {
         let (verdict, echoed) = answer(&s, sent, "203.0.113.203", 1559727985);
         assert_eq!(
             (verdict, echoed.as_str()),
-            (Verdict::Valid, sent),
+            (CookieVerdict::Valid, sent),
             "echoed as sent"
         );
         // ... and at the appendix's time, 1 h 52 min later, past its hour:
         // the answer is a fresh cookie, the appendix's bytes.
         let got = answer(&s, sent, "203.0.113.203", 1559734700);
         let want = "fc93fc62807ddb86010000005cf7a9acf73a7810aca2381e";
-        assert_eq!(got, (Verdict::Bad, want.into()));
+        assert_eq!(got, (CookieVerdict::Bad, want.into()));
     }
 
     #[test]
@@ -418,15 +423,15 @@ mod tests {
         let rolled = secrets(&[new, old]);
         assert_eq!(
             answer(&rolled, sent, ip, 1559741961),
-            (Verdict::Valid, want.into())
+            (CookieVerdict::Valid, want.into())
         );
         // The new secret alone does not know it; the old one alone echoes it.
         assert_eq!(
             answer(&secrets(&[new]), sent, ip, 1559741961),
-            (Verdict::Bad, want.into())
+            (CookieVerdict::Bad, want.into())
         );
         let (v, echoed) = answer(&secrets(&[old]), sent, ip, 1559741961);
-        assert_eq!((v, echoed.as_str()), (Verdict::Valid, sent));
+        assert_eq!((v, echoed.as_str()), (CookieVerdict::Valid, sent));
     }
 
     #[test]
@@ -439,13 +444,13 @@ mod tests {
         sent.extend_from_slice(&s.make(&client, ip, made));
         let at = |now: u32| s.check(&sent, ip, now).unwrap();
         for (now, verdict, echoed) in [
-            (made - 301, Verdict::Bad, false),
-            (made - 300, Verdict::Valid, true),
-            (made, Verdict::Valid, true),
-            (made + 1800, Verdict::Valid, true),
-            (made + 1801, Verdict::Valid, false),
-            (made + 3600, Verdict::Valid, false),
-            (made + 3601, Verdict::Bad, false),
+            (made - 301, CookieVerdict::Bad, false),
+            (made - 300, CookieVerdict::Valid, true),
+            (made, CookieVerdict::Valid, true),
+            (made + 1800, CookieVerdict::Valid, true),
+            (made + 1801, CookieVerdict::Valid, false),
+            (made + 3600, CookieVerdict::Valid, false),
+            (made + 3601, CookieVerdict::Bad, false),
         ] {
             let c = at(now);
             assert_eq!(c.verdict, verdict, "at {now}");
@@ -466,7 +471,10 @@ mod tests {
         sent.extend_from_slice(&s.make(&client, ip, 100));
         assert!(s.check(&sent, ip, 100).unwrap().valid());
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        assert_eq!(s.check(&sent, other, 100).unwrap().verdict, Verdict::Bad);
+        assert_eq!(
+            s.check(&sent, other, 100).unwrap().verdict,
+            CookieVerdict::Bad
+        );
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert!(
             s.check(&sent, mapped, 100).unwrap().valid(),
@@ -477,7 +485,7 @@ mod tests {
             forged[at] ^= 1;
             assert_eq!(
                 s.check(&forged, ip, 100).unwrap().verdict,
-                Verdict::Bad,
+                CookieVerdict::Bad,
                 "byte {at}"
             );
         }
@@ -486,12 +494,12 @@ mod tests {
                 .check(&sent, ip, 100)
                 .unwrap()
                 .verdict,
-            Verdict::Bad
+            CookieVerdict::Bad
         );
         // Server cookies of other lengths (another server's) are well formed, not ours.
         for len in [8, 15, 17, 32] {
             let c = s.check(&vec![1; 8 + len], ip, 100).unwrap();
-            assert_eq!(c.verdict, Verdict::Bad, "{len}");
+            assert_eq!(c.verdict, CookieVerdict::Bad, "{len}");
         }
     }
 

@@ -18,7 +18,7 @@
 //! lets its UDP query through, as over TCP.
 use std::net::IpAddr;
 
-use crate::dns::cookie::{self, ServerSecrets, Verdict};
+use crate::dns::cookie::{self, CookieVerdict, ServerSecrets};
 use crate::dns::{self, Transport};
 
 /// The current time as RFC 9018's timestamps count it (seconds, modulo 2^32).
@@ -45,8 +45,8 @@ pub(crate) fn stamp(
     };
     let max = dns::client_max_size(query, transport);
     match checked.verdict {
-        Verdict::Bad => cookie::set_option(out, sent, max),
-        Verdict::ClientOnly | Verdict::Valid => {
+        CookieVerdict::Bad => cookie::set_option(out, sent, max),
+        CookieVerdict::ClientOnly | CookieVerdict::Valid => {
             let reply = checked.reply(secrets, ip, now());
             cookie::set_option(out, &reply, max)
         }

@@ -14,7 +14,7 @@
 use hickory_proto::op::ResponseCode;
 
 use super::TableServer;
-use crate::dns::cookie::{self, Checked, Malformed, REPLY_OPTION_LEN, Verdict};
+use crate::dns::cookie::{self, CookieCheck, CookieVerdict, MalformedCookie, REPLY_OPTION_LEN};
 use crate::dns::{self, Transport};
 use crate::server::{Reply, Request};
 
@@ -36,7 +36,7 @@ pub(super) fn check(
     ts: &TableServer,
     req: &Request<'_>,
     now: u32,
-) -> Result<Option<Checked>, Malformed> {
+) -> Result<Option<CookieCheck>, MalformedCookie> {
     let Some(option) = cookie::find(req.raw) else {
         return Ok(None);
     };
@@ -48,12 +48,12 @@ pub(super) fn check(
 
 /// Whether the request whose COOKIE was read as `cookie` carries a valid
 /// server cookie: its sender's address is proven (RRL lets it through).
-pub fn server_cookie_valid(cookie: Option<&Checked>) -> bool {
-    cookie.is_some_and(Checked::valid)
+pub fn server_cookie_valid(cookie: Option<&CookieCheck>) -> bool {
+    cookie.is_some_and(CookieCheck::valid)
 }
 
 /// What the answer's COOKIE option takes of the client's size limit.
-pub(super) fn room(cookie: Option<&Checked>) -> usize {
+pub(super) fn room(cookie: Option<&CookieCheck>) -> usize {
     cookie.map_or(0, |_| REPLY_OPTION_LEN)
 }
 
@@ -61,11 +61,11 @@ pub(super) fn room(cookie: Option<&Checked>) -> usize {
 /// FORMERR for a malformed one, BADCOOKIE for a bad server cookie over UDP.
 pub(super) fn refusal(
     req: &Request<'_>,
-    cookie: Result<Option<Checked>, Malformed>,
+    cookie: Result<Option<CookieCheck>, MalformedCookie>,
 ) -> Option<ResponseCode> {
     match cookie {
         Err(_) => Some(ResponseCode::FormErr),
-        Ok(Some(c)) if c.verdict == Verdict::Bad && req.transport == Transport::Udp => {
+        Ok(Some(c)) if c.verdict == CookieVerdict::Bad && req.transport == Transport::Udp => {
             Some(ResponseCode::BADCOOKIE)
         }
         Ok(_) => None,
@@ -77,7 +77,7 @@ pub(super) fn refusal(
 pub(super) fn stamp(
     ts: &TableServer,
     req: &Request<'_>,
-    (cookie, now): (Option<&Checked>, u32),
+    (cookie, now): (Option<&CookieCheck>, u32),
     reply: Reply,
 ) -> Reply {
     match (cookie, reply) {

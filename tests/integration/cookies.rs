@@ -74,8 +74,7 @@ async fn ask_name(prog: &'static str, at: SocketAddr, name: &str, extra: &[&str]
     let last = |key: &str| {
         out.stdout
             .lines()
-            .filter(|l| l.contains(key))
-            .next_back()
+            .rfind(|l| l.contains(key))
             .map(str::to_owned)
     };
     let status = last("status")
@@ -308,11 +307,7 @@ async fn the_ls_answers_hits_with_its_cookie_and_passes_the_backends_through() {
 
 /// Whether dig shows TC=1 in its last answer's flags.
 fn truncated(s: &Shown) -> bool {
-    let flags = s
-        .out
-        .lines()
-        .filter(|l| l.starts_with(";; flags:"))
-        .next_back();
+    let flags = s.out.lines().rfind(|l| l.starts_with(";; flags:"));
     flags
         .and_then(|l| l.split(';').nth(2))
         .is_some_and(|f| f.contains(" tc"))
