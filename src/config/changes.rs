@@ -39,6 +39,7 @@ mod ls_keys {
         ("dnstap", |o, n| o.dnstap != n.dnstap),
         ("anycast", |o, n| o.anycast != n.anycast),
         ("xdp", |o, n| o.xdp != n.xdp),
+        ("cookie_secret", |o, n| o.cookie_secret != n.cookie_secret),
     ];
 
     /// The `[ls]` keys a reload applies, besides the policy keys
@@ -109,7 +110,7 @@ mod ts_keys {
     pub(super) const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
         fault, workers, metrics, nsid, dnssec, dnstap, service, state_dir, catalog,
-        catalog_from, xdp,
+        catalog_from, xdp, cookie_secret,
     );
 }
 

@@ -180,6 +180,10 @@ pub struct LsConfig {
     /// `xfr_key` of the `[[ts]]` of this file it is).
     #[serde(skip)]
     pub notify_tsig: Vec<(String, KeyConfig)>,
+    /// DNS Cookies' server secrets (RFC 9018) of the answers the LS makes
+    /// itself, 32 hex digits each: the first makes server cookies, each is
+    /// accepted. \[a random one made at start\]
+    pub cookie_secret: super::cookie::CookieSecrets,
 }
 });
 
@@ -224,6 +228,7 @@ impl Default for LsConfig {
             rule: Vec::new(),
             response_rule: Vec::new(),
             notify_tsig: Vec::new(),
+            cookie_secret: Default::default(),
         } })
     }
 }

@@ -96,6 +96,7 @@ mod policy;
 mod anycast;
 mod cache;
 mod changes;
+mod cookie;
 pub mod cores;
 mod dnstap;
 mod dynblock;
@@ -117,6 +118,7 @@ mod values;
 pub use anycast::{AnycastConfig, DRAIN_S_MAX, probe_warning};
 pub use cache::CacheConfig;
 pub use changes::{key_restart_changes, ls_restart_only_changes, ts_restart_changes};
+pub use cookie::CookieSecrets;
 pub use dnstap::{
     DNSTAP_QUEUE_BYTES, DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage,
     DnstapSide,

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::available_cores;
+use super::cookie::CookieSecrets;
 use super::dnstap::DnstapConfig;
 use super::service::ServiceConfig;
 use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr, de_opt_name};
@@ -139,6 +140,11 @@ pub struct TsConfig {
     /// and the log says why. \[none\]
     #[serde(default)]
     pub xdp: Vec<String>,
+    /// DNS Cookies' server secrets (RFC 9018), 32 hex digits each: the
+    /// first makes server cookies, each is accepted. \[a random one made at
+    /// start\]
+    #[serde(default)]
+    pub cookie_secret: CookieSecrets,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -186,6 +192,7 @@ impl TsConfig {
             catalog: None,
             catalog_from: None,
             xdp: Vec::new(),
+            cookie_secret: CookieSecrets::default(),
         }
     }
 
@@ -222,6 +229,7 @@ impl TsConfig {
             catalog,
             catalog_from,
             xdp,
+            cookie_secret,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -248,6 +256,7 @@ impl TsConfig {
             catalog: catalog.clone(),
             catalog_from: catalog_from.clone(),
             xdp: xdp.clone(),
+            cookie_secret: cookie_secret.clone(),
         }
     }
 

@@ -17,6 +17,7 @@
 //! - `synth.rs`: answers made up (the LS's [`synthesized`] answer, TC=1,
 //!   error answers);
 //! - `nsid.rs`: NSID on raw messages;
+//! - [`cookie`]: DNS Cookies (RFC 7873, RFC 9018 server cookies);
 //! - `walk.rs`: the one walk over a raw message's sections (names skipped,
 //!   records' places, the OPT and signatures found: [`walk_message`]);
 //! - [`tsig`]: transaction signatures (RFC 8945): keys, verifying a
@@ -26,7 +27,8 @@
 //! - `identity.rs`: the RFC 4892 identity questions (`id.server.`,
 //!   `hostname.bind.` CH TXT) and the answer the LS makes to them.
 //!
-//! Every item but [`tsig`]'s is re-exported here: callers say `dns::decode_query`.
+//! Every item but [`tsig`]'s and [`cookie`]'s is re-exported here: callers say `dns::decode_query`.
+pub mod cookie;
 mod header;
 mod hostname;
 mod identity;

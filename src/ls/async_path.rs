@@ -421,6 +421,8 @@ impl Handler for Balancer {
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route(), ecs);
                 if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
+                    let asked = (raw, client.ip(), transport);
+                    super::cookies::stamp(self.cookies(), asked, &mut hit);
                     self.on_answer(client.ip(), &hit, None);
                     let reply = Reply::One(hit);
                     answered(&reply);

@@ -55,6 +55,8 @@ pub struct Balancer {
     control_counters: ControlCounters,
     /// The secret `dnslb anycast`'s probe proves itself with, made at start.
     probe_token: ProbeToken,
+    /// DNS Cookies' server secrets of the answers it makes (`cookie_secret`).
+    cookies: crate::dns::cookie::ServerSecrets,
     /// Set once the UDP fast path must read no new client query (see
     /// [`Balancer::close_udp_reads`]).
     udp_reads_closed: std::sync::atomic::AtomicBool,
@@ -105,6 +107,11 @@ impl Balancer {
         super::tap::of(&self.metrics)
     }
 
+    /// DNS Cookies' server secrets of the answers it makes itself.
+    pub(crate) fn cookies(&self) -> &crate::dns::cookie::ServerSecrets {
+        &self.cookies
+    }
+
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());
@@ -120,6 +127,7 @@ impl Balancer {
             control: ArcSwap::from_pointee(ControlSettings::from_config(c)),
             control_counters: ControlCounters::default(),
             probe_token: ProbeToken::random(),
+            cookies: c.cookie_secret.server_secrets(),
             udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
             reloads: AtomicU64::new(0),
             replaced_end: std::sync::Mutex::new(None),
@@ -352,6 +360,7 @@ impl Balancer {
             metrics: &self.metrics,
             dynblocks: &self.dynblocks,
             probe_token: &self.probe_token,
+            cookies: &self.cookies,
             flushes: (&self.flushes, &self.flush_queue),
             dnstap: self.dnstap(),
         };

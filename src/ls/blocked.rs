@@ -16,9 +16,10 @@ use crate::server::Request;
 /// query from `req` for `qname` (wire form) of type `qtype` counted, then
 /// judged by the set in force (published once a second): the action of the
 /// block that stops it, if any. Counted in `mine` when a fast-path worker
-/// asks.
+/// asks. `proven`: whether the query carries a valid server cookie (asked
+/// only of a `truncate` block over UDP).
 pub(super) fn block_check(
-    dynblocks: &DynBlocks,
+    (dynblocks, proven): (&DynBlocks, impl FnOnce() -> bool),
     req: &Request<'_>,
     (qname, qtype): (&[u8], u16),
     mine: Option<&mut WorkerCounts>,
@@ -28,7 +29,9 @@ pub(super) fn block_check(
         Some(mine) => dynblocks.count_query(mine, ip, qname, qtype),
         None => dynblocks.on_query(ip, qname, qtype),
     }
-    dynblocks.stop(ip, qname, req.transport == Transport::Udp)
+    // A `truncate` block spares TCP and a valid server cookie.
+    let unproven = || req.transport == Transport::Udp && !proven();
+    dynblocks.stop_unproven(ip, qname, unproven)
 }
 
 /// EDE 15, "Blocked" (RFC 8914).

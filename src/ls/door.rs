@@ -37,6 +37,8 @@ pub(super) struct Parts<'a> {
     pub(super) probe_token: &'a ProbeToken,
     pub(super) flushes: (&'a FlushCounters, &'a FlushQueue),
     pub(super) dnstap: &'a Dnstap,
+    /// DNS Cookies' server secrets of the LS's own answers.
+    pub(super) cookies: &'a crate::dns::cookie::ServerSecrets,
 }
 
 /// One client query at the door, on one snapshot.
@@ -111,7 +113,13 @@ impl<'a> QueryAtDoor<'a> {
         if self.late {
             return Reply::Drop;
         }
-        let reply = bytes.map_or(Reply::Drop, Reply::One);
+        let req = self.req;
+        let stamped = bytes.map(|mut b| {
+            let query = (req.raw, req.src.ip(), req.transport);
+            super::cookies::stamp(self.parts.cookies, query, &mut b);
+            b
+        });
+        let reply = stamped.map_or(Reply::Drop, Reply::One);
         if matches!(reply, Reply::One(_)) {
             self.parts.metrics.queries.fetch_add(1, Relaxed);
             self.answered = true;
@@ -240,7 +248,13 @@ impl<'a> QueryAtDoor<'a> {
         err: Option<&dns::ErrorAnswer>,
     ) -> Result<(), Reply> {
         let mine = self.mine.as_deref_mut();
-        let Some(stop) = block_check(self.parts.dynblocks, self.req, (qname, qtype), mine) else {
+        let (req, cookies) = (self.req, self.parts.cookies);
+        let proven = || {
+            let sent = crate::dns::cookie::find(req.raw);
+            super::cookies::proven(cookies, sent, req.src.ip())
+        };
+        let Some(stop) = block_check((self.parts.dynblocks, proven), req, (qname, qtype), mine)
+        else {
             return Ok(());
         };
         let bytes = match err {
@@ -257,7 +271,8 @@ impl<'a> QueryAtDoor<'a> {
     /// hit, if any, for the route ([`QueryAtDoor::admit`]).
     fn rules(&mut self, end: usize, name: Option<&[u8]>) -> Result<Option<RuleHit>, Reply> {
         let tap = (self.state, self.parts.dnstap, self.staged.take());
-        let hit = rule_hit(tap, self.req, end, name, self.late);
+        let req = (self.req, Some(self.parts.cookies));
+        let hit = rule_hit(tap, req, end, name, self.late);
         let Some(hit) = hit.filter(|h| h.act.answers()) else {
             return Ok(hit);
         };
@@ -449,7 +464,7 @@ impl Admitted {
 /// not); `None` without rules or when none acts.
 fn rule_hit(
     (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
-    req: &Request<'_>,
+    (req, cookies): (&Request<'_>, Option<&crate::dns::cookie::ServerSecrets>),
     question_end: usize,
     name: Option<&[u8]>,
     late: bool,
@@ -457,7 +472,10 @@ fn rule_hit(
     if state.rules.is_empty() {
         return None;
     }
-    let view = rule_view(req, question_end, name)?;
+    let mut view = rule_view(req, question_end, name)?;
+    // Only a query with a server cookie is checked (one SipHash).
+    let sent = view.opt.and_then(crate::dns::cookie::in_opt);
+    view.cookie_ok = cookies.is_some_and(|c| super::cookies::proven(c, sent, req.src.ip()));
     if late {
         return state.rules.judge_unnoted(&view, std::time::Instant::now());
     }
@@ -472,7 +490,8 @@ fn rule_hit(
     Some(hit)
 }
 
-/// The query of `req` as the rules see it ([`rule_hit`]).
+/// The query of `req` as the rules see it ([`rule_hit`]), its server
+/// cookie not checked.
 fn rule_view<'a>(
     req: &Request<'a>,
     question_end: usize,
@@ -557,7 +576,7 @@ fn other_opcode(
         .get(HEADER_LEN..HEADER_LEN + wire.len())
         .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
     let hit = (plain && end <= req.raw.len())
-        .then(|| rule_hit((state, tap, None), req, end, Some(&wire), false))
+        .then(|| rule_hit((state, tap, None), (req, None), end, Some(&wire), false))
         .flatten();
     match hit.map(|h| h.act) {
         Some(Act::Drop) => dns::Reject::Drop,

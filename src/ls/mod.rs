@@ -52,6 +52,7 @@ pub mod balancer;
 mod blocked;
 pub mod cache;
 pub mod control;
+mod cookies;
 pub mod door;
 pub mod dynblock;
 pub mod ecs;

@@ -24,7 +24,7 @@
 //!   (RFC 9432) it publishes of them;
 //! - `respond.rs`: the request pipeline ([`server::Handler`](crate::server::Handler)):
 //!   read, TSIG verified, answered by kind, signed; `query.rs`: a plain
-//!   query read in place;
+//!   query read in place; [`cookies`]: DNS Cookies on its answers;
 //! - [`answer`]: a plain query's answer from its zone ([`answer::plain`]),
 //!   the message around a zone's answer; [`wire`]: names as the answer path
 //!   reads them ([`wire::NameKey`]);
@@ -47,6 +47,7 @@
 //!   ([`service::check`]: the endpoint checker).
 pub mod answer;
 pub(crate) mod clock;
+pub mod cookies;
 pub mod dnssec;
 pub mod error;
 mod load;

@@ -16,7 +16,6 @@ use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::TableServer;
 use super::answer::{self, QueryOpt};
 use super::metrics::{RequestOutcome, Unanswered};
 use super::query::PlainQuery;
@@ -24,6 +23,7 @@ use super::wire::NameKey;
 use super::xfr::tsig::{self, TsigRefused, TsigVerdict};
 use super::xfr::{axfr, ixfr};
 use super::zone::Zone;
+use super::{TableServer, cookies};
 use crate::dns::tsig::{self as codec, Signer};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTime, TapTransport};
@@ -53,19 +53,37 @@ fn rcode_answer(ts: &TableServer, q: &ClientQuery, rcode: ResponseCode) -> Reply
 }
 
 /// The answer to one request and what it was, for the counters: a NOTIFY
-/// for the secondaries, else verified, answered, and signed when it was.
+/// for the secondaries, else its DNS Cookie checked ([`cookies`]), verified,
+/// answered (with the answer's cookie), and signed when it was.
 fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
     if let Some(done) = notify(ts, &req) {
         return done;
     }
+    let now = cookies::cookie_now();
+    // `cookies::server_cookie_valid(cookie.as_ref())`: the client is proven.
+    let cookie = cookies::check(ts, &req, now);
+    if let Some(rcode) = cookies::refusal(&req, cookie) {
+        let (reply, outcome) = rcode_to(ts, req.raw, rcode);
+        let cookie = cookie.ok().flatten();
+        return (
+            cookies::stamp(ts, &req, (cookie.as_ref(), now), reply),
+            outcome,
+        );
+    }
+    let cookie = cookie.ok().flatten();
+    let (cookie, room) = ((cookie.as_ref(), now), cookies::room(cookie.as_ref()));
     match verify(ts, req.raw) {
-        TsigVerdict::Unsigned => answer(ts, &req, 0),
+        TsigVerdict::Unsigned => {
+            let (reply, outcome) = answer(ts, &req, room);
+            (cookies::stamp(ts, &req, cookie, reply), outcome)
+        }
         // Answered as if unsigned, each message sized to the client's limit
         // less the TSIG it will carry (RFC 8945 §5.3), then signed.
         TsigVerdict::Signed(key, verified) => {
             let plain = verified.unsigned(req.raw);
             let unsigned = Request { raw: &plain, ..req };
-            let (reply, outcome) = answer(ts, &unsigned, key.tsig_len());
+            let (reply, outcome) = answer(ts, &unsigned, key.tsig_len() + room);
+            let reply = cookies::stamp(ts, &unsigned, cookie, reply);
             (sign(ts, reply, Signer::answer(key, &verified)), outcome)
         }
         TsigVerdict::Refused(refusal) => refuse(ts, &req, &refusal),

@@ -10,6 +10,7 @@ use crate::config::{
     Config, Dnssec, Fault, KeyConfig, OnMiss, SecondaryZoneConfig, ServiceConfig, TsConfig,
     ValueError, parse_name,
 };
+use crate::dns::cookie::ServerSecrets;
 
 /// What a TS serves and how.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct TsSettings {
     /// The catalog zone it consumes (RFC 9432): its members become
     /// secondary zones of its primary, with its key.
     pub catalog_from: Option<Secondary>,
+    /// DNS Cookies' server secrets (`cookie_secret`, else one made at random).
+    pub cookies: ServerSecrets,
 }
 
 /// A zone served as a secondary of a primary.
@@ -113,6 +116,7 @@ impl TsSettings {
             catalog: c.catalog.clone(),
             started_from: None,
             catalog_from: None,
+            cookies: c.cookie_secret.server_secrets(),
         }
     }
 
@@ -174,6 +178,7 @@ impl TsSettings {
             catalog: None,
             started_from: None,
             catalog_from: None,
+            cookies: ServerSecrets::random(),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
+//! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
 //! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`, its upstream queries in `xdp_upstream.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs`, `xdp_upstream.rs` |
@@ -58,6 +59,7 @@ mod check_cmd;
 mod check_pools;
 mod check_signing;
 mod cli;
+mod cookies;
 mod deploy_recipes;
 mod dnssec;
 mod dnstap;

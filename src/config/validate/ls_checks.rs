@@ -12,6 +12,9 @@ use super::{encrypted_checks, rule_checks};
 
 /// The rules for `[ls]`.
 pub(super) fn check_ls(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
+    for (path, msg) in ls.cookie_secret.problems("ls.cookie_secret") {
+        check.push(&[&path], msg);
+    }
     if ls.backend.is_empty() {
         check.push(
             &["ls.backend", "ls"],

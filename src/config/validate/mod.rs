@@ -148,6 +148,9 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
             check.push(&[&key("zones"), &key("catalog_from")], format!("the primary of {} is {}, this TS's own listen address: a TS cannot be its own primary", s.name, s.primary));
         }
     }
+    for (path, msg) in ts.cookie_secret.problems(&key("cookie_secret")) {
+        check.push(&[&path], msg);
+    }
     for (path, msg) in super::service_checks::problems(i, ts) {
         check.push(&[&path], msg);
     }

@@ -13,11 +13,11 @@
 //! miss, forwarded) expects one on every answer from the LS's address, and
 //! takes an answer without it as spoofed (BIND: "missing expected cookie",
 //! then the question again over TCP). A hit echoes the client's COOKIE as
-//! sent when it carries a server cookie (the one the client holds, from the
-//! backend: its state is left as it was, and nothing of another client's
-//! comes from the cache); a client cookie alone gets none (as from a server
-//! without cookies, which such a client, holding no server cookie, takes).
-//! Not in the key: every client's cookie differs.
+//! sent when it carries a server cookie (nothing of another client's comes
+//! from the cache), and room is kept for the LS's own cookie, which
+//! `ls::cookies` puts in after the hit (the LS's server cookie, echoed or
+//! fresh; a server cookie the LS did not make, the backend's, stays as
+//! sent). Not in the key: every client's cookie differs.
 //!
 //! An answer longer than the client can take (its UDP size clamped to
 //! [512, 1232], 512 without an OPT) is cut to its header and question,
@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use super::key::{COOKIE_OPTION, CacheClient, ECS_OPTION, Ecs};
 use super::stored::{Entry, Kind, TTL_MAX};
+use crate::dns::cookie::REPLY_COOKIE_LEN;
 use crate::dns::{HEADER_LEN, TYPE_OPT, UDP_PAYLOAD_MAX};
 
 /// The TTL of every record of a stale answer (RFC 8767 §5).
@@ -101,7 +102,8 @@ pub(super) fn write(
             OPT_LEN
                 + ede.map_or(0, |_| EDE_LEN)
                 + ecs.map_or(0, |(e, _)| 8 + e.addr_bytes().len())
-                + cookie.map_or(0, |c| 4 + c.len())
+                // Room for the LS's own cookie, put in after the hit.
+                + client.cookie.map_or(0, |(_, len)| 4 + len.max(REPLY_COOKIE_LEN))
         }
     };
     if out.len() + opt_len > client.max_size {

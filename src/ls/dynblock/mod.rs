@@ -405,6 +405,18 @@ impl DynBlocks {
 
     /// As [`DynBlocks::check`], saying whether the block was added by hand.
     pub fn stop(&self, ip: IpAddr, qname: &[u8], udp: bool) -> Option<BlockStop> {
+        self.stop_unproven(ip, qname, || udp)
+    }
+
+    /// As [`DynBlocks::stop`], `unproven` saying (asked only of a
+    /// `truncate` block) whether the query came from an address not proven:
+    /// over UDP without a valid server cookie (DNS Cookies).
+    pub fn stop_unproven(
+        &self,
+        ip: IpAddr,
+        qname: &[u8],
+        unproven: impl FnOnce() -> bool,
+    ) -> Option<BlockStop> {
         // Set after the set it tells of is published (and published under
         // the maintenance lock): false, the set in force is empty or being
         // replaced this instant, as a load a moment earlier would find it.
@@ -422,7 +434,7 @@ impl DynBlocks {
             return None;
         }
         let action = block.action();
-        if action == DynAction::Truncate && !udp {
+        if action == DynAction::Truncate && !unproven() {
             return None;
         }
         block.hit();

@@ -182,10 +182,12 @@ impl Rule {
     /// when it does not act (under its rate; a UDP-only act on a stream).
     fn act(&self, q: &QueryView<'_>, now: Instant) -> Option<Act> {
         let udp = q.transport == RuleTransport::Udp;
+        // A valid server cookie proves the address, as TCP does.
+        let acts = |act: Act| (udp || !act.udp_only()) && !(q.cookie_ok && act == Act::Truncate);
         match &self.action {
-            Action::Always(act) => (udp || !act.udp_only()).then_some(*act),
+            Action::Always(act) => acts(*act).then_some(*act),
             Action::Rate { limiter, then } => {
-                if !udp && then.udp_only() {
+                if !acts(*then) {
                     return None;
                 }
                 (limiter.check_at(q.client, now) != RateVerdict::Pass).then_some(*then)

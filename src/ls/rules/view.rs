@@ -27,6 +27,9 @@ pub struct QueryView<'a> {
     pub client: IpAddr,
     /// How the query came.
     pub transport: RuleTransport,
+    /// It carries a valid server cookie of the LS (DNS Cookies): its
+    /// address is proven, and a `truncate` rule lets it through as over TCP.
+    pub cookie_ok: bool,
 }
 
 impl<'a> QueryView<'a> {
@@ -67,6 +70,7 @@ impl<'a> QueryView<'a> {
             dnssec_ok,
             client,
             transport,
+            cookie_ok: false,
         })
     }
 

@@ -187,6 +187,8 @@ fn forward_edited(
         let query = (raw, Transport::Udp, admitted.route(), edit);
         let out = w.to_clients.push_at(src, received.into_std());
         if reply::from_cache(&state, query, w.clock.now.into_std(), out) {
+            let client = (raw, src.addr.ip(), Transport::Udp);
+            crate::ls::cookies::stamp(w.balancer.cookies(), client, out);
             w.balancer
                 .on_answer(src.addr.ip(), out, Some(&mut w.counts));
             return;

@@ -324,6 +324,45 @@ fn truncate_and_delay_do_not_apply_on_streams() {
 }
 
 #[test]
+fn a_proven_cookie_spares_truncate_only_as_a_stream_does() {
+    let rules = [
+        rule("tc", "qtype = [\"ANY\"]", "\"truncate\""),
+        rule(
+            "tc-rate",
+            "qtype = [\"TXT\"]",
+            "{ rate = 1, then = \"truncate\" }",
+        ),
+        rule("no-any", "qtype = [\"ANY\", \"TXT\"]", "\"refuse\""),
+    ]
+    .concat();
+    let s = set(&rules);
+    let q = Q::new("x.", RecordType::ANY);
+    fn proven(q: &Q) -> QueryView<'_> {
+        QueryView {
+            cookie_ok: true,
+            ..q.view()
+        }
+    }
+    let now = Instant::now();
+    let judged = |v: &QueryView<'_>| s.judge(v, now).map(|h| h.act);
+    assert_eq!(judged(&q.view()), Some(Act::Truncate));
+    assert_eq!(judged(&proven(&q)), Some(Act::Refuse), "the next rule");
+    let txt = Q::new("x.", RecordType::TXT);
+    for _ in 0..5 {
+        assert_eq!(
+            judged(&proven(&txt)),
+            Some(Act::Refuse),
+            "past the rate too"
+        );
+    }
+    // Not counted toward the rate (as on a stream): the first unproven
+    // query is within it, the next ones past it.
+    let acts: Vec<_> = (0..3).map(|_| judged(&txt.view())).collect();
+    assert_eq!(acts[0], Some(Act::Refuse), "within the rate");
+    assert_eq!(acts[2], Some(Act::Truncate), "unproven, past the rate");
+}
+
+#[test]
 fn a_rate_acts_past_its_rate_per_client_group() {
     let s = set(&[
         rule("limit", "", "{ rate = 2, then = \"drop\" }"),
