@@ -439,11 +439,12 @@ impl Handler for Balancer {
                     }
                     _ => (state, admitted),
                 };
-                let bytes = if ecs.is_some() {
+                let mut bytes = if ecs.is_some() {
                     edited
                 } else {
                     recycle::copy_of(raw)
                 };
+                super::cookies::for_backend(self.cookies(), &mut bytes, client.ip());
                 let mut job = admitted.into_job(bytes);
                 job.ecs = ecs;
                 let metrics = self.metrics.clone();

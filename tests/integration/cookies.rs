@@ -278,6 +278,22 @@ async fn the_ls_answers_hits_with_its_cookie_and_passes_the_backends_through() {
     );
     let at_ts = ask("dig", ts.addr, &[&sent_lss, "+nobadcookie"]).await;
     assert_eq!(at_ts.status, "BADCOOKIE", "not the TS's: {}", at_ts.out);
+    // The LS's own cookie on a miss: cut to the client cookie on its way to
+    // the TS, which answers with a fresh cookie of its own, not BADCOOKIE
+    // (as a resolver whose cookie went from a hit to a miss would see).
+    let miss = ask_name(
+        "dig",
+        ls.addr,
+        "other.example.com",
+        &[&sent_lss, "+nobadcookie"],
+    )
+    .await;
+    assert_ne!(miss.status, "BADCOOKIE", "{}", miss.out);
+    let ts_fresh = assert_full(&miss.cookie, Some(CLIENT), "a miss with the LS's cookie");
+    assert_ne!(ts_fresh, lss, "the TS's cookie, not the LS's");
+    let ts_fresh_sent = format!("+cookie={ts_fresh}");
+    let at_ts = ask("dig", ts.addr, &[&ts_fresh_sent, "+nobadcookie"]).await;
+    assert_eq!(at_ts.status, "NOERROR", "the TS's own: {}", at_ts.out);
     // A hit with the backend's cookie: echoed as sent, never BADCOOKIE.
     let hit = ask("dig", ls.addr, &[&sent, "+nobadcookie"]).await;
     assert_eq!(hit.status, "NOERROR", "{}", hit.out);

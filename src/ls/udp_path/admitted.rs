@@ -223,6 +223,7 @@ fn forward_edited(
     let mut buf = w.spare.pop().unwrap_or_default();
     buf.clear();
     buf.extend_from_slice(raw);
+    crate::ls::cookies::for_backend(w.balancer.cookies(), &mut buf, src.addr.ip());
     let mut job = admitted.into_job(buf);
     job.ecs = edit;
     let idx = w.flights.insert(Flight {
