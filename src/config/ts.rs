@@ -139,6 +139,21 @@ pub struct TsConfig {
     /// and the log says why. \[none\]
     #[serde(default)]
     pub xdp: Vec<String>,
+    /// Address of its zone control HTTP listener (`dnslb zone ...`); `None`
+    /// (key omitted) = off. \[off\]
+    #[serde(default, deserialize_with = "de_opt_addr")]
+    pub control: Option<SocketAddr>,
+    /// The key a state-changing request to `control` must carry when it
+    /// does not come from loopback (or `control` is not bound to loopback).
+    /// \[none: only loopback may\]
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Networks whose state-changing requests `control` takes. \[loopback\]
+    #[serde(
+        default = "super::dynblock::default_control_allow",
+        deserialize_with = "de_nets"
+    )]
+    pub control_allow: Vec<IpNet>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -186,6 +201,9 @@ impl TsConfig {
             catalog: None,
             catalog_from: None,
             xdp: Vec::new(),
+            control: None,
+            api_key: None,
+            control_allow: super::dynblock::default_control_allow(),
         }
     }
 
@@ -222,6 +240,9 @@ impl TsConfig {
             catalog,
             catalog_from,
             xdp,
+            control,
+            api_key,
+            control_allow,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -248,6 +269,9 @@ impl TsConfig {
             catalog: catalog.clone(),
             catalog_from: catalog_from.clone(),
             xdp: xdp.clone(),
+            control: *control,
+            api_key: api_key.clone(),
+            control_allow: control_allow.clone(),
         }
     }
 
