@@ -527,6 +527,43 @@ mod tests {
     }
 
     #[test]
+    fn the_zone_control_keys_are_read_and_checked_at_their_line() {
+        let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
+        assert_eq!((c.ts[0].control, c.ts[0].api_key.as_deref()), (None, None));
+        assert_eq!(c.ts[0].control_allow.len(), 2, "loopback");
+        let ok = format!(
+            "{BASE}control = \"127.0.0.1:5391\"\napi_key = \"0123456789abcdef\"\ncontrol_allow = [\"10.0.0.0/8\"]\n"
+        );
+        let c = Config::from_toml(&ok, Path::new("c.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ts[0].control, Some("127.0.0.1:5391".parse().unwrap()));
+        for (from, to, want) in [
+            (
+                "0123456789abcdef",
+                "short",
+                "c.toml:6: ts.api_key: must be at least 16 characters",
+            ),
+            (
+                "[\"10.0.0.0/8\"]",
+                "[]",
+                "c.toml:7: ts.control_allow: needs at least one network",
+            ),
+            (
+                "127.0.0.1:5391",
+                "127.0.0.1:5301",
+                "c.toml:5: ts.control: 127.0.0.1:5301 is already used",
+            ),
+        ] {
+            let text = ok.replace(from, to);
+            let err = Config::from_toml(&text, Path::new("c.toml"))
+                .and_then(|c| c.validate())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+
+    #[test]
     fn nsid_is_optional_and_read_as_a_string() {
         let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
         assert_eq!(c.ts[0].nsid, None);
