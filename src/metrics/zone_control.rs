@@ -42,10 +42,14 @@ fn refused(e: &ZoneCtlError) -> Response {
     (status, format!("{e}\n")).into_response()
 }
 
-/// `text` read as a zone's name, or the 400 that says why not.
-fn zone_name(text: &str) -> Result<Name, Response> {
-    crate::config::parse_name(text)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("not a zone name: {e}\n")).into_response())
+/// `text` read as a zone's name, or why not.
+fn zone_name(text: &str) -> Result<Name, String> {
+    crate::config::parse_name(text).map_err(|e| format!("not a zone name: {e}\n"))
+}
+
+/// The 400 of a name that is none.
+fn bad_name(why: String) -> Response {
+    (StatusCode::BAD_REQUEST, why).into_response()
 }
 
 /// `GET /zones[?detail=1]`.
@@ -63,7 +67,7 @@ async fn list(State(ctl): State<Arc<Ctl>>, uri: Uri) -> Response {
 async fn status(State(ctl): State<Arc<Ctl>>, Path(name): Path<String>) -> Response {
     let name = match zone_name(&name) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(why) => return bad_name(why),
     };
     match ctl.zones.status(&name) {
         Ok(s) => json(StatusCode::OK, &s),
@@ -91,7 +95,7 @@ async fn act(
 async fn run(ctl: &Arc<Ctl>, name: &str, action: &str) -> Response {
     let name = match zone_name(name) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(why) => return bad_name(why),
     };
     let done = match action {
         "reload" => {
