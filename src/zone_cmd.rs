@@ -304,7 +304,11 @@ pub fn render_list(list: &[ZoneEntry]) -> String {
         "zone", "serial", "source"
     );
     for z in list {
-        let state = if z.expired { "expired" } else { "ok" };
+        let state = match (z.served, z.expired) {
+            (false, _) => "not-served-yet",
+            (_, true) => "expired",
+            _ => "ok",
+        };
         let _ = writeln!(
             out,
             "{:<w$}  {:>10}  {:<14}  {state}",
@@ -348,10 +352,10 @@ fn event_line(e: &ZoneEvent, now: u64) -> String {
 /// One zone's status as `dnslb zone status` prints it, `now` the clock.
 pub fn render_status(s: &ZoneStatus, now: u64) -> String {
     let mut out = format!("zone {}\n", s.name);
-    let state = if s.expired {
-        "EXPIRED (answered SERVFAIL)"
-    } else {
-        "served"
+    let state = match (s.served, s.expired) {
+        (false, _) => "NOT SERVED YET: no copy, waiting for its first transfer",
+        (_, true) => "EXPIRED (answered SERVFAIL)",
+        _ => "served",
     };
     let _ = writeln!(
         out,
@@ -447,6 +451,7 @@ mod tests {
             serial: 7,
             source: ZoneSource::CatalogMember,
             expired: true,
+            served: true,
         }];
         let text = render_list(&list);
         assert!(
@@ -462,6 +467,7 @@ mod tests {
             name: "a.test.".into(),
             serial: 7,
             source: ZoneSource::Secondary,
+            served: true,
             expired: false,
             rrsets: 3,
             files: Vec::new(),

@@ -241,3 +241,33 @@ async fn a_control_listener_not_on_loopback_wants_the_key_from_every_peer() {
     assert!(out.contains("unchanged"), "{out}");
     drop(ts);
 }
+
+/// A secondary zone whose primary never answered is listed as not served
+/// yet, its status says the attempts failed, and a refresh exits 1 saying
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_zone_not_served_yet_is_listed_with_its_failed_attempts() {
+    let (port, c) = (free_port(), free_port());
+    let dead = local(free_port());
+    let dir = ZoneDir::new();
+    let config =
+        secondary_config(dir.path(), port, dead, "") + &format!("control = \"127.0.0.1:{c}\"\n");
+    let ts = TsProc::spawn(dir.path(), "sec", port, &config);
+    let config = dir.path().join("config.toml");
+    let listed = poll_until_async(FOLLOW, Duration::from_millis(50), async || {
+        let (ok, out, _) = zone(&config, &["list"]).await;
+        ok.then_some(out)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the control never answered: {}", ts.stderr_now()));
+    assert!(
+        listed.contains("sec.test.") && listed.contains("not-served-yet"),
+        "{listed}"
+    );
+    status_until(&config, "sec.test", |s| s["last_attempt"]["ok"] == false).await;
+    let text = zone_ok(&config, &["status", "sec.test"]).await;
+    assert!(text.contains("NOT SERVED YET"), "{text}");
+    let (ok, _, err) = zone(&config, &["refresh", "sec.test"]).await;
+    assert!(!ok && err.contains("refresh sec.test.: failed:"), "{err}");
+    drop(ts);
+}

@@ -108,9 +108,8 @@ impl ZoneControl {
         }
     }
 
-    /// Where `z` comes from, and its secondary zone if it is one.
-    fn source_of(&self, z: &Zone) -> (ZoneSource, Option<Arc<SecondaryZone>>) {
-        let origin = z.origin();
+    /// Where the zone `origin` comes from, and its secondary zone if it is one.
+    fn source_of(&self, origin: &Name) -> (ZoneSource, Option<Arc<SecondaryZone>>) {
         let s = self.ts.settings();
         if let Some(sec) = self.secondaries.get(origin) {
             let listed = self.ts.applied().is_secondary(origin)
@@ -128,17 +127,36 @@ impl ZoneControl {
         (ZoneSource::File, None)
     }
 
-    /// Every zone served, in the catalog's order.
+    /// Every zone served, in the catalog's order, then the secondary zones
+    /// not served yet (no copy: waiting for their first transfer).
     pub fn list(&self) -> Vec<ZoneEntry> {
         let catalog = self.ts.catalog();
-        (catalog.zones().iter())
-            .map(|z| ZoneEntry {
-                name: fqdn(z.origin()),
-                serial: z.serial(),
-                source: self.source_of(z).0,
-                expired: z.is_expired(),
-            })
-            .collect()
+        let served = (catalog.zones().iter()).map(|z| ZoneEntry {
+            name: fqdn(z.origin()),
+            serial: z.serial(),
+            source: self.source_of(z.origin()).0,
+            expired: z.is_expired(),
+            served: true,
+        });
+        let waiting = self.unserved().into_iter().map(|name| ZoneEntry {
+            source: self.source_of(&name).0,
+            name: fqdn(&name),
+            serial: 0,
+            expired: false,
+            served: false,
+        });
+        served.chain(waiting).collect()
+    }
+
+    /// The secondary zones not served yet, by name.
+    fn unserved(&self) -> Vec<Name> {
+        let catalog = self.ts.catalog();
+        let mut out: Vec<Name> = (self.secondaries.zones().into_iter())
+            .filter(|z| catalog.named(&z.name).is_none())
+            .map(|z| z.name.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The zone served as `name`.
@@ -146,29 +164,46 @@ impl ZoneControl {
         (self.ts.catalog().named(name).cloned()).ok_or_else(|| ZoneCtlError::NoSuchZone(fqdn(name)))
     }
 
-    /// The status of every zone served.
+    /// The status of every zone served, then of the secondary zones not
+    /// served yet.
     pub fn statuses(&self) -> Vec<ZoneStatus> {
         let catalog = self.ts.catalog();
-        catalog.zones().iter().map(|z| self.status_of(z)).collect()
+        let served = catalog
+            .zones()
+            .iter()
+            .map(|z| self.status_of(z.origin(), Some(z)));
+        let waiting: Vec<ZoneStatus> = (self.unserved().iter())
+            .map(|n| self.status_of(n, None))
+            .collect();
+        served.chain(waiting).collect()
     }
 
-    /// The status of `name`.
+    /// The status of `name` (a secondary zone not served yet too).
     ///
     /// # Errors
     /// No such zone.
     pub fn status(&self, name: &Name) -> Result<ZoneStatus, ZoneCtlError> {
-        Ok(self.status_of(&self.zone(name)?))
+        match self.zone(name) {
+            Ok(z) => Ok(self.status_of(z.origin(), Some(&z))),
+            Err(e) => match self.secondaries.get(name) {
+                Some(sec) => Ok(self.status_of(&sec.name, None)),
+                None => Err(e),
+            },
+        }
     }
 
-    fn status_of(&self, z: &Zone) -> ZoneStatus {
-        let (source, secondary) = self.source_of(z);
-        let sig = z.signature();
+    /// The status of the zone `origin`, served as `z` (`None`: a secondary
+    /// zone not served yet).
+    fn status_of(&self, origin: &Name, z: Option<&Zone>) -> ZoneStatus {
+        let (source, secondary) = self.source_of(origin);
+        let sig = z.and_then(Zone::signature);
         let mut st = ZoneStatus {
-            name: fqdn(z.origin()),
-            serial: z.serial(),
+            name: fqdn(origin),
+            serial: z.map_or(0, Zone::serial),
             source,
-            expired: z.is_expired(),
-            rrsets: z.rrset_count(),
+            served: z.is_some(),
+            expired: z.is_some_and(Zone::is_expired),
+            rrsets: z.map_or(0, Zone::rrset_count),
             files: Vec::new(),
             primary: None,
             catalog: None,
@@ -178,9 +213,9 @@ impl ZoneControl {
             last_transfer: None,
             next_refresh_unix: None,
             expires_unix: None,
-            notify: self.log.notifies(z.origin()),
+            notify: self.log.notifies(origin),
             signed_here: sig.is_some(),
-            presigned: z.is_presigned(),
+            presigned: z.is_some_and(Zone::is_presigned),
             dnssec_next_unix: sig.map(|s| u64::from(s.refresh_at())),
             key_event_unix: sig.and_then(|s| s.key_event).map(u64::from),
         };
@@ -195,13 +230,10 @@ impl ZoneControl {
             st.next_refresh_unix = s.next_check_unix;
             st.expires_unix = s.expires_unix;
         } else if source == ZoneSource::File {
-            st.files = self
-                .files_of(z.origin())
-                .1
-                .iter()
+            st.files = (self.files_of(origin).1.iter())
                 .map(|f| f.display().to_string())
                 .collect();
-            let (at, last) = self.log.loaded(z.origin());
+            let (at, last) = self.log.loaded(origin);
             st.loaded_unix = Some(at);
             st.last_reload = last;
         }
@@ -251,7 +283,7 @@ impl ZoneControl {
             zone: fqdn(z.origin()),
             why: why.to_owned(),
         };
-        match self.source_of(&z).0 {
+        match self.source_of(z.origin()).0 {
             ZoneSource::File => {}
             ZoneSource::Catalog => {
                 return Err(unfit(

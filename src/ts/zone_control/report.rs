@@ -44,6 +44,9 @@ pub struct ZoneEntry {
     pub source: ZoneSource,
     /// Expired (a secondary zone past its SOA EXPIRE): answered SERVFAIL.
     pub expired: bool,
+    /// Served (false: a secondary zone with no copy yet, waiting for its
+    /// first transfer; REFUSED meanwhile, serial 0).
+    pub served: bool,
 }
 
 /// An event and its outcome: when, whether it went well, what it did.
@@ -85,6 +88,8 @@ pub struct ZoneStatus {
     pub serial: u32,
     /// Where it comes from.
     pub source: ZoneSource,
+    /// Served (false: a secondary zone with no copy yet; serial 0).
+    pub served: bool,
     /// Expired: answered SERVFAIL.
     pub expired: bool,
     /// RRsets served, its SOA included.
