@@ -52,15 +52,24 @@ fn bad_name(why: String) -> Response {
     (StatusCode::BAD_REQUEST, why).into_response()
 }
 
-/// `GET /zones[?detail=1]`.
+/// `GET /zones[?detail=1]`: off the runtime's threads (a TS of 100,000
+/// zones takes a while).
 async fn list(State(ctl): State<Arc<Ctl>>, uri: Uri) -> Response {
     let detail = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .any(|(k, v)| k == "detail" && v != "0");
-    if detail {
-        json(StatusCode::OK, &ctl.zones.statuses())
-    } else {
-        json(StatusCode::OK, &ctl.zones.list())
-    }
+    let made = tokio::task::spawn_blocking(move || {
+        if detail {
+            json(StatusCode::OK, &ctl.zones.statuses())
+        } else {
+            json(StatusCode::OK, &ctl.zones.list())
+        }
+    });
+    made.await.unwrap_or_else(|_| stopped())
+}
+
+/// The answer of a task that stopped (panicked).
+fn stopped() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "the request stopped\n").into_response()
 }
 
 /// `GET /zones/{name}`.
@@ -69,10 +78,11 @@ async fn status(State(ctl): State<Arc<Ctl>>, Path(name): Path<String>) -> Respon
         Ok(n) => n,
         Err(why) => return bad_name(why),
     };
-    match ctl.zones.status(&name) {
+    let made = tokio::task::spawn_blocking(move || match ctl.zones.status(&name) {
         Ok(s) => json(StatusCode::OK, &s),
         Err(e) => refused(&e),
-    }
+    });
+    made.await.unwrap_or_else(|_| stopped())
 }
 
 /// `POST /zones/{name}/{action}`, through the gate.
@@ -103,10 +113,7 @@ async fn run(ctl: &Arc<Ctl>, name: &str, action: &str) -> Response {
             let read = tokio::task::spawn_blocking(move || ctl.zones.reload(&name)).await;
             match read {
                 Ok(r) => r,
-                Err(_) => {
-                    return (StatusCode::INTERNAL_SERVER_ERROR, "the reload stopped\n")
-                        .into_response();
-                }
+                Err(_) => return stopped(),
             }
         }
         "notify" => ctl.zones.notify(&name),

@@ -11,6 +11,7 @@
 //! NOTIFY of its SOA now to each `notify` target. `refresh NAME` and
 //! `retransfer NAME` wake the zone's task for a SOA check (IXFR if newer)
 //! or a full AXFR, and wait a while for its outcome.
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,12 +169,10 @@ impl ZoneControl {
     /// served yet.
     pub fn statuses(&self) -> Vec<ZoneStatus> {
         let catalog = self.ts.catalog();
-        let served = catalog
-            .zones()
-            .iter()
-            .map(|z| self.status_of(z.origin(), Some(z)));
+        let index = self.file_index();
+        let served = (catalog.zones().iter()).map(|z| self.status_of(z.origin(), Some(z), &index));
         let waiting: Vec<ZoneStatus> = (self.unserved().iter())
-            .map(|n| self.status_of(n, None))
+            .map(|n| self.status_of(n, None, &index))
             .collect();
         served.chain(waiting).collect()
     }
@@ -184,9 +183,9 @@ impl ZoneControl {
     /// No such zone.
     pub fn status(&self, name: &Name) -> Result<ZoneStatus, ZoneCtlError> {
         match self.zone(name) {
-            Ok(z) => Ok(self.status_of(z.origin(), Some(&z))),
+            Ok(z) => Ok(self.status_of(z.origin(), Some(&z), &self.file_index())),
             Err(e) => match self.secondaries.get(name) {
-                Some(sec) => Ok(self.status_of(&sec.name, None)),
+                Some(sec) => Ok(self.status_of(&sec.name, None, &HashMap::new())),
                 None => Err(e),
             },
         }
@@ -194,7 +193,12 @@ impl ZoneControl {
 
     /// The status of the zone `origin`, served as `z` (`None`: a secondary
     /// zone not served yet).
-    fn status_of(&self, origin: &Name, z: Option<&Zone>) -> ZoneStatus {
+    fn status_of(
+        &self,
+        origin: &Name,
+        z: Option<&Zone>,
+        index: &HashMap<Vec<u8>, Vec<usize>>,
+    ) -> ZoneStatus {
         let (source, secondary) = self.source_of(origin);
         let sig = z.and_then(Zone::signature);
         let mut st = ZoneStatus {
@@ -230,7 +234,7 @@ impl ZoneControl {
             st.next_refresh_unix = s.next_check_unix;
             st.expires_unix = s.expires_unix;
         } else if source == ZoneSource::File {
-            st.files = (self.files_of(origin).1.iter())
+            st.files = (self.files_of(origin, index).1.iter())
                 .map(|f| f.display().to_string())
                 .collect();
             let (at, last) = self.log.loaded(origin);
@@ -240,27 +244,39 @@ impl ZoneControl {
         st
     }
 
-    /// The zone files in force (their indexes in `zones`, in order) that
-    /// give `origin`, by the last load's memo (a PROJ table gives the zone
-    /// of `origin`), and all the files.
-    fn files_of(&self, origin: &Name) -> (Vec<usize>, Vec<PathBuf>) {
+    /// The zone files in force by the zone they give (lower-cased wire
+    /// origin: their indexes in `zones`, in order), by the last load's memo
+    /// (a PROJ table gives the zone of `origin`): one pass over the files.
+    fn file_index(&self) -> HashMap<Vec<u8>, Vec<usize>> {
         let applied = self.ts.applied();
-        let memo = self.memo();
-        let want = key_of(origin).ok();
         let proj = key_of(&applied.origin).ok();
-        let mine: Vec<usize> = (0..applied.zones.len())
-            .filter(|&i| {
-                let of = memo
-                    .as_ref()
-                    .and_then(|m| m.origins.get(i))
-                    .and_then(|o| match o {
-                        Some(k) => Some(k.to_vec()),
-                        None => proj.clone(),
-                    });
-                of.is_some() && of == want
-            })
+        let mut index: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        if let Some(memo) = self.memo() {
+            for (i, o) in memo.origins.iter().enumerate().take(applied.zones.len()) {
+                let of = o.as_ref().map(|k| k.to_vec()).or_else(|| proj.clone());
+                if let Some(k) = of {
+                    index.entry(k).or_default().push(i);
+                }
+            }
+        }
+        index
+    }
+
+    /// The files of `origin` by `index`: their indexes, and their paths.
+    fn files_of(
+        &self,
+        origin: &Name,
+        index: &HashMap<Vec<u8>, Vec<usize>>,
+    ) -> (Vec<usize>, Vec<PathBuf>) {
+        let applied = self.ts.applied();
+        let mine = key_of(origin)
+            .ok()
+            .and_then(|k| index.get(&k).cloned())
+            .unwrap_or_default();
+        let files = mine
+            .iter()
+            .filter_map(|&i| applied.zones.get(i).cloned())
             .collect();
-        let files = mine.iter().map(|&i| applied.zones[i].clone()).collect();
         (mine, files)
     }
 
@@ -336,7 +352,7 @@ impl ZoneControl {
         let Some(memo) = self.memo() else {
             return Vec::new();
         };
-        let mine = self.files_of(origin).0;
+        let mine = self.files_of(origin, &self.file_index()).0;
         let proj = key_of(&applied.origin).ok();
         let mut out: Vec<String> = Vec::new();
         for (i, file) in applied.zones.iter().enumerate() {
