@@ -164,6 +164,19 @@ pub enum Command {
         #[command(flatten)]
         to: ControlTo,
     },
+    /// A running TS's zones, through its zone control (`control` in its
+    /// `[[ts]]`): list, status, and reload, notify, retransfer or refresh
+    /// one zone now. Exit 1 when the zone is not served or the command was
+    /// refused or did not succeed.
+    Zone {
+        /// What to do. `-c`, `--ts`, `-s`, `--key` and `--json` may come
+        /// before or after it.
+        #[command(subcommand)]
+        action: crate::zone_cmd::ZoneCommand,
+        /// Which TS.
+        #[command(flatten)]
+        to: crate::zone_cmd::ZoneTo,
+    },
 }
 
 /// `dnslb blocks` subcommands.

@@ -35,6 +35,8 @@
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.
 //! - [`control_cmd`]: `dnslb backend`, `dnslb blocks` and `dnslb top`, the live
 //!   control of a running LS.
+//! - [`zone_cmd`]: `dnslb zone list|status|reload|notify|retransfer|refresh`,
+//!   against a TS's zone control (`control` in its `[[ts]]`).
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`systemd`]: readiness told to the service manager (`Type=notify`).
@@ -70,6 +72,7 @@ pub mod supervise;
 pub mod systemd;
 pub mod ts;
 pub mod xdp;
+pub mod zone_cmd;
 
 #[cfg(test)]
 mod layering_tests;

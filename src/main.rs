@@ -169,6 +169,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             labels,
             to,
         } => print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n, labels))?)?,
+        Command::Zone { action, to } => {
+            print_out(&runtime(1)?.block_on(dnslb::zone_cmd::run(&action, &to))?)?
+        }
         Command::Reload { to } => {
             let run = runtime(1)?.block_on(dnslb::control_cmd::reload_checked(&to));
             for p in &run.problems {

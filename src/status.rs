@@ -399,7 +399,7 @@ pub(crate) async fn exchange(
 
 /// [`exchange`] reading at most `limit` bytes of body ([`StatusError::TooLarge`]
 /// past it).
-async fn exchange_capped(
+pub(crate) async fn exchange_capped(
     addr: SocketAddr,
     method: Method,
     path: &str,

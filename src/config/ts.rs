@@ -145,6 +145,21 @@ pub struct TsConfig {
     /// start\]
     #[serde(default)]
     pub cookie_secret: CookieSecrets,
+    /// Address of its zone control HTTP listener (`dnslb zone ...`); `None`
+    /// (key omitted) = off. \[off\]
+    #[serde(default, deserialize_with = "de_opt_addr")]
+    pub control: Option<SocketAddr>,
+    /// The key a state-changing request to `control` must carry when it
+    /// does not come from loopback (or `control` is not bound to loopback).
+    /// \[none: only loopback may\]
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Networks whose state-changing requests `control` takes. \[loopback\]
+    #[serde(
+        default = "super::dynblock::default_control_allow",
+        deserialize_with = "de_nets"
+    )]
+    pub control_allow: Vec<IpNet>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -193,6 +208,9 @@ impl TsConfig {
             catalog_from: None,
             xdp: Vec::new(),
             cookie_secret: CookieSecrets::default(),
+            control: None,
+            api_key: None,
+            control_allow: super::dynblock::default_control_allow(),
         }
     }
 
@@ -230,6 +248,9 @@ impl TsConfig {
             catalog_from,
             xdp,
             cookie_secret,
+            control,
+            api_key,
+            control_allow,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -257,6 +278,9 @@ impl TsConfig {
             catalog_from: catalog_from.clone(),
             xdp: xdp.clone(),
             cookie_secret: cookie_secret.clone(),
+            control: *control,
+            api_key: api_key.clone(),
+            control_allow: control_allow.clone(),
         }
     }
 
@@ -509,6 +533,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is given twice"), "{err}");
+    }
+
+    #[test]
+    fn the_zone_control_keys_are_read_and_checked_at_their_line() {
+        let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
+        assert_eq!((c.ts[0].control, c.ts[0].api_key.as_deref()), (None, None));
+        assert_eq!(c.ts[0].control_allow.len(), 2, "loopback");
+        let ok = format!(
+            "{BASE}control = \"127.0.0.1:5391\"\napi_key = \"0123456789abcdef\"\ncontrol_allow = [\"10.0.0.0/8\"]\n"
+        );
+        let c = Config::from_toml(&ok, Path::new("c.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ts[0].control, Some("127.0.0.1:5391".parse().unwrap()));
+        for (from, to, want) in [
+            (
+                "0123456789abcdef",
+                "short",
+                "c.toml:6: ts.api_key: must be at least 16 characters",
+            ),
+            (
+                "[\"10.0.0.0/8\"]",
+                "[]",
+                "c.toml:7: ts.control_allow: needs at least one network",
+            ),
+            (
+                "127.0.0.1:5391",
+                "127.0.0.1:5301",
+                "c.toml:5: ts.control: 127.0.0.1:5301 is already used",
+            ),
+        ] {
+            let text = ok.replace(from, to);
+            let err = Config::from_toml(&text, Path::new("c.toml"))
+                .and_then(|c| c.validate())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
     }
 
     #[test]

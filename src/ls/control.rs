@@ -105,10 +105,22 @@ pub fn keys_match(a: &[u8], b: &[u8]) -> bool {
 impl ControlSettings {
     /// The settings of `c`.
     pub fn from_config(c: &LsConfig) -> Self {
+        let mut s = ControlSettings::new(c.api_key.clone(), &c.control_allow, None);
+        s.key_from_all = c.metrics.is_some_and(|m| !is_loopback(m.ip()));
+        s
+    }
+
+    /// The settings of a listener bound to `bound` (a TS's `control`), with
+    /// this `api_key` and `control_allow`.
+    pub fn new(
+        api_key: Option<String>,
+        allow: &[ipnet::IpNet],
+        bound: Option<std::net::SocketAddr>,
+    ) -> Self {
         ControlSettings {
-            api_key: c.api_key.clone(),
-            allow: NetSet::new(&c.control_allow),
-            key_from_all: c.metrics.is_some_and(|m| !is_loopback(m.ip())),
+            api_key,
+            allow: NetSet::new(allow),
+            key_from_all: bound.is_some_and(|m| !is_loopback(m.ip())),
         }
     }
 

@@ -32,7 +32,7 @@ use super::listener::Capped;
 use crate::config::{DynAction, MAX_BLOCK_S};
 use crate::ls::Balancer;
 use crate::ls::backend::admin::AdminState;
-use crate::ls::control::Refusal;
+use crate::ls::control::{ControlCounters, ControlSettings, Refusal};
 use crate::ls::dynblock::{BlockInfo, ManualTarget, TOP_KEEP, TOP_SECS, TopReport};
 
 /// The header a state-changing request must carry (any value): no HTML
@@ -82,7 +82,18 @@ pub(super) fn gate(
     headers: &HeaderMap,
     marked: bool,
 ) -> Option<Response> {
-    let counters = balancer.control_counters();
+    let (control, counters) = (balancer.control(), balancer.control_counters());
+    gate_with(&control, counters, peer, headers, marked)
+}
+
+/// [`gate`] with these settings and counters (a TS's control listener's).
+pub(super) fn gate_with(
+    control: &ControlSettings,
+    counters: &ControlCounters,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    marked: bool,
+) -> Option<Response> {
     let from_page = headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
     if !marked && (from_page || !headers.contains_key(CONTROL_HEADER)) {
         counters.forbidden.fetch_add(1, Relaxed);
@@ -93,7 +104,7 @@ pub(super) fn gate(
         };
         return Some((StatusCode::FORBIDDEN, why).into_response());
     }
-    match balancer.control().authorize(peer, key_of(headers)) {
+    match control.authorize(peer, key_of(headers)) {
         Ok(()) => None,
         Err(Refusal::NotAllowed) => {
             counters.forbidden.fetch_add(1, Relaxed);

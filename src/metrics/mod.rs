@@ -24,6 +24,8 @@
 //! - `reload`: `POST /reload`, the reload of `dnslb reload`, with each role's outcome.
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
 //! - `ts`: the TS's `/metrics` ([`serve_ts`], [`render_ts_prometheus`]).
+//! - `zone_control`: the routes of the TS's control listener
+//!   ([`serve_zone_control`], in `ts`).
 //! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,6 +54,7 @@ mod process;
 mod prom;
 mod reload;
 mod ts;
+mod zone_control;
 
 pub use control::{
     BackendAnswer, BlockAsk, CONTROL_HEADER, ClearAnswer, KEY_HEADER, PROBE_TOKEN_PATH,
@@ -67,7 +70,10 @@ pub(crate) use page::sig3;
 pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
 pub use reload::{RELOAD_PATH, ReloadAnswer, ReloadFn, RoleReload};
-pub use ts::{TS_HEALTH_PATH, TsEndpoint, TsHealthReport, render_ts_prometheus, serve_ts};
+pub use ts::{
+    TS_HEALTH_PATH, TsEndpoint, TsHealthReport, render_ts_prometheus, serve_ts, serve_zone_control,
+};
+pub use zone_control::ZONES_PATH;
 
 use history::{History, sampler};
 use json::json;

@@ -222,6 +222,18 @@ pub async fn serve_ts(listener: TcpListener, ts: Arc<TableServer>, token: Cancel
     serve_app(listener, app, token).await;
 }
 
+/// Serves the zone control of a TS (`control` in its `[[ts]]`) on
+/// `listener` until `token` is cancelled: see `zone_control.rs`.
+pub async fn serve_zone_control(
+    listener: TcpListener,
+    zones: crate::ts::zone_control::ZoneControl,
+    token: CancellationToken,
+) {
+    let bound = listener.local_addr().ok();
+    let app = super::zone_control::routes(zones, bound).fallback(not_found);
+    serve_app(listener, app, token).await;
+}
+
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::ResponseCode;

@@ -30,6 +30,7 @@ use crate::ts::service::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::xfr::notify::policy::{log_notified, notify_wait};
 use crate::ts::xfr::notify::task::{Announce, run_notifier};
 use crate::ts::zone::Catalog;
+use crate::ts::zone_control::{ZoneControl, ZoneLog};
 use crate::ts::zones_live::{SecondaryPlan, with_zones_of};
 use crate::ts::{TableServer, TsSettings};
 use crate::xdp::{XdpPlan, XdpServer};
@@ -88,6 +89,8 @@ pub struct TsRole {
     ts: Arc<TableServer>,
     listeners: Listeners,
     metrics: Option<TcpListener>,
+    /// The zone control's listener (`control` in its `[[ts]]`).
+    control: Option<TcpListener>,
     /// The dnstap writer, if on, and what stops it.
     dnstap: Option<(DnstapTask, CancellationToken)>,
     /// Its secondary zones.
@@ -134,6 +137,12 @@ impl TsRole {
         }
         let listeners = Listeners::bind(&[listen], workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
+        let control = ts
+            .settings()
+            .started_from
+            .as_ref()
+            .and_then(|(_, c)| c.control);
+        let control = bind_metrics("ts.control", control).await?;
         let (ts, dnstap) = match dnstap {
             Some(cfg) => {
                 let token = CancellationToken::new();
@@ -151,6 +160,7 @@ impl TsRole {
             ts: Arc::new(ts),
             listeners,
             metrics,
+            control,
             dnstap,
             secondaries: Arc::new(secondaries),
             xdp,
@@ -208,16 +218,33 @@ impl TsRole {
         // One task sends every NOTIFY: at most one pending per zone and
         // secondary, however often the zones change.
         let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+        // What `dnslb zone status` shows of the zones' events since start.
+        let zone_log = Arc::new(ZoneLog::new(crate::clock::unix_now()));
         let notifier = tokio::spawn({
-            let (name, token) = (name.clone(), token.clone());
-            let report = move |zone: &Name, target, done| log_notified(&name, zone, target, done);
+            let (name, token, log) = (name.clone(), token.clone(), zone_log.clone());
+            let report = move |zone: &Name, target, done| {
+                log.notified(zone, target, done, crate::clock::unix_now());
+                log_notified(&name, zone, target, done);
+            };
             run_notifier(Some(listen.ip()), announced, token, notify_wait, report)
         });
         // A restart that serves a new serial tells the secondaries at once,
         // as NSD does at start (their copy is older; the SOA refresh may be
         // an hour away).
         announce_zones(&ts, &announce, ts.changed_at_start().to_vec());
+        let zones = ZoneControl::new(
+            ts.clone(),
+            self.secondaries.clone(),
+            announce.clone(),
+            zone_log.clone(),
+        );
         let (secondaries, listed) = start_secondaries(&ts, self.secondaries, &announce, &token);
+        let control = self.control.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                info!(ts = %name, %addr, "zone control ready");
+            }
+            tokio::spawn(crate::metrics::serve_zone_control(l, zones, token.clone()))
+        });
         let mut died = None;
         // After a refresh that failed (keys unreadable...): tried again then,
         // not at once.
@@ -245,7 +272,8 @@ impl TsRole {
                     // The config file first: one that does not read is a
                     // change made half, and none of it is applied.
                     let listed = listed.clone();
-                    tokio::task::spawn_blocking(move || reload_whole(&t, &listed)).await
+                    let log = zone_log.clone();
+                    tokio::task::spawn_blocking(move || reload_whole(&t, &listed, &log)).await
                 }
                 None => {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
@@ -276,7 +304,7 @@ impl TsRole {
             for task in secondaries {
                 let _ = task.await;
             }
-            if let Some(m) = metrics {
+            for m in metrics.into_iter().chain(control) {
                 let _ = m.await;
             }
             if let Some(c) = checker {
@@ -343,7 +371,11 @@ fn start_xdp(
 /// start (`service`, `listen`...), which only a restart applies. The
 /// outcome goes to the supervising `dnslb up`, if any ([`report_reload`]).
 /// Returns the zones that changed or were added (to NOTIFY).
-fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>) -> Vec<Name> {
+fn reload_whole(
+    ts: &TableServer,
+    listed: &mpsc::UnboundedSender<ListedChanges>,
+    log: &ZoneLog,
+) -> Vec<Name> {
     let name = &ts.settings().name;
     let applied = ts.applied();
     let config = match applied.started_as() {
@@ -352,6 +384,7 @@ fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>)
             Err(err) => {
                 ts.metrics().record_reload(false);
                 warn!(ts = %name, %err, "reload refused: the config file does not read; old zones keep serving, the zone files are not reread");
+                log.reloaded(crate::clock::unix_now(), false, [], &err.to_string());
                 report_reload(false, &err.to_string());
                 return Vec::new();
             }
@@ -371,6 +404,7 @@ fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>)
         Err(err) => {
             ts.metrics().record_reload(false);
             warn!(ts = %name, %err, "reload refused, old zones keep serving");
+            log.reloaded(crate::clock::unix_now(), false, [], &err);
             report_reload(false, &err);
             return Vec::new();
         }
@@ -400,6 +434,8 @@ fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>)
             {
                 let _ = listed.send(changes);
             }
+            let loaded = r.changed_zones.iter().chain(&r.added);
+            log.reloaded(crate::clock::unix_now(), true, loaded, &done);
             report_reload(true, &done);
             // A zone added is NOTIFYed too (a secondary set up for it
             // before it was served takes it at once), once.
@@ -411,6 +447,7 @@ fn reload_whole(ts: &TableServer, listed: &mpsc::UnboundedSender<ListedChanges>)
         }
         Err(err) => {
             warn!(ts = %name, %err, "reload refused, old zones keep serving");
+            log.reloaded(crate::clock::unix_now(), false, [], &err.to_string());
             report_reload(false, &err.to_string());
             Vec::new()
         }

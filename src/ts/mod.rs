@@ -43,6 +43,8 @@
 //!   good copy on disk;
 //! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
 //!   counters;
+//! - [`zone_control`]: `dnslb zone list|status|reload|notify|retransfer|
+//!   refresh` on a running TS;
 //! - [`service`]: service answers, names that follow their endpoints' health
 //!   ([`service::check`]: the endpoint checker).
 pub mod answer;
@@ -66,6 +68,7 @@ mod table_server;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
+pub mod zone_control;
 pub mod zonefile;
 pub mod zones_live;
 

@@ -4,7 +4,7 @@
 //!   block that follows `dnssec-signzone`, run as it stands over a KSK and a
 //!   ZSK (`dnssec-dsfromkey` over the glob of both was "fatal: extraneous
 //!   arguments");
-//! - "Secondaries and catalogs" and "Anycast", each walked as an operator
+//! - "Secondaries and catalogs", "Zone control" and "Anycast", each walked as an operator
 //!   would in a folder holding a copy of `zones/` (and of `deploy/anycast/`):
 //!   each block whose first line names a file (`# primary.toml`,
 //!   `; zones/shop.zone`) written there when the walk reaches it, each line
@@ -97,6 +97,22 @@ fn the_secondaries_and_catalogs_recipe_runs_as_written() {
         SETTLE,
     );
     w.assert_walked(4.., 10);
+}
+
+/// The ports of the "Zone control" walk: the primary, the secondary, their
+/// control listeners.
+const CONTROL_PORTS: [u16; 4] = [5311, 5312, 5391, 5392];
+#[test]
+fn the_zone_control_recipe_runs_as_written() {
+    if need("the_zone_control_recipe_runs_as_written", ["dig"]).is_none() {
+        return;
+    }
+    let dir = with_zones();
+    let ports = walk_ports(&CONTROL_PORTS);
+    let rewrite = |text: &str| move_ports(text, &CONTROL_PORTS, &ports);
+    let programs = [("dnslb", Path::new(BIN))];
+    let w = walk("## Zone control", dir.path(), &rewrite, &programs, SETTLE);
+    w.assert_walked(2..=2, 11);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test

@@ -25,6 +25,7 @@
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
 //! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
 //! | zones added, removed and changed live (SIGHUP), followed by Knot, NSD, a consumer | `zones_live.rs` |
+//! | `dnslb zone` (list, status, reload, notify, retransfer, refresh) through the TS's control listener | `zone_control.rs` |
 //! | DNSSEC: pre-signed zones | `dnssec.rs`, `ts_dnssec_proofs.rs`, `nsec3_chains.rs`, `nsec3_iterations.rs`, `presigned_table.rs` |
 //! | DNSSEC: zones the TS signs, keys | `signing.rs`, `props_signed.rs`, `keys.rs`, `key_rolls.rs`, `check_signing.rs` |
 //! | service answers (`[[ts.service]]`) | `service_answers.rs`, `service_dead_endpoints.rs`, `service_start.rs`, `service_status.rs`, `service_deploy.rs` |
@@ -155,6 +156,7 @@ mod xdp_upstream;
 mod xfr;
 mod xfr_compression;
 mod xfr_edns;
+mod zone_control;
 mod zonefile_as_nsd;
 mod zonefile_reader;
 mod zones_live;

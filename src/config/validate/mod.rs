@@ -154,6 +154,22 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
     for (path, msg) in super::service_checks::problems(i, ts) {
         check.push(&[&path], msg);
     }
+    // The zone control's gate, as the LS's (`api_key`, `control_allow`).
+    let min = super::dynblock::MIN_API_KEY_LEN;
+    if let Some(k) = &ts.api_key {
+        check.require(
+            k.chars().count() >= min && k.trim() == k,
+            &key("api_key"),
+            || {
+                format!(
+                    "must be at least {min} characters, without leading or trailing white space"
+                )
+            },
+        );
+    }
+    check.require(!ts.control_allow.is_empty(), &key("control_allow"), || {
+        "needs at least one network (loopback is [\"127.0.0.0/8\", \"::1/128\"])".into()
+    });
 }
 
 /// The rules for `[[key]]` and the `xfr_key` that name them: unique names,
@@ -254,6 +270,10 @@ fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
         if let Some(addr) = ts.metrics {
             let owner = format!("the metrics of {owner}");
             listeners.push((format!("ts.{i}.metrics"), owner, addr));
+        }
+        if let Some(addr) = ts.control {
+            let owner = format!("the zone control of {owner}");
+            listeners.push((format!("ts.{i}.control"), owner, addr));
         }
     }
     for (j, (path, _, addr)) in listeners.iter().enumerate() {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -27,23 +27,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::client::{Limits, TransferSlots, XfrError, fetch};
+use super::compiled::{compile, compile_changed, timers_of};
 use super::install::Installer;
 use super::notify::{NotifyOutcome, judge};
-use super::records::{Answer, IxfrChange, Rec, ZoneCopy, soa_serial};
+use super::records::{Answer, Rec, ZoneCopy, soa_serial};
 use super::state;
-use super::timers::{RefreshStep, Schedule, SoaTimers};
+use super::status::{Asks, AttemptEnd, to_unix};
+use super::timers::{RefreshStep, Schedule};
 use super::writer::StateWriter;
 use crate::clock::unix_now;
 use crate::dns::tsig::Key;
 use crate::guard::log_budget::{Change, LimitLog};
-use crate::ts::error::ZoneError;
 use crate::ts::metrics::SecondaryCounters;
 use crate::ts::serials::serial_newer;
 use crate::ts::service::compiled::lower_wire;
 use crate::ts::settings::TsSettings;
-use crate::ts::source::SourceRecord;
 use crate::ts::table_server::{SecondaryChange, TableServer};
-use crate::ts::zone::{Zone, build, patch};
+use crate::ts::zone::Zone;
 
 /// One secondary zone: where it comes from, and what wakes its task.
 #[derive(Debug)]
@@ -55,6 +55,8 @@ pub struct SecondaryZone {
     /// Its transfer key.
     pub key: Option<Arc<Key>>,
     wake: Notify,
+    /// What its task last did and plans, and the requests made by hand.
+    pub asks: Asks,
 }
 
 impl SecondaryZone {
@@ -65,7 +67,16 @@ impl SecondaryZone {
             primary,
             key,
             wake: Notify::new(),
+            asks: Asks::default(),
         }
+    }
+
+    /// Asks its task for an attempt now (a full AXFR when `full`): the
+    /// ticket to wait on ([`Asks::wait`]).
+    pub fn ask_now(&self, full: bool) -> u64 {
+        let ticket = self.asks.ask(full);
+        self.wake.notify_one();
+        ticket
     }
 }
 
@@ -217,90 +228,10 @@ fn question_name(raw: &[u8]) -> Option<Name> {
     Name::read(&mut dec).ok()
 }
 
-/// The zone served for `copy`, transferred from `primary`.
-///
-/// # Errors
-/// Records the zone cannot hold (outside it, a CNAME beside data...).
-pub fn compile(copy: &ZoneCopy, primary: SocketAddr) -> Result<Zone, ZoneError> {
-    let records = std::iter::once(&copy.soa)
-        .chain(copy.records())
-        .enumerate()
-        .map(|(i, r)| source_record(r, i + 1))
-        .collect();
-    let file = PathBuf::from(format!("transfer from {primary}"));
-    let soa = match &copy.soa.data {
-        RData::SOA(s) => s.clone(),
-        _ => return Err(ZoneError::line(&file, 1, "the first record is no SOA")),
-    };
-    let ttl = copy.soa.ttl;
-    build::zone(
-        copy.origin().clone(),
-        vec![(0, records)],
-        &[file],
-        |_, _| (ttl, soa),
-    )
-}
-
-/// The SOA timers of `copy`.
-fn timers_of(copy: &ZoneCopy) -> SoaTimers {
-    match &copy.soa.data {
-        RData::SOA(s) => {
-            let u = |v: i32| u32::try_from(v).unwrap_or(0);
-            SoaTimers::new(u(s.refresh), u(s.retry), u(s.expire))
-        }
-        _ => SoaTimers::new(0, 0, 0),
-    }
-}
-
 /// What one attempt brought.
 enum Outcome {
     UpToDate,
     New(Box<(ZoneCopy, Zone)>, &'static str),
-}
-
-/// The zone served for `copy` after `changes` were applied to it: `served`
-/// (the zone served for the copy before them) patched for the names they
-/// touch when it can be ([`patch::patched`]), else compiled whole.
-///
-/// # Errors
-/// As [`compile`].
-pub fn compile_changed(
-    copy: &ZoneCopy,
-    changes: &[IxfrChange],
-    served: Option<&Zone>,
-    primary: SocketAddr,
-) -> Result<Zone, ZoneError> {
-    let patched = served.filter(|z| !z.is_expired()).and_then(|z| {
-        let mut owners: Vec<&Name> = changes
-            .iter()
-            .flat_map(|c| c.deleted.iter().chain(&c.added))
-            .map(|r| &r.name)
-            .collect();
-        owners.push(copy.origin());
-        let mut seen = std::collections::HashSet::new();
-        owners.retain(|n| seen.insert(lower_wire(n)));
-        let records = owners
-            .iter()
-            .flat_map(|o| copy.records_at(o))
-            .map(|r| source_record(r, 2))
-            .collect();
-        let owners: Vec<Name> = owners.into_iter().cloned().collect();
-        patch::patched(z, source_record(&copy.soa, 1), &owners, records)
-    });
-    match patched {
-        Some(z) => Ok(z),
-        None => compile(copy, primary),
-    }
-}
-
-/// `r` as a compiled zone takes it, said to come from `line`.
-fn source_record(r: &Rec, line: usize) -> SourceRecord {
-    SourceRecord {
-        name: r.name.clone(),
-        ttl: r.ttl,
-        data: r.data.clone(),
-        line,
-    }
 }
 
 /// Asks the primary of `zone` once: IXFR from `ours` (AXFR when there is
@@ -418,6 +349,22 @@ fn compiled_whole(
         accept(&copy).map_err(XfrError::Unusable)?;
     }
     Ok(Outcome::New(Box::new((copy, compiled)), how))
+}
+
+/// A full AXFR asked for by hand (`dnslb zone retransfer`): the whole
+/// zone taken and served again, whatever its serial.
+async fn forced(
+    zone: &SecondaryZone,
+    (limits, accept): (Limits, Option<&Accept>),
+) -> Result<Outcome, XfrError> {
+    let full = fetch(zone.primary, &zone.name, None, zone.key.clone(), limits).await?;
+    let Answer::Full(copy) = full.answer else {
+        return Err(XfrError::Stray("an AXFR answered with no whole zone"));
+    };
+    if !copy.origin().eq_ignore_root(&zone.name) {
+        return Err(XfrError::Stray("another zone's SOA"));
+    }
+    compiled_whole(copy, zone.primary, accept, "axfr")
 }
 
 /// The primary answered with `theirs`, a serial older than ours: an error
@@ -559,6 +506,21 @@ fn note_contact(driving: &Driving, zone: &Name) {
     }
 }
 
+/// What `result` says of an attempt, `copy` the copy served before it.
+fn ended(result: &Result<Outcome, XfrError>, copy: Option<&ZoneCopy>) -> AttemptEnd {
+    let (ok, result, serial) = match result {
+        Ok(Outcome::UpToDate) => (true, "up to date".to_owned(), copy.map(ZoneCopy::serial)),
+        Ok(Outcome::New(new, how)) => (true, format!("new version by {how}"), Some(new.0.serial())),
+        Err(err) => (false, err.to_string(), copy.map(ZoneCopy::serial)),
+    };
+    AttemptEnd {
+        at_unix: unix_now(),
+        ok,
+        result,
+        serial,
+    }
+}
+
 /// Sets the zone served for `origin` expired or not.
 async fn mark_expired(ts: &TableServer, installer: &Installer, origin: &Name, expired: bool) {
     let current = ts.catalog().with_origin(&lower_wire(origin)).cloned();
@@ -627,6 +589,9 @@ pub async fn run(
             RefreshStep::Ask => None,
             RefreshStep::Wait { at } => Some(at),
         };
+        let to_unix = |at: u64| to_unix(at, now, unix_now());
+        let expires = schedule.expires_at().map(to_unix);
+        zone.asks.planned(at.map(to_unix), expires, expired);
         if let Some(at) = at {
             let sleep = Duration::from_secs(at.saturating_sub(now));
             tokio::select! {
@@ -640,6 +605,7 @@ pub async fn run(
             let z = ts.catalog().with_origin(&lower_wire(&zone.name)).cloned();
             z.filter(|z| z.serial() == c.serial())
         });
+        let (ticket, full) = zone.asks.begin();
         let result = {
             let was_expired = expired;
             let attempt = async {
@@ -648,6 +614,9 @@ pub async fn run(
                     None => None,
                 };
                 let how = (driving.limits, driving.accept.as_ref());
+                if full {
+                    return forced(&zone, how).await;
+                }
                 attempt(&zone, (&mut copy, was_expired, served), how, counters).await
             };
             tokio::pin!(attempt);
@@ -670,6 +639,11 @@ pub async fn run(
             }
         };
         let now = secs(start);
+        zone.asks.end(
+            ticket,
+            ended(&result, copy.as_deref()),
+            matches!(result, Ok(Outcome::New(..))),
+        );
         match result {
             Ok(Outcome::UpToDate) => {
                 counters.up_to_date.fetch_add(1, Relaxed);

@@ -94,7 +94,7 @@ impl Installer {
 mod tests {
     use super::*;
     use crate::ts::TsSettings;
-    use crate::ts::secondary::driver::compile;
+    use crate::ts::secondary::compiled::compile;
     use crate::ts::secondary::records::ZoneCopy;
     use crate::ts::zone::Zone;
     use hickory_proto::rr::rdata::{A, SOA};

@@ -14,10 +14,14 @@
 //!   changes applied to a copy, pure;
 //! - [`notify`]: what a NOTIFY does (from the primary only, TSIG-checked),
 //!   and its answer, pure;
+//! - [`compiled`]: a copy compiled into the zone served (whole, or patched
+//!   after an IXFR);
 //! - [`client`]: one transfer over TCP, TSIG on every message, bounded,
 //!   at most [`client::MAX_TRANSFERS_IN`] at once from one primary;
 //! - [`install`]: the zones' new versions put into service in batches;
 //! - [`state`]: the last good copy on disk;
+//! - [`status`]: what a zone's task last did and plans, and the attempts
+//!   asked of it by hand (`dnslb zone refresh|retransfer`);
 //! - [`writer`]: the one writer of `state_dir`, off the runtime's threads;
 //! - [`consumer`]: a catalog zone's members made secondary zones (RFC 9432);
 //! - [`listed`]: the zones `zones` lists, started and stopped as a reload
@@ -25,6 +29,7 @@
 //! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
 //!   one task per zone that drives the rest.
 pub mod client;
+pub mod compiled;
 pub mod consumer;
 pub mod driver;
 pub mod install;
@@ -32,5 +37,6 @@ pub mod listed;
 pub mod notify;
 pub mod records;
 pub mod state;
+pub mod status;
 pub mod timers;
 pub mod writer;
