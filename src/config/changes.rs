@@ -109,7 +109,7 @@ mod ts_keys {
     pub(super) const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
         fault, workers, metrics, nsid, dnssec, dnstap, service, state_dir, catalog,
-        catalog_from, xdp,
+        catalog_from, xdp, rrl,
     );
 }
 

@@ -139,6 +139,10 @@ pub struct TsConfig {
     /// and the log says why. \[none\]
     #[serde(default)]
     pub xdp: Vec<String>,
+    /// Response rate limiting (UDP): `{ responses_per_s, slip, ipv4_prefix,
+    /// ipv6_prefix, exempt, log_only }`. \[off\]
+    #[serde(default)]
+    pub rrl: super::RrlConfig,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -186,6 +190,7 @@ impl TsConfig {
             catalog: None,
             catalog_from: None,
             xdp: Vec::new(),
+            rrl: super::RrlConfig::default(),
         }
     }
 
@@ -222,6 +227,7 @@ impl TsConfig {
             catalog,
             catalog_from,
             xdp,
+            rrl,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -248,6 +254,7 @@ impl TsConfig {
             catalog: catalog.clone(),
             catalog_from: catalog_from.clone(),
             xdp: xdp.clone(),
+            rrl: rrl.clone(),
         }
     }
 

@@ -7,8 +7,8 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{
-    Config, Dnssec, Fault, KeyConfig, OnMiss, SecondaryZoneConfig, ServiceConfig, TsConfig,
-    ValueError, parse_name,
+    Config, Dnssec, Fault, KeyConfig, OnMiss, RrlConfig, SecondaryZoneConfig, ServiceConfig,
+    TsConfig, ValueError, parse_name,
 };
 
 /// What a TS serves and how.
@@ -57,6 +57,8 @@ pub struct TsSettings {
     /// The catalog zone it consumes (RFC 9432): its members become
     /// secondary zones of its primary, with its key.
     pub catalog_from: Option<Secondary>,
+    /// Response rate limiting of its UDP answers (`rrl`); off by default.
+    pub rrl: RrlConfig,
 }
 
 /// A zone served as a secondary of a primary.
@@ -113,6 +115,7 @@ impl TsSettings {
             catalog: c.catalog.clone(),
             started_from: None,
             catalog_from: None,
+            rrl: c.rrl.clone(),
         }
     }
 
@@ -174,6 +177,7 @@ impl TsSettings {
             catalog: None,
             started_from: None,
             catalog_from: None,
+            rrl: RrlConfig::default(),
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct TableServer {
     pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
     /// The origins of the secondary zones installed: a reload keeps them.
     pub(super) secondary: std::sync::Mutex<std::collections::HashSet<Name>>,
+    /// Response rate limiting of its UDP answers (`rrl`); `None`: off.
+    pub(super) rrl: Option<super::rrl::Rrl>,
 }
 
 /// A change to the secondary zones a TS serves
@@ -218,6 +220,7 @@ impl TableServer {
         });
         let answer_sets = service::AnswerSets::build(&services.list, &|_| true);
         let signed_sets = service::SignedSets::new(service::SignedSets::bound_for(&services.list));
+        let rrl = super::rrl::Rrl::new(&settings.rrl);
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -237,6 +240,7 @@ impl TableServer {
             checker: std::sync::Mutex::new(None),
             notify_hook: std::sync::OnceLock::new(),
             secondary: std::sync::Mutex::default(),
+            rrl,
         };
         ts.save_serials(contents.as_deref());
         Ok(ts)
