@@ -53,7 +53,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 struct Tally {
     /// Queries sent.
     sent: u64,
-    /// Full answers: records, TC=0.
+    /// Full answers: records (or NXDOMAIN with its SOA), TC=0.
     full: u64,
     /// Truncated answers: TC=1, no records.
     slipped: u64,
@@ -78,9 +78,11 @@ impl Counts {
         let ancount = raw
             .get(6..8)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-        let kind = match (tc, ancount) {
-            (false, n) if n > 0 => 0,
-            (true, 0) => 1,
+        let rcode = raw.get(3).map_or(0, |b| b & 0x0f);
+        let kind = match (tc, ancount, rcode) {
+            (false, n, 0) if n > 0 => 0,
+            (false, _, 3) => 0,
+            (true, 0, _) => 1,
             _ => 2,
         };
         self.0[kind].fetch_add(1, Relaxed);
@@ -95,6 +97,16 @@ impl Counts {
 /// `over` (a round every 10 ms), taking turns among `sources` (one socket
 /// each), and counts what comes back.
 async fn flood(target: SocketAddr, sources: &[Ipv4Addr], total: u64, over: Duration) -> Tally {
+    flood_names(target, sources, (total, over), |_| NAME.to_owned()).await
+}
+
+/// [`flood`] asking `name(i)` in the `i`-th query.
+async fn flood_names(
+    target: SocketAddr,
+    sources: &[Ipv4Addr],
+    (total, over): (u64, Duration),
+    name: impl Fn(u64) -> String,
+) -> Tally {
     let counts = Arc::new(Counts::default());
     let mut socks = Vec::new();
     let mut receivers = Vec::new();
@@ -122,7 +134,7 @@ async fn flood(target: SocketAddr, sources: &[Ipv4Addr], total: u64, over: Durat
         while sent < total * round / rounds {
             let sock = &socks[usize::try_from(sent).unwrap() % socks.len()];
             let id = u16::try_from(sent % 65_536).unwrap();
-            let q = wire_query(NAME, RecordType::A, id, false, false);
+            let q = wire_query(&name(sent), RecordType::A, id, false, false);
             sock.send_to(&q, target).await.unwrap();
             sent += 1;
         }
@@ -362,4 +374,30 @@ async fn the_same_flood_is_limited_as_nsd_and_knot_limit_it() {
             "truncated answers within 10% of {peer}'s\n{table}"
         );
     }
+}
+
+/// Random names under one zone (NXDOMAIN, each name asked once) are one
+/// limit, the zone's: asking a new name each time buys nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_names_under_one_zone_share_the_zones_limit() {
+    let _load = crate::kit::heavy().await;
+    let (_dir, ts) = rrl_ts(limit(RATE, SLIP)).await;
+    let started = Instant::now();
+    let names = |i: u64| format!("r{i}x{}.rrl.test.", rand::random::<u32>());
+    let got = flood_names(
+        ts.addr,
+        &flood_sources(),
+        (1000, Duration::from_secs(1)),
+        names,
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    let most = f64::from(RATE) * (1.0 + took);
+    assert!(
+        (got.full as f64) <= most,
+        "{got:?}: at most {most} full answers"
+    );
+    assert!(got.slipped * 100 >= (got.sent - got.full) * 45, "{got:?}");
+    assert_eq!(got.other, 0, "{got:?}");
+    ts.stop().await;
 }

@@ -69,15 +69,18 @@ const ROOT: &[u8] = &[0];
 
 /// The class and name of the answer `msg` (with `rcode`, its whole rcode,
 /// extended bits included), its question's name looked up in `catalog`;
-/// `None` for an answer that is not to a QUERY (a NOTIFY's: from a
-/// primary, never limited).
+/// `None` for the answer to a NOTIFY (from a primary: never limited);
+/// the answer to any other opcode than QUERY is an error of the root.
 pub fn classify(msg: &[u8], rcode: ResponseCode, catalog: &Catalog) -> Option<Classified> {
     let h = WireHeader::read(msg)?;
-    if (h.flags >> 11) & 0x0f != 0 {
+    // NOTIFY (opcode 4): a primary's, never limited (its answer is no
+    // larger than it). Any other opcode is limited as an error.
+    let opcode = (h.flags >> 11) & 0x0f;
+    if opcode == 4 {
         return None;
     }
     let root = || NameKey::read(ROOT);
-    let asked = (h.qdcount == 1)
+    let asked = (h.qdcount == 1 && opcode == 0)
         .then(|| {
             let qname = NameKey::read(msg.get(HEADER_LEN..)?)?;
             let at = HEADER_LEN + qname.wire_len();
@@ -278,9 +281,12 @@ mod tests {
         formerr.truncate(HEADER_LEN);
         let r = ResponseCode::FormErr;
         assert_eq!(class_of(&formerr, r), (AnswerClass::Error, wire(".")));
-        // Not a QUERY (a NOTIFY's answer): not limited at all.
+        // A NOTIFY's answer: not limited at all; another opcode's: an error.
         let notify = answer("example.", RecordType::SOA, 4 << 11 | aa, 0);
         assert!(classify(&notify, ok, &catalog()).is_none());
+        let update = answer("example.", RecordType::SOA, 5 << 11 | 4, 0);
+        let r = ResponseCode::NotImp;
+        assert_eq!(class_of(&update, r), (AnswerClass::Error, wire(".")));
         assert!(classify(&[0; 5], ok, &catalog()).is_none(), "a runt");
     }
 
