@@ -102,10 +102,16 @@ impl Rrl {
         }
     }
 
+    /// Whether a client at `src` (with a valid server cookie: `cookie_ok`)
+    /// is never limited: a valid cookie, or an `exempt` network.
+    pub fn exempts(&self, src: IpAddr, cookie_ok: bool) -> bool {
+        cookie_ok || self.exempt.contains(src)
+    }
+
     /// The decision on `ask` at `now`; logs a bucket's episode starting
     /// and ending, within the log's budget.
     pub fn check(&self, ask: Ask<'_>, now: Instant) -> RrlDecision {
-        if ask.cookie_ok || self.exempt.contains(ask.src) {
+        if self.exempts(ask.src, ask.cookie_ok) {
             return RrlDecision::Exempt;
         }
         let (net, _) = self.network(ask.src);
@@ -119,11 +125,12 @@ impl Rrl {
             name: self.names.hash_one(ask.name),
         };
         let taken = self.buckets.take(key, now);
+        self.roll(now);
         if let Some(limited) = taken.ended {
-            self.log_change(now, Change::Stopped, ask, limited);
+            self.log_change(Change::Stopped, ask, limited);
         }
         if taken.started {
-            self.log_change(now, Change::Started, ask, 0);
+            self.log_change(Change::Started, ask, 0);
         }
         match (taken.verdict, self.log_only) {
             (RrlVerdict::Pass, _) => RrlDecision::Pass,
@@ -133,9 +140,11 @@ impl Rrl {
         }
     }
 
-    /// Logs a bucket's episode starting or ending (`limited` answers in
-    /// it), within the budget; first the summary of a past interval.
-    fn log_change(&self, now: Instant, change: Change, ask: Ask<'_>, limited: u64) {
+    /// Starts the log's next interval when `now` is past the current one,
+    /// with one line summing up the lines the last one held back (at the
+    /// first answer after it, so a flood's summary comes with the traffic
+    /// that follows it).
+    fn roll(&self, now: Instant) {
         if let Some(more) = self.log.roll(now) {
             let (interval, n) = (self.log.interval(), more.started + more.stopped);
             tracing::info!(
@@ -144,6 +153,11 @@ impl Rrl {
                 "rrl: {n} more ratelimit lines held back"
             );
         }
+    }
+
+    /// Logs a bucket's episode starting or ending (`limited` answers in
+    /// it), within the budget.
+    fn log_change(&self, change: Change, ask: Ask<'_>, limited: u64) {
         if !self.log.admit(change) {
             return;
         }
@@ -187,6 +201,12 @@ pub fn limit(
     let Reply::One(msg) = reply else {
         return (reply, outcome);
     };
+    let count = |c: &AtomicU64| c.fetch_add(1, Relaxed);
+    // Exempt clients before any reading of the answer.
+    if rrl.exempts(client.0, client.1) {
+        count(&counters.exempt);
+        return (Reply::One(msg), outcome);
+    }
     let rcode = match outcome {
         RequestOutcome::Answered(rcode) => rcode,
         RequestOutcome::Unanswered(_) => ResponseCode::NoError,
@@ -200,7 +220,6 @@ pub fn limit(
         name: c.name.bytes(),
         cookie_ok: client.1,
     };
-    let count = |c: &AtomicU64| c.fetch_add(1, Relaxed);
     match rrl.check(ask, Instant::now()) {
         RrlDecision::Pass => (Reply::One(msg), outcome),
         RrlDecision::Exempt => {
