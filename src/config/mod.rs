@@ -32,6 +32,7 @@
 //!   `workers`): its affinity mask and cgroup v2 CPU quota.
 //! - `anycast`: [`AnycastConfig`], `[ls.anycast]` (the stop's drain, `dnslb anycast`'s
 //!   probe and the BIRD protocols it drives), with its rules.
+//! - `rrl`: [`RrlConfig`], `rrl` in `[[ts]]` (response rate limiting).
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
@@ -104,6 +105,7 @@ mod error;
 mod key;
 mod ls;
 mod pool;
+mod rrl;
 mod rules;
 mod service;
 mod service_checks;
@@ -135,6 +137,7 @@ pub use ls::{
 };
 pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};
+pub use rrl::RrlConfig;
 pub use rules::{
     EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, Opcode, QType, Rcode, ResponseAction,
     ResponseMatch, ResponseRuleConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport,

@@ -160,6 +160,10 @@ pub struct TsConfig {
         deserialize_with = "de_nets"
     )]
     pub control_allow: Vec<IpNet>,
+    /// Response rate limiting (UDP): `{ responses_per_s, slip, ipv4_prefix,
+    /// ipv6_prefix, exempt, log_only }`. \[off\]
+    #[serde(default)]
+    pub rrl: super::RrlConfig,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -211,6 +215,7 @@ impl TsConfig {
             control: None,
             api_key: None,
             control_allow: super::dynblock::default_control_allow(),
+            rrl: super::RrlConfig::default(),
         }
     }
 
@@ -251,6 +256,7 @@ impl TsConfig {
             control,
             api_key,
             control_allow,
+            rrl,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -281,6 +287,7 @@ impl TsConfig {
             control: *control,
             api_key: api_key.clone(),
             control_allow: control_allow.clone(),
+            rrl: rrl.clone(),
         }
     }
 

@@ -91,6 +91,18 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         "reason",
         reasons.into_iter().zip(&m.unanswered),
     );
+    let rrl = &m.rrl;
+    e.by_label(
+        "dnslb_ts_rrl_total",
+        "Response rate limiting (rrl) of UDP answers: limited answers sent truncated (slipped) or dropped, answers log_only would have limited (would_limit), answers to exempt clients (exempt).",
+        "action",
+        [
+            ("slipped", &rrl.slipped),
+            ("dropped", &rrl.dropped),
+            ("would_limit", &rrl.would_limit),
+            ("exempt", &rrl.exempt),
+        ],
+    );
     let x = &m.xfr;
     e.by_label(
         "dnslb_ts_xfr_total",

@@ -24,14 +24,17 @@ pub enum Unanswered {
     SilentMiss,
     /// Dropped by the `fault.drop_ratio` knob.
     Fault,
+    /// Dropped by response rate limiting (`rrl`).
+    RateLimited,
 }
 
 impl Unanswered {
     /// Every reason, in the order of [`TsMetrics::unanswered`].
-    pub const ALL: [Unanswered; 3] = [
+    pub const ALL: [Unanswered; 4] = [
         Unanswered::Malformed,
         Unanswered::SilentMiss,
         Unanswered::Fault,
+        Unanswered::RateLimited,
     ];
 
     /// Its `reason` label.
@@ -40,6 +43,7 @@ impl Unanswered {
             Unanswered::Malformed => "malformed",
             Unanswered::SilentMiss => "silent_miss",
             Unanswered::Fault => "fault",
+            Unanswered::RateLimited => "rrl",
         }
     }
 }
@@ -85,6 +89,23 @@ pub struct TsMetrics {
     pub secondary: SecondaryCounters,
     /// The AF_XDP path (`xdp` in its `[[ts]]`), when on.
     pub xdp: Arc<crate::xdp::XdpCounters>,
+    /// Response rate limiting (`rrl` in its `[[ts]]`), when on.
+    pub rrl: RrlCounters,
+}
+
+/// What response rate limiting did to UDP answers (`dnslb_ts_rrl_total`).
+#[derive(Debug, Default)]
+pub struct RrlCounters {
+    /// Limited answers sent truncated (TC=1, no records): the client may
+    /// ask again over TCP.
+    pub slipped: AtomicU64,
+    /// Limited answers dropped (also counted unanswered, reason `rrl`).
+    pub dropped: AtomicU64,
+    /// Answers `log_only` sent that it would have limited.
+    pub would_limit: AtomicU64,
+    /// Answers to exempt clients (its `exempt` networks, a valid server
+    /// cookie), never limited.
+    pub exempt: AtomicU64,
 }
 
 /// What the secondary zones did (`dnslb_ts_secondary_*`), all zones told.

@@ -23,8 +23,10 @@
 //!   serves (its map is in its `mod.rs`); `publish.rs`: the catalog zone
 //!   (RFC 9432) it publishes of them;
 //! - `respond.rs`: the request pipeline ([`server::Handler`](crate::server::Handler)):
-//!   read, TSIG verified, answered by kind, signed; `query.rs`: a plain
-//!   query read in place; [`cookies`]: DNS Cookies on its answers;
+//!   read, TSIG verified, answered by kind, signed, rate limited (UDP);
+//!   `query.rs`: a plain query read in place; [`cookies`]: DNS Cookies on
+//!   its answers;
+//! - [`rrl`]: response rate limiting (`rrl` in `[[ts]]`), NSD's and Knot's RRL;
 //! - [`answer`]: a plain query's answer from its zone ([`answer::plain`]),
 //!   the message around a zone's answer; [`wire`]: names as the answer path
 //!   reads them ([`wire::NameKey`]);
@@ -57,6 +59,7 @@ pub mod metrics;
 mod publish;
 pub mod query;
 mod respond;
+pub mod rrl;
 pub mod secondary;
 pub mod serials;
 pub mod service;

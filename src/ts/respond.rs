@@ -5,7 +5,8 @@
 //! request with no additional record is only looked at for that); the
 //! answer by kind (`answer`: a plain query read in place or decoded and
 //! answered from its zone by [`answer::plain`], a transfer, a refusal); the
-//! answer signed last (`sign`); and what it was, for the counters. The
+//! answer signed last (`sign`); a UDP answer rate limited ([`rrl`]); and
+//! what it was, for the counters. The
 //! transfer key's policy (which requests must be signed, a transfer's
 //! messages signed in turn) is [`tsig`]'s, the TSIG codec `dns::tsig`'s.
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::answer::{self, QueryOpt};
 use super::metrics::{RequestOutcome, Unanswered};
 use super::query::PlainQuery;
+use super::rrl;
 use super::wire::NameKey;
 use super::xfr::tsig::{self, TsigRefused, TsigVerdict};
 use super::xfr::{axfr, ixfr};
@@ -33,11 +35,30 @@ fn may_transfer(ts: &TableServer, ip: IpAddr) -> bool {
     ts.settings.axfr_allow.iter().any(|n| n.contains(&ip))
 }
 
-/// The answer to one request (before fault injection), counted in [`TableServer::metrics`].
+/// The answer to one request (before fault injection), rate limited,
+/// counted in [`TableServer::metrics`].
 fn reply_to(ts: &TableServer, req: Request<'_>) -> Reply {
-    let (reply, outcome) = respond(ts, req);
+    let (reply, outcome) = limited(ts, &req, respond(ts, req));
     ts.metrics.record(outcome);
     reply
+}
+
+/// `answer` as response rate limiting lets it go ([`rrl::limit`]): UDP
+/// answers only (the XDP path's too); TCP is never limited.
+fn limited(
+    ts: &TableServer,
+    req: &Request<'_>,
+    answer: (Reply, RequestOutcome),
+) -> (Reply, RequestOutcome) {
+    let Some(limiter) = ts.rrl.as_ref().filter(|_| req.transport == Transport::Udp) else {
+        return answer;
+    };
+    // A client whose server cookie is valid has proven its address: never
+    // limited (its COOKIE read again only with RRL on and an OPT sent).
+    let checked = cookies::check(ts, req, cookies::cookie_now());
+    let cookie_ok = cookies::server_cookie_valid(checked.ok().flatten().as_ref());
+    let client = (req.src.ip(), cookie_ok);
+    rrl::limit(limiter, &ts.catalog.load(), &ts.metrics.rrl, client, answer)
 }
 
 /// An answer with `rcode` and no records to `q` (its question and OPT
@@ -60,7 +81,6 @@ fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
         return done;
     }
     let now = cookies::cookie_now();
-    // `cookies::server_cookie_valid(cookie.as_ref())`: the client is proven.
     let cookie = cookies::check(ts, &req, now);
     if let Some(rcode) = cookies::refusal(&req, cookie) {
         let (reply, outcome) = rcode_to(ts, req.raw, rcode);

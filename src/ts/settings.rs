@@ -7,8 +7,8 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{
-    Config, Dnssec, Fault, KeyConfig, OnMiss, SecondaryZoneConfig, ServiceConfig, TsConfig,
-    ValueError, parse_name,
+    Config, Dnssec, Fault, KeyConfig, OnMiss, RrlConfig, SecondaryZoneConfig, ServiceConfig,
+    TsConfig, ValueError, parse_name,
 };
 use crate::dns::cookie::ServerSecrets;
 
@@ -60,6 +60,8 @@ pub struct TsSettings {
     pub catalog_from: Option<Secondary>,
     /// DNS Cookies' server secrets (`cookie_secret`, else one made at random).
     pub cookies: ServerSecrets,
+    /// Response rate limiting of its UDP answers (`rrl`); off by default.
+    pub rrl: RrlConfig,
 }
 
 /// A zone served as a secondary of a primary.
@@ -117,6 +119,7 @@ impl TsSettings {
             started_from: None,
             catalog_from: None,
             cookies: c.cookie_secret.server_secrets(),
+            rrl: c.rrl.clone(),
         }
     }
 
@@ -179,6 +182,7 @@ impl TsSettings {
             started_from: None,
             catalog_from: None,
             cookies: ServerSecrets::random(),
+            rrl: RrlConfig::default(),
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct TableServer {
     /// `zones`, `secondaries` and the `[[ts]]` they came from, which a
     /// reload that changes `zones` replaces ([`TableServer::reload_with`]).
     pub(super) applied: ArcSwap<TsSettings>,
+    /// Response rate limiting of its UDP answers (`rrl`); `None`: off.
+    pub(super) rrl: Option<super::rrl::Rrl>,
 }
 
 /// A change to the secondary zones a TS serves
@@ -227,6 +229,7 @@ impl TableServer {
         let answer_sets = service::AnswerSets::build(&services.list, &|_| true);
         let signed_sets = service::SignedSets::new(service::SignedSets::bound_for(&services.list));
         let applied = ArcSwap::from_pointee(settings.clone());
+        let rrl = super::rrl::Rrl::new(&settings.rrl);
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -247,6 +250,7 @@ impl TableServer {
             notify_hook: std::sync::OnceLock::new(),
             secondary: std::sync::Mutex::default(),
             applied,
+            rrl,
         };
         ts.save_serials(contents.as_deref());
         Ok(ts)

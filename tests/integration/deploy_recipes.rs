@@ -4,7 +4,8 @@
 //!   block that follows `dnssec-signzone`, run as it stands over a KSK and a
 //!   ZSK (`dnssec-dsfromkey` over the glob of both was "fatal: extraneous
 //!   arguments");
-//! - "Secondaries and catalogs", "Zone control" and "Anycast", each walked as an operator
+//! - "Secondaries and catalogs", "Zone control", "On the internet: RRL and
+//!   cookies" and "Anycast", each walked as an operator
 //!   would in a folder holding a copy of `zones/` (and of `deploy/anycast/`):
 //!   each block whose first line names a file (`# primary.toml`,
 //!   `; zones/shop.zone`) written there when the walk reaches it, each line
@@ -113,6 +114,28 @@ fn the_zone_control_recipe_runs_as_written() {
     let programs = [("dnslb", Path::new(BIN))];
     let w = walk("## Zone control", dir.path(), &rewrite, &programs, SETTLE);
     w.assert_walked(2..=2, 11);
+}
+
+/// The ports of the "On the internet" walk: the TS, its metrics.
+const RRL_PORTS: [u16; 2] = [5301, 5391];
+
+#[test]
+fn the_rrl_recipe_runs_as_written() {
+    const TEST: &str = "the_rrl_recipe_runs_as_written";
+    let Some(_) = need(TEST, ["dig", "curl"]) else {
+        return;
+    };
+    let dir = with_zones();
+    let ports = walk_ports(&RRL_PORTS);
+    let rewrite = |text: &str| move_ports(text, &RRL_PORTS, &ports);
+    let w = walk(
+        "## On the internet: RRL and cookies",
+        dir.path(),
+        &rewrite,
+        &[("dnslb", Path::new(BIN))],
+        SETTLE,
+    );
+    w.assert_walked(1.., 6);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test

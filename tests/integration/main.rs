@@ -21,6 +21,7 @@
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
 //! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
+//! | the TS on the internet: response rate limiting | `ts_rrl.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`, its upstream queries in `xdp_upstream.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs`, `xdp_upstream.rs` |
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
 //! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
@@ -147,6 +148,7 @@ mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
 mod ts_ops;
+mod ts_rrl;
 mod ts_secondary;
 mod ts_secondary_recovery;
 mod up_cache;

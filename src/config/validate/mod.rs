@@ -5,7 +5,7 @@
 //! `limits` (the largest value of each numeric key), `ls_checks` (`[ls]`,
 //! its pools and caches), `rule_checks` (`[[ls.rule]]`,
 //! `[[ls.response_rule]]`), `encrypted_checks` (`[ls.tls]`, `[ls.https]`),
-//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`);
+//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`), `rrl_checks` (`rrl` in `[[ts]]`);
 //! the `[[ts]]`, `[[key]]` and listener rules are here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +21,7 @@ mod checker;
 mod encrypted_checks;
 mod limits;
 mod ls_checks;
+mod rrl_checks;
 mod rule_checks;
 mod xdp_checks;
 
@@ -111,6 +112,7 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
     }
     check.at_most(ts.fault.delay_ms, MAX_MS, &key("fault.delay_ms"));
     xdp_checks::check_interfaces(&ts.xdp, &key("xdp"), check);
+    rrl_checks::check_rrl(&ts.rrl, &key("rrl"), check);
     if let Some(nsid) = &ts.nsid {
         check.require(
             (1..=NSID_MAX_LEN).contains(&nsid.len()),

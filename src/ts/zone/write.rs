@@ -353,6 +353,16 @@ fn push_negative(zone: &Zone, msg: &mut Vec<u8>, qname: &NameKey, w: &mut Writte
     w.authority += 1;
 }
 
+/// The wildcard (`*.` and its closest encloser, RFC 4592) that answers
+/// `key` in `zone`, when `key` has no entry of its own: the name response
+/// rate limiting counts a wildcard's answers under, as NSD does.
+pub fn wildcard_source(zone: &Zone, key: &NameKey) -> Option<NameKey> {
+    match find(zone, key) {
+        Found::Wild(_, below) => NameKey::wildcard_of(key.suffix(below).1),
+        _ => None,
+    }
+}
+
 /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
 fn find<'z>(zone: &'z Zone, key: &NameKey) -> Found<'z> {
     if let Some(e) = zone.store.get(key.bytes()).filter(|e| !e.is_nsec3()) {

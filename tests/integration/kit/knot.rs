@@ -154,6 +154,25 @@ impl Knot {
         Knot::primary_with(knotd, zone, zone_text, "    module: mod-cookies\n")
     }
 
+    /// [`Knot::primary`] with `mod-rrl` loaded for the zone: `rate-limit`
+    /// of `rate` a second, `slip` of `slip` (Knot counts per /24 and /56).
+    pub fn primary_with_rrl(
+        knotd: &Path,
+        zone: &str,
+        zone_text: &str,
+        rate: u32,
+        slip: u32,
+    ) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
+        let rrl = format!("mod-rrl:\n  - id: flood\n    rate-limit: {rate}\n    slip: {slip}\n");
+        let clause = format!(
+            "  - domain: {zone}\n    file: \"{}\"\n    module: mod-rrl/flood\n",
+            dir.path().join("primary.zone").display()
+        );
+        Knot::start(knotd, dir, free_port(), &rrl, &clause)
+    }
+
     /// knotd on `port`, a secondary of `zone` transferring from `primary`
     /// and accepting NOTIFY from 127.0.0.1. There is no zone file: the data
     /// can only come by zone transfer.

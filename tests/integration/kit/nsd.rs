@@ -93,6 +93,22 @@ impl Nsd {
         Nsd::start(dir, free_port(), zones[0].0, "", &clauses)
     }
 
+    /// [`Nsd::primary`] with response rate limiting: `rrl-ratelimit` of
+    /// `rate` a second, `rrl-slip` of `slip`, per /24 and /56 (its defaults
+    /// written out).
+    pub fn primary_with_rrl(zone: &str, zone_text: &str, rate: u32, slip: u32) -> Nsd {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(zone_path(dir.path(), zone), zone_text).unwrap();
+        let server = format!(
+            "server:\n\
+             \x20 rrl-ratelimit: {rate}\n\
+             \x20 rrl-slip: {slip}\n\
+             \x20 rrl-ipv4-prefix-length: 24\n\
+             \x20 rrl-ipv6-prefix-length: 56\n"
+        );
+        Nsd::start(dir, free_port(), zone, "", &server)
+    }
+
     /// NSD on `port`, a secondary of `zone` transferring from `primary` and
     /// accepting NOTIFY from 127.0.0.1. The zone file does not exist yet:
     /// the data must come by AXFR.
