@@ -18,8 +18,8 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
-//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
-//! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
+//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
+//! | the TS: operations, metrics, NOTIFY sent, several listen addresses | `ts_ops.rs`, `ts_listen.rs`, `ts_metrics.rs`, `ts_notify.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs` |
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
 //! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
@@ -138,6 +138,7 @@ mod ts_as_nsd;
 mod ts_catalog;
 mod ts_cname_chains;
 mod ts_dnssec_proofs;
+mod ts_listen;
 mod ts_many_zones;
 mod ts_memory;
 mod ts_metrics;
@@ -152,4 +153,5 @@ mod xfr;
 mod xfr_compression;
 mod xfr_edns;
 mod zonefile_as_nsd;
+mod zonefile_include;
 mod zonefile_reader;
