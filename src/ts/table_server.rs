@@ -346,6 +346,7 @@ impl TableServer {
             }
         }
         drop(installed);
+        old.carry_queries(&mut put);
         self.record_changes(&old, &put);
         self.catalog.store(Arc::new(old.replaced(put, &gone)));
     }
@@ -529,6 +530,7 @@ impl TableServer {
         };
         let kept: Vec<zone::Zone> = old.zones().iter().filter(secondary).cloned().collect();
         zones.extend(kept);
+        old.carry_queries(&mut zones);
         self.record_changes(&old, &zones);
         let report = ReloadReport {
             changed: changed_zones.len(),
@@ -587,6 +589,7 @@ impl TableServer {
             zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
         }
         self.zone_keys.store(Arc::new(zone_keys));
+        old.carry_queries(&mut zones);
         if changed.is_empty() {
             // The keys' next events as read now: when the TS wakes next.
             self.catalog.store(Arc::new(Catalog::new(zones)));

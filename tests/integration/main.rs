@@ -19,7 +19,7 @@
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
-//! | the TS: operations, metrics, NOTIFY sent, several listen addresses | `ts_ops.rs`, `ts_listen.rs`, `ts_metrics.rs`, `ts_notify.rs` |
+//! | the TS: operations, metrics, NOTIFY sent, several listen addresses | `ts_ops.rs`, `ts_listen.rs`, `ts_metrics.rs`, `ts_zone_queries.rs`, `ts_notify.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs` |
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
 //! | the TS as a secondary, catalogs | `ts_secondary.rs`, `ts_secondary_recovery.rs`, `ts_catalog.rs` |
@@ -146,6 +146,7 @@ mod ts_notify;
 mod ts_ops;
 mod ts_secondary;
 mod ts_secondary_recovery;
+mod ts_zone_queries;
 mod up_cache;
 mod xdp;
 mod xdp_path;
