@@ -276,15 +276,14 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     }
     // The origin in force at the end (made by `fields::name`: a name) names
     // the zone only when it has no SOA: decoded then.
-    match check(records, reader.origin.as_deref(), max) {
-        Ok(zone) => read.zone = Some(zone),
-        Err((records, problems)) => {
-            read.problems
-                .extend(problems.into_iter().map(|(index, (line, msg))| {
-                    let from = index.and_then(|i| records.file_of(i)).unwrap_or(file);
-                    ZoneError::line(from, line, msg)
-                }))
-        }
+    match check(&records, reader.origin.as_deref(), max) {
+        Ok(zone) => read.zone = Some((zone, records)),
+        Err(problems) => read
+            .problems
+            .extend(problems.into_iter().map(|(index, (line, msg))| {
+                let from = index.and_then(|i| records.file_of(i)).unwrap_or(file);
+                ZoneError::line(from, line, msg)
+            })),
     }
     read
 }

@@ -311,28 +311,25 @@ pub(super) struct Include {
 }
 
 /// The checks a server needs: exactly one SOA (its owner is the zone
-/// origin), class IN, every name at or below the origin. Returns the zone
-/// origin and the records, or the records and the problems (every
-/// record's, up to `max`), each with the index of its record when it has
-/// one (an included file's record is located in that file).
+/// origin), class IN, every name at or below the origin, of `records`.
+/// Returns the zone origin, or the problems (every record's, up to
+/// `max`), each with the index of its record when it has one (an included
+/// file's record is located in that file).
 /// More than one CNAME at a name, and a CNAME beside other data, are the
 /// zone builder's to find (after duplicates are merged).
 pub(super) fn check(
-    records: WireRecords,
+    records: &WireRecords,
     last_origin: Option<&[u8]>,
     max: usize,
-) -> Result<(Name, WireRecords), CheckProblems> {
+) -> Result<Name, Vec<Located>> {
     let shown = |wire: &[u8]| wire_name(wire).map_or_else(|_| "?".to_owned(), |n| n.to_string());
     let soa_type = u16::from(RecordType::SOA);
-    let (zone, soa_owner) = match zone_of_soa(&records, soa_type, last_origin, &shown) {
-        Ok(z) => z,
-        Err(problems) => return Err((records, problems)),
-    };
+    let (zone, soa_owner) = zone_of_soa(records, soa_type, last_origin, &shown)?;
     // The origin lower-cased, on the stack (a name is at most 255 bytes:
     // `wire_name` read it); each owner is tested against it as written.
     let mut key = [0u8; NAME_MAX];
     let Some(origin) = key.get_mut(..soa_owner.len()) else {
-        return Err((records, vec![(None, (1, "bad name".to_owned()))]));
+        return Err(vec![(None, (1, "bad name".to_owned()))]);
     };
     origin.copy_from_slice(soa_owner);
     origin.make_ascii_lowercase();
@@ -362,14 +359,14 @@ pub(super) fn check(
         }
     }
     if !problems.is_empty() {
-        return Err((records, problems));
+        return Err(problems);
     }
-    Ok((zone, records))
+    Ok(zone)
 }
 
-/// What [`check`] found wrong: the records, and each problem with the
-/// index of the record at fault, if one is.
-pub(super) type CheckProblems = (WireRecords, Vec<(Option<usize>, cursor::Bad)>);
+/// A problem [`check`] found, with the index of the record at fault, if
+/// one is.
+pub(super) type Located = (Option<usize>, cursor::Bad);
 
 /// The zone's origin from its one SOA, as a name and in wire form as
 /// written; `last_origin` (wire form, the root when `None`) names the
@@ -379,7 +376,7 @@ fn zone_of_soa<'r>(
     soa_type: u16,
     last_origin: Option<&[u8]>,
     shown: &dyn Fn(&[u8]) -> String,
-) -> Result<(Name, &'r [u8]), Vec<(Option<usize>, cursor::Bad)>> {
+) -> Result<(Name, &'r [u8]), Vec<Located>> {
     let mut soas = records
         .iter()
         .enumerate()
