@@ -293,9 +293,10 @@ pub struct TsArgs {
     /// Which `[[ts]]` of the config to run.
     #[arg(long, requires = "config")]
     pub name: Option<String>,
-    /// Address to serve on, UDP and TCP (without a config).
+    /// Address to serve on, UDP and TCP (without a config); give it again
+    /// for each further address.
     #[arg(long, requires = "zone")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Vec<SocketAddr>,
     /// Zone file(s): PROJ tables or `.zone` master files (without a config).
     #[arg(long, num_args = 1.., requires = "listen")]
     pub zone: Vec<PathBuf>,
@@ -335,7 +336,7 @@ impl Cli {
     /// its children's lines, which must say whose they are), else none.
     pub fn log_tag(&self) -> Option<String> {
         match &self.command {
-            Command::Ts(a) => a.name.clone().or_else(|| a.listen.map(|l| l.to_string())),
+            Command::Ts(a) => (a.name.clone()).or_else(|| a.listen.first().map(|l| l.to_string())),
             _ => None,
         }
     }
@@ -415,7 +416,7 @@ impl TsArgs {
         let mut metrics = None;
         let mut dnstap = None;
         let mut xdp = Vec::new();
-        let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
+        let (mut settings, listen) = match (&a.config, &a.name, a.listen.first()) {
             (Some(path), Some(name), _) => {
                 let cfg = Config::load(path)?;
                 let Some(tc) = cfg.ts_by_name(name) else {
@@ -429,16 +430,16 @@ impl TsArgs {
                 metrics = tc.metrics;
                 dnstap = tc.dnstap.clone();
                 xdp = tc.xdp.clone();
-                (TsSettings::from_config_in(&cfg, tc), tc.listen)
+                (TsSettings::from_config_in(&cfg, tc), tc.listen.clone())
             }
-            (None, None, Some(listen)) => {
+            (None, None, Some(first)) => {
                 let settings = TsSettings::serving(
-                    listen.to_string(),
+                    first.to_string(),
                     a.zone.clone(),
                     parse_origin(&a.origin)?,
                     a.ttl,
                 );
-                (settings, listen)
+                (settings, a.listen.clone())
             }
             _ => return Err(TsArgsError::Neither),
         };

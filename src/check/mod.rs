@@ -177,11 +177,11 @@ pub fn check_all(path: &Path) -> CheckReport {
                 doubled(&cfg, text, i, &catalog)
                     .into_iter()
                     .for_each(&mut push);
-                if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
+                if partitioned.is_some_and(|ls| tc.listen.iter().any(|&l| is_backend(ls, l))) {
                     served.push(served_zones(i, &settings, &catalog));
                 }
                 if pooled.is_some() {
-                    tables.push(pool_table(&settings, tc.listen, &catalog));
+                    tables.push(pool_table(&settings, tc.listen.clone(), &catalog));
                 }
             }
         }
@@ -331,7 +331,11 @@ fn is_backend(ls: &LsConfig, listen: SocketAddr) -> bool {
 }
 
 /// The names a TS listening on `listen` holds, for the pools' rule.
-fn pool_table(settings: &TsSettings, listen: SocketAddr, catalog: &Catalog) -> pool_cover::Table {
+fn pool_table(
+    settings: &TsSettings,
+    listen: Vec<SocketAddr>,
+    catalog: &Catalog,
+) -> pool_cover::Table {
     let names = catalog
         .zones()
         .iter()

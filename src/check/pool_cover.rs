@@ -15,8 +15,8 @@ use crate::config::LsConfig;
 pub struct Table {
     /// Its `[[ts]]` name.
     pub name: String,
-    /// Where it listens.
-    pub listen: SocketAddr,
+    /// Where it listens (each address of its `listen`).
+    pub listen: Vec<SocketAddr>,
     /// Every owner name it holds.
     pub names: Vec<Name>,
 }
@@ -52,7 +52,7 @@ pub fn excluded_holders(ls: &LsConfig, tables: &[Table]) -> Vec<(usize, String)>
     let mut out = Vec::new();
     for (i, pool) in ls.pool.iter().enumerate() {
         for t in tables {
-            let Some(backend) = backend_for(ls, t.listen) else {
+            let Some(backend) = t.listen.iter().find_map(|&l| backend_for(ls, l)) else {
                 continue;
             };
             if pool.backends.iter().any(|b| b == backend) {
@@ -108,7 +108,7 @@ mod tests {
     fn table(name: &str, port: u16, names: &[&str]) -> Table {
         Table {
             name: name.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], port))],
             names: names.iter().map(|n| parse_name(n).unwrap()).collect(),
         }
     }

@@ -103,6 +103,7 @@ mod dnstap;
 mod dynblock;
 mod error;
 mod key;
+mod listen;
 mod ls;
 mod pool;
 mod rrl;
@@ -330,7 +331,7 @@ impl Config {
     /// The `[[ts]]` of this file listening at `addr` (a backend's address),
     /// if any.
     pub fn ts_at(&self, addr: std::net::SocketAddr) -> Option<&TsConfig> {
-        self.ts.iter().find(|ts| validate::overlap(addr, ts.listen))
+        (self.ts.iter()).find(|ts| ts.listen.iter().any(|l| validate::overlap(addr, *l)))
     }
 
     /// The `[[ts]]` named `name`.

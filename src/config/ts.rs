@@ -65,9 +65,10 @@ pub struct Dnssec {
 pub struct TsConfig {
     /// Name used by `dnslb ts --name` and in logs (unique, non-empty).
     pub name: String,
-    /// Address to serve on, UDP and TCP.
-    #[serde(deserialize_with = "de_addr")]
-    pub listen: SocketAddr,
+    /// Addresses to serve on, UDP and TCP on each: one (`"ADDR"`) or a
+    /// list; at least one.
+    #[serde(deserialize_with = "super::listen::de_listen")]
+    pub listen: Vec<SocketAddr>,
     /// PROJ tables and/or `.zone` files; relative paths are resolved against the config
     /// file's folder by [`Config::from_toml`](super::Config::from_toml). An entry may
     /// instead be a secondary zone, `{ name, primary, xfr_key }` ([`SecondaryZoneConfig`]).
@@ -191,7 +192,7 @@ impl TsConfig {
     pub fn new(name: impl Into<String>, listen: SocketAddr, zones: Vec<PathBuf>) -> Self {
         Self {
             name: name.into(),
-            listen,
+            listen: vec![listen],
             zones: ZoneList::from(zones),
             origin: root_origin(),
             ttl: default_ttl(),
@@ -260,7 +261,7 @@ impl TsConfig {
         } = self;
         TsConfig {
             name: name.clone(),
-            listen: *listen,
+            listen: listen.clone(),
             zones: ZoneList {
                 files: Vec::new(),
                 secondaries: zones.secondaries.clone(),

@@ -242,7 +242,7 @@ where
 }
 
 /// A socket address from a TOML string; its error shows the bad value.
-struct AddrDe(SocketAddr);
+pub(super) struct AddrDe(pub(super) SocketAddr);
 
 impl<'de> Deserialize<'de> for AddrDe {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

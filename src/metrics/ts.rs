@@ -33,6 +33,28 @@ fn rcode_label(i: usize) -> String {
     }
 }
 
+/// `dnslb_ts_zone_queries_total`: the requests each zone answered, by
+/// rcode, and those refused as no zone's (`zone="-"`); a count still at 0
+/// is left out (a TS of 100,000 zones would write six lines a zone).
+fn write_zone_queries<'z>(
+    e: &mut Expo,
+    zones: impl Iterator<Item = (&'z crate::ts::zone::Zone, &'z String)>,
+    m: &TsMetrics,
+) {
+    const NAME: &str = "dnslb_ts_zone_queries_total";
+    e.family(
+        NAME,
+        "counter",
+        "Requests each zone answered, by rcode (NONE: a silent miss); zone=\"-\": refused, no zone's.",
+    );
+    let by_zone = zones.map(|(z, label)| (label.as_str(), z.queries()));
+    for (zone, queries) in by_zone.chain([("-", &m.no_zone)]) {
+        for (rcode, n) in queries.counts().filter(|&(_, n)| n > 0) {
+            e.sample(NAME, &[("zone", zone), ("rcode", rcode)], n);
+        }
+    }
+}
+
 /// The TS's metrics in the Prometheus text exposition format 0.0.4, then
 /// this process's (`process_*`) and `dnslb_build_info`.
 pub fn render_ts_prometheus(ts: &TableServer) -> String {
@@ -60,9 +82,10 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
         "gauge",
         "RRsets of each zone served, its SOA included.",
     );
-    for (z, label) in zones {
+    for (z, label) in zones.clone() {
         e.sample("dnslb_ts_zone_rrsets", &[("zone", label)], z.rrset_count());
     }
+    write_zone_queries(&mut e, zones, ts.metrics());
     write_dnstap(&mut e, ts.dnstap().stats().as_deref());
     // `[[ts.service]]` endpoints: up and checks by result (the checker's).
     ts.write_service_metrics(&mut e.0);

@@ -60,8 +60,8 @@ fn refresh_wait(due: Option<u32>, now: u32, backoff: Duration) -> Option<Duratio
 pub struct TsRun {
     /// What it serves.
     pub settings: TsSettings,
-    /// DNS, UDP and TCP.
-    pub listen: SocketAddr,
+    /// DNS, UDP and TCP on each address (at least one).
+    pub listen: Vec<SocketAddr>,
     /// Prometheus `/metrics`, if on (`metrics` in its `[[ts]]`).
     pub metrics: Option<SocketAddr>,
     /// UDP sockets/threads.
@@ -84,7 +84,7 @@ pub async fn run(run: TsRun, controls: Controls) -> Result<(), RoleError> {
 /// A table server with its zones loaded and its sockets bound, not serving yet.
 pub struct TsRole {
     name: String,
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
     workers: usize,
     ts: Arc<TableServer>,
     listeners: Listeners,
@@ -135,7 +135,7 @@ impl TsRole {
                 .into());
             }
         }
-        let listeners = Listeners::bind(&[listen], workers)?;
+        let listeners = Listeners::bind(&listen, workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let control = ts
             .settings()
@@ -148,7 +148,8 @@ impl TsRole {
                 let token = CancellationToken::new();
                 let settings = dnstap::Settings::from_config(&cfg, DnstapSide::Ts);
                 let (tap, writer) = Dnstap::start(settings, token.clone());
-                let served_at = listeners.local_addrs().first().copied().unwrap_or(listen);
+                let served_at = (listeners.local_addrs().first().or(listen.first()).copied())
+                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                 (ts.with_dnstap(tap, served_at), Some((writer, token)))
             }
             None => (ts, None),
@@ -226,7 +227,9 @@ impl TsRole {
                 log.notified(zone, target, done, crate::clock::unix_now());
                 log_notified(&name, zone, target, done);
             };
-            run_notifier(Some(listen.ip()), announced, token, notify_wait, report)
+            // From the first address's IP (another family's from any).
+            let from = listen.first().map(SocketAddr::ip);
+            run_notifier(from, announced, token, notify_wait, report)
         });
         // A restart that serves a new serial tells the secondaries at once,
         // as NSD does at start (their copy is older; the SOA refresh may be

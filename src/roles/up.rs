@@ -51,7 +51,7 @@ impl LogFlags {
 /// so that `up` refuses to start rather than restart a child that can never listen.
 fn check_ts_ports(cfg: &Config) -> Result<(), RoleError> {
     for t in &cfg.ts {
-        Listeners::bind(&[t.listen], 1).map_err(|source| RoleError::TsListen {
+        Listeners::bind(&t.listen, 1).map_err(|source| RoleError::TsListen {
             path: cfg.path.clone(),
             name: t.name.clone(),
             source,
@@ -153,7 +153,12 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
             };
             // Ready once every table server answers (a bounded wait); a
             // stop meanwhile ends it, never followed by READY=1.
-            let addrs: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+            // Each by its first address: a TS answers on all of them once up.
+            let addrs: Vec<SocketAddr> = cfg
+                .ts
+                .iter()
+                .filter_map(|t| t.listen.first().copied())
+                .collect();
             let waiting = first_answers(&addrs, STARTUP_WAIT);
             tokio::pin!(waiting);
             let mut stop = false;
@@ -296,7 +301,11 @@ async fn with_ls(
     // wait in the bound sockets meanwhile), or after a bounded wait. Other
     // backends get one probe timeout, as under `dnslb ls`: a backend that is
     // not ours does not hold the LS back for STARTUP_WAIT.
-    let own: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+    let own: Vec<SocketAddr> = cfg
+        .ts
+        .iter()
+        .flat_map(|t| t.listen.iter().copied())
+        .collect();
     let others_wait = Duration::from_millis(lsc.health.timeout_ms.max(1)).min(STARTUP_WAIT);
     let started = tokio::time::Instant::now();
     let stopped = {

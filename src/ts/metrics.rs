@@ -77,6 +77,9 @@ pub struct TsMetrics {
     pub answers: [AtomicU64; RCODES + 1],
     /// Requests not answered, by [`Unanswered::ALL`] order.
     pub unanswered: [AtomicU64; Unanswered::ALL.len()],
+    /// Requests refused as no zone's (another class, a name in no zone, a
+    /// transfer not allowed): `dnslb_ts_zone_queries_total{zone="-"}`.
+    pub no_zone: crate::ts::zone::ZoneQueries,
     /// Reloads that swapped new zones in.
     pub reloads_applied: AtomicU64,
     /// Reloads refused (a bad file): the old zones kept serving.

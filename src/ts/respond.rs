@@ -231,7 +231,9 @@ fn answer_in_place(
         qtype: q.qtype,
         opt: q.opt.map_or(QueryOpt::Absent, QueryOpt::InPlace),
     };
-    Some(answer::plain(ts, (&catalog, zone), req, query, max))
+    let done = answer::plain(ts, (&catalog, zone), req, query, max);
+    zone.queries().count(done.1);
+    Some(done)
 }
 
 /// The answer to `req` decoded: the decoder's rejection (FORMERR, NOTIMP,
@@ -263,11 +265,11 @@ fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, R
         let rcode = ResponseCode::FormErr;
         return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));
     }
+    // Refused, not ours: counted as no zone's (`zone="-"`).
     let refuse = |q: &ClientQuery| {
-        (
-            rcode_answer(ts, q, ResponseCode::Refused),
-            RequestOutcome::Answered(ResponseCode::Refused),
-        )
+        let outcome = RequestOutcome::Answered(ResponseCode::Refused);
+        ts.metrics.no_zone.count(outcome);
+        (rcode_answer(ts, q, ResponseCode::Refused), outcome)
     };
     // We are a primary: NOTIFY is for secondaries.
     if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
@@ -281,14 +283,19 @@ fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, R
             return refuse(&q);
         }
         let catalog = ts.catalog.load();
-        return match catalog.named(q.query.name()) {
-            Some(zone) if zone.is_expired() => (
+        let Some(zone) = catalog.named(q.query.name()) else {
+            return refuse(&q);
+        };
+        let done = if zone.is_expired() {
+            (
                 rcode_answer(ts, &q, ResponseCode::ServFail),
                 RequestOutcome::Answered(ResponseCode::ServFail),
-            ),
-            Some(zone) => transfer(ts, zone, &q, req, room),
-            None => refuse(&q),
+            )
+        } else {
+            transfer(ts, zone, &q, req, room)
         };
+        zone.queries().count(done.1);
+        return done;
     }
     let catalog = ts.catalog.load();
     let question = match encode_question(&q) {
@@ -304,6 +311,7 @@ fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, R
     if zone.is_expired() {
         // A secondary zone past its SOA EXPIRE: no answer vouched for.
         let rcode = ResponseCode::ServFail;
+        zone.queries().count(RequestOutcome::Answered(rcode));
         return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));
     }
     let query = answer::Query {
@@ -315,7 +323,9 @@ fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, R
         opt: q.edns.as_ref().map_or(QueryOpt::Absent, QueryOpt::Decoded),
     };
     let max = less(q.max_size(req.transport), room);
-    answer::plain(ts, (&catalog, zone), req, query, max)
+    let done = answer::plain(ts, (&catalog, zone), req, query, max);
+    zone.queries().count(done.1);
+    done
 }
 
 /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the

@@ -360,6 +360,7 @@ impl TableServer {
             }
         }
         drop(installed);
+        old.carry_queries(&mut put);
         self.record_changes(&old, &put);
         self.catalog.store(Arc::new(old.replaced(put, &gone)));
     }
@@ -586,6 +587,7 @@ impl TableServer {
         self.secondaries()
             .retain(|o| !from_files.contains(&service::compiled::lower_wire(o)[..]));
         zones.extend(kept);
+        old.carry_queries(&mut zones);
         self.record_changes(&old, &zones);
         let (added, removed) = super::zones_live::added_removed(&old, &zones);
         let report = ReloadReport {
@@ -648,6 +650,7 @@ impl TableServer {
             zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
         }
         self.zone_keys.store(Arc::new(zone_keys));
+        old.carry_queries(&mut zones);
         if changed.is_empty() {
             // The keys' next events as read now: when the TS wakes next.
             self.catalog.store(Arc::new(Catalog::new(zones)));

@@ -297,7 +297,7 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     tap.identity = Some("ts-under-test".into());
     let run = TsRun {
         settings,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
         metrics: None,
         workers: 1,
         dnstap: Some(tap),

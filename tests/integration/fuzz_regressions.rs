@@ -39,8 +39,8 @@ $ORIGIN0fuzz.test.
 }
 
 /// hickory honours `$INCLUDE` after another directive's argument on the same
-/// line too: refused there as at the start of a line, so loading a zone never
-/// opens another file.
+/// line too: a `$INCLUDE` begins its own line, and one after another
+/// directive is refused there, its file never opened.
 #[test]
 fn an_include_after_a_directive_is_refused() {
     let dir = ZoneDir::new();
@@ -60,7 +60,7 @@ $ORIGIN fuzz.test.
         let err = parse_zone_file(&text, Path::new("z.zone"), None).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "z.zone:4: $INCLUDE is not supported",
+            "z.zone:4: $INCLUDE must begin its own line",
             "{line}"
         );
     }

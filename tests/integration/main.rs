@@ -19,8 +19,8 @@
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
-//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
-//! | the TS: operations, metrics, NOTIFY sent | `ts_ops.rs`, `ts_metrics.rs`, `ts_notify.rs` |
+//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
+//! | the TS: operations, metrics, NOTIFY sent, several listen addresses | `ts_ops.rs`, `ts_listen.rs`, `ts_metrics.rs`, `ts_zone_queries.rs`, `ts_notify.rs` |
 //! | the TS on the internet: response rate limiting | `ts_rrl.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`, its upstream queries in `xdp_upstream.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs`, `xdp_upstream.rs` |
 //! | zone transfers (AXFR, IXFR) | `xfr.rs`, `ixfr.rs`, `xfr_compression.rs`, `xfr_edns.rs` |
@@ -143,6 +143,7 @@ mod ts_as_nsd;
 mod ts_catalog;
 mod ts_cname_chains;
 mod ts_dnssec_proofs;
+mod ts_listen;
 mod ts_many_zones;
 mod ts_memory;
 mod ts_metrics;
@@ -151,6 +152,7 @@ mod ts_ops;
 mod ts_rrl;
 mod ts_secondary;
 mod ts_secondary_recovery;
+mod ts_zone_queries;
 mod up_cache;
 mod xdp;
 mod xdp_path;
@@ -160,5 +162,6 @@ mod xfr_compression;
 mod xfr_edns;
 mod zone_control;
 mod zonefile_as_nsd;
+mod zonefile_include;
 mod zonefile_reader;
 mod zones_live;

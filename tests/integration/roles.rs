@@ -69,7 +69,7 @@ async fn start_ts_role(
 fn ts_run(zones: Vec<std::path::PathBuf>) -> TsRun {
     TsRun {
         settings: ts_settings(zones),
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
         metrics: None,
         workers: 1,
         dnstap: None,

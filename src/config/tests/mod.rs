@@ -123,7 +123,7 @@ fn shipped_config_parses_to_the_default_deployment() {
     );
     assert_eq!(*ts1, want);
     let ts2 = config.ts_by_name("ts2").unwrap();
-    assert_eq!(ts2.listen, addr("127.0.0.1:5302"));
+    assert_eq!(ts2.listen, [addr("127.0.0.1:5302")]);
     assert_eq!(ts2.zones, vec![PathBuf::from("/etc/dnslb/zones/ts2.txt")]);
     assert!(
         ts2.axfr_allow.is_empty(),

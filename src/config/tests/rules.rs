@@ -84,6 +84,30 @@ fn rejects_listeners_on_one_address() {
         &two_ts,
         "config.toml:15: ts.listen: 127.0.0.1:5301 is already used by table server \"ts1\"",
     );
+    // Within a TS's list too, and against another's list; a list written
+    // over several lines names the address's own line.
+    let listed = BASE.replace(
+        "listen = \"127.0.0.1:5301\"",
+        "listen = [\n  \"127.0.0.1:5301\",\n  \"[::1]:5301\",\n  \"0.0.0.0:5301\",\n]",
+    );
+    rejects(
+        &listed,
+        "config.toml:13: ts.listen: 0.0.0.0:5301 is already used by table server \"ts1\"",
+    );
+    let two_lists = BASE.replace(
+        "listen = \"127.0.0.1:5301\"",
+        "listen = [\"127.0.0.1:5301\", \"[::1]:5301\"]",
+    ) + "\n[[ts]]\nname = \"ts2\"\nlisten = [\"127.0.0.2:5301\", \"[::]:5301\"]\nzones = [\"b\"]\n";
+    rejects(
+        &two_lists,
+        "config.toml:15: ts.listen: [::]:5301 is already used by table server \"ts1\"",
+    );
+    let apart = BASE.replace(
+        "listen = \"127.0.0.1:5301\"",
+        "listen = [\"127.0.0.1:5301\", \"[::1]:5301\", \"127.0.0.2:5301\"]",
+    );
+    let c = parse(&apart).unwrap();
+    assert_eq!(c.ts[0].listen.len(), 3);
     // Port 0 (the OS picks a free port) never conflicts.
     let text = BASE
         .replace("127.0.0.1:5300", "127.0.0.1:0")

@@ -142,10 +142,12 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
                 format!("the zone {} is given twice: give each zone once", s.name),
             );
         }
-        let own = s.primary == ts.listen
-            || (s.primary.port() == ts.listen.port()
-                && ts.listen.ip().is_unspecified()
-                && (s.primary.ip().is_loopback() || s.primary.ip().is_unspecified()));
+        let own = ts.listen.iter().any(|l| {
+            s.primary == *l
+                || (s.primary.port() == l.port()
+                    && l.ip().is_unspecified()
+                    && (s.primary.ip().is_loopback() || s.primary.ip().is_unspecified()))
+        });
         if own {
             check.push(&[&key("zones"), &key("catalog_from")], format!("the primary of {} is {}, this TS's own listen address: a TS cannot be its own primary", s.name, s.primary));
         }
@@ -268,7 +270,9 @@ fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
     }
     for (i, ts) in config.ts.iter().enumerate() {
         let owner = format!("table server {:?}", ts.name);
-        listeners.push((format!("ts.{i}.listen"), owner.clone(), ts.listen));
+        for (j, addr) in ts.listen.iter().enumerate() {
+            listeners.push((format!("ts.{i}.listen.{j}"), owner.clone(), *addr));
+        }
         if let Some(addr) = ts.metrics {
             let owner = format!("the metrics of {owner}");
             listeners.push((format!("ts.{i}.metrics"), owner, addr));
@@ -321,7 +325,7 @@ fn check_transfers_behind_ls(config: &Config, check: &mut ConfigChecker<'_>) {
         if ts.xfr_key.is_some() {
             continue;
         }
-        let behind = ls.backend.iter().filter(|b| overlap(b.addr, ts.listen));
+        let behind = (ls.backend.iter()).filter(|b| ts.listen.iter().any(|l| overlap(b.addr, *l)));
         for b in behind {
             let from = ls_source_toward(b.addr.ip());
             if let Some(net) = ts.axfr_allow.iter().find(|n| n.contains(&from)) {

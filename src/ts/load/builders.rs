@@ -19,7 +19,7 @@ use crate::ts::{table, zonefile};
 use super::keep::Keepable;
 use super::origins::ByOrigin;
 use super::parse::{Parsed, parse_asked, parse_file, parse_file_or_ask};
-use super::settle::{FileHash, FileRead, content};
+use super::settle::{FileHash, FileRead, Includes, content};
 use super::spread;
 
 /// By builder (or zone): the first master file and the first PROJ table
@@ -76,8 +76,8 @@ impl Builders {
         table_origin.set_fqdn(true);
         let mut masters = MasterFiles::new(settings, keep, threads);
         for (i, file) in settings.zones.iter().enumerate() {
-            if let Some(&Some((k, seen))) = keep.by_file.get(i) {
-                self.note_kept(keep.zones[k].1, seen);
+            if let Some(Some((k, seen, includes))) = keep.by_file.get(i) {
+                self.note_kept(keep.zones[*k].1, *seen, includes.clone());
             } else if masters.is_master(i) {
                 let parsed = masters.parsed(i)?;
                 if !self.add_master(i, file, parsed, warnings, keep)? {
@@ -90,10 +90,12 @@ impl Builders {
         Ok(true)
     }
 
-    /// Notes a file unchanged whose zone (at `origin`) is kept: not read.
-    fn note_kept(&mut self, origin: &[u8], seen: FileHash) {
+    /// Notes a file unchanged whose zone (at `origin`) is kept: not read
+    /// (the files it includes, unchanged too, noted again).
+    fn note_kept(&mut self, origin: &[u8], seen: FileHash, includes: Includes) {
         self.file_origins.push(Some(origin.into()));
-        self.contents.push(Some(FileRead::known(seen)));
+        self.contents
+            .push(Some(FileRead::known(seen).including(includes)));
     }
 
     /// Adds the master file `file` (index `i`), `parsed`, to its zone's
@@ -142,8 +144,8 @@ impl Builders {
                 );
                 let builder = &mut self.builders[b];
                 builder.reserve_rdata(records.rdata_len());
-                for rec in records.iter() {
-                    builder.add_read(i, file, &rec)?;
+                for (n, rec) in records.iter().enumerate() {
+                    builder.add_read(i, records.file_of(n).unwrap_or(file), &rec)?;
                 }
                 b
             }

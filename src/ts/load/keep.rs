@@ -8,7 +8,7 @@ use crate::ts::settings::TsSettings;
 use crate::ts::zone::{Catalog, Zone, key_of};
 use crate::ts::zonefile;
 
-use super::settle::{FileHash, FileMemo, FileStamp};
+use super::settle::{FileHash, FileMemo, FileStamp, Includes};
 
 /// What a reload may keep from the last load: its [`FileMemo`], the files'
 /// stamps now, and the zones served, with which of them may be kept
@@ -32,7 +32,7 @@ pub(crate) struct Prior<'a> {
 pub(super) struct Keepable<'a> {
     /// By file: the index in `zones` of the zone it belongs to, if kept,
     /// and the content it was read with.
-    pub(super) by_file: Vec<Option<(usize, FileHash)>>,
+    pub(super) by_file: Vec<Option<(usize, FileHash, Includes)>>,
     /// The zones kept, each with its origin (lower-cased wire form) and
     /// the first of its files.
     pub(super) zones: Vec<(&'a Zone, &'a [u8], usize)>,
@@ -74,7 +74,9 @@ impl<'a> Keepable<'a> {
         for (i, origin) in memo.origins.iter().enumerate() {
             if let Some(key) = origin {
                 let file = &settings.zones[i];
-                let same = memo.seen[i].is_some_and(|s| s.unchanged(file, now[i].as_ref()));
+                let same = memo.seen[i]
+                    .as_ref()
+                    .is_some_and(|s| s.unchanged(file, now[i].as_ref()));
                 groups
                     .entry(&key[..])
                     .and_modify(|g| g.0 &= same)
@@ -105,7 +107,9 @@ impl<'a> Keepable<'a> {
         }
         for (i, origin) in memo.origins.iter().enumerate() {
             let zone = origin.as_ref().and_then(|k| index.get(&k[..]).copied());
-            keep.by_file[i] = zone.zip(memo.seen[i].map(|s| s.content));
+            keep.by_file[i] = zone
+                .zip(memo.seen[i].as_ref())
+                .map(|(z, s)| (z, s.content, s.includes.clone()));
         }
         keep
     }

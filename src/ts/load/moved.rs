@@ -20,7 +20,7 @@ pub(crate) fn remapped(memo: &FileMemo, before: &[PathBuf], after: &[PathBuf]) -
     let mut origins = Vec::with_capacity(after.len());
     for f in after {
         let i = at.get(f).copied();
-        seen.push(i.and_then(|i| memo.seen.get(i).copied().flatten()));
+        seen.push(i.and_then(|i| memo.seen.get(i).cloned().flatten()));
         origins.push(i.and_then(|i| memo.origins.get(i).cloned().flatten()));
     }
     FileMemo { seen, origins }

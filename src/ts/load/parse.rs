@@ -14,7 +14,7 @@ use crate::ts::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG, SOA};
 use crate::ts::zonefile;
 
 use super::bytes::{NotInMemory, with_asked_bytes, with_file_bytes, with_file_bytes_or_ask};
-use super::settle::{FileRead, content};
+use super::settle::{FileRead, content, includes_of};
 
 /// A master file read and parsed (on any thread): the content read, the
 /// zone's origin (and its key, lower-cased wire form) and records, its
@@ -71,7 +71,8 @@ pub(super) fn parse_asked(
 
 /// A file parsed, with the file its bytes were read from noted in it.
 fn noting_file((mut parsed, opened): (Box<Parsed>, ReadFile)) -> Box<Parsed> {
-    parsed.read = FileRead::read(parsed.read.content, opened);
+    let includes = parsed.read.includes.take();
+    parsed.read = FileRead::read(parsed.read.content, opened).including(includes);
     parsed
 }
 
@@ -107,13 +108,14 @@ fn parse_bytes(
         // until the last file is read.
         let room = (records.len(), records.owner_len());
         let mut b = ZoneBuilder::with_sizes(origin.clone(), k, room, records.rdata_len());
-        for rec in records.iter() {
-            b.add_read(index, file, &rec)?;
+        for (n, rec) in records.iter().enumerate() {
+            // A record of an included file is located in it.
+            b.add_read(index, records.file_of(n).unwrap_or(file), &rec)?;
         }
         Ok(b)
     });
     Ok(Box::new(Parsed {
-        read: FileRead::known(content(bytes)),
+        read: FileRead::known(content(bytes)).including(includes_of(records.included())),
         origin,
         key: boxed,
         records,

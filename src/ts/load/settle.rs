@@ -21,14 +21,15 @@
 //! look finds it older than that.
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
 use crate::ts::error::ZoneError;
 use crate::ts::source::{ReadFile, read_open_into};
+use crate::ts::zonefile::IncludedFile;
 
 use super::bytes::{with_file_bytes, with_kept_buffer};
 use super::fds::{KeptFd, share_of_limit};
@@ -168,7 +169,10 @@ impl FileMemo {
     /// Each file's content, when every one is known (the serials' state
     /// file records them: a restart on the same bytes keeps the serials).
     pub(crate) fn contents(&self) -> Option<Vec<FileHash>> {
-        self.seen.iter().map(|s| s.map(|s| s.content)).collect()
+        self.seen
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.content))
+            .collect()
     }
 
     /// Whether every one of `files`, as `look` found them, holds the bytes
@@ -177,7 +181,7 @@ impl FileMemo {
         self.seen.len() == files.len()
             && look.stamps.len() == files.len()
             && (self.seen.iter().zip(&look.stamps).zip(files))
-                .all(|((seen, now), f)| seen.is_some_and(|s| s.unchanged(f, now.as_ref())))
+                .all(|((seen, now), f)| seen.as_ref().is_some_and(|s| s.unchanged(f, now.as_ref())))
     }
 }
 
@@ -223,15 +227,66 @@ fn content_of_open(file: &File) -> Option<FileHash> {
     })
 }
 
-/// A file as a load has it: the [`FileHash`] of its bytes, and the file
+/// A file a master file included (`$INCLUDE`), as a load saw it: its
+/// path, its stamp just after it was read, and whether that stamp was racy
+/// (changed within [`RACY`] of the look before the read: the next reload
+/// reads the zone again rather than trust it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IncludeSeen {
+    path: PathBuf,
+    stamp: FileStamp,
+    racy: bool,
+}
+
+/// The files a master file included, `None` for one that includes none.
+pub(crate) type Includes = Option<Arc<[IncludeSeen]>>;
+
+/// The [`Includes`] of the files a master file's read included.
+pub(crate) fn includes_of(files: &[IncludedFile]) -> Includes {
+    (!files.is_empty()).then(|| {
+        files
+            .iter()
+            .map(|f| IncludeSeen {
+                path: f.path.clone(),
+                stamp: FileStamp::from(&f.meta),
+                racy: false,
+            })
+            .collect()
+    })
+}
+
+/// Whether every one of `includes` is still the file, with the stamp, it
+/// was read with (not racy): else its zone is read again.
+fn includes_unchanged(includes: &Includes) -> bool {
+    includes
+        .iter()
+        .flat_map(|i| i.iter())
+        .all(|i| !i.racy && FileStamp::of(&i.path) == Some(i.stamp))
+}
+
+/// `includes`, each marked racy if its stamp is as of a look at `looked`.
+fn includes_looked(includes: &Includes, looked: i128) -> Includes {
+    includes.as_ref().map(|all| {
+        all.iter()
+            .map(|i| IncludeSeen {
+                racy: i.racy || i.stamp.racy(looked),
+                ..i.clone()
+            })
+            .collect()
+    })
+}
+
+/// A file as a load has it: the [`FileHash`] of its bytes, the file
 /// they were read from (`None` for a file not read this time, its zone
-/// kept, or a test's).
+/// kept, or a test's), and the files it included.
 #[derive(Debug)]
 pub(crate) struct FileRead {
     /// The bytes' hash.
     pub(crate) content: FileHash,
     /// The file read.
     pub(crate) opened: Option<Opened>,
+    /// The files it included (`$INCLUDE`).
+    pub(crate) includes: Includes,
 }
 
 impl FileRead {
@@ -240,6 +295,7 @@ impl FileRead {
         FileRead {
             content,
             opened: Some(Opened::of(read)),
+            includes: None,
         }
     }
 
@@ -248,7 +304,13 @@ impl FileRead {
         FileRead {
             content,
             opened: None,
+            includes: None,
         }
+    }
+
+    /// This read, with the files it included.
+    pub(crate) fn including(self, includes: Includes) -> FileRead {
+        FileRead { includes, ..self }
     }
 }
 
@@ -346,13 +408,16 @@ impl Held {
 }
 
 /// What a load knew of one file: its stamp after the read, the content
-/// read, and whether the stamp was racy (see the module's text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// read, whether the stamp was racy (see the module's text), and the files
+/// it included.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Seen {
     stamp: FileStamp,
     /// The bytes the zones were made from.
     pub(crate) content: FileHash,
     racy: bool,
+    /// The files it included, each as read.
+    pub(crate) includes: Includes,
 }
 
 impl Seen {
@@ -360,6 +425,10 @@ impl Seen {
     /// when seen: a stamp that is the one seen says so, unless it was
     /// racy; else the bytes are read and their hash compared.
     pub(crate) fn unchanged(&self, file: &Path, now: Option<&FileStamp>) -> bool {
+        // An included file changed, or racy: the zone is read again.
+        if !includes_unchanged(&self.includes) {
+            return false;
+        }
         if now == Some(&self.stamp) && !self.racy {
             return true;
         }
@@ -443,6 +512,7 @@ pub(super) fn read_settled<T>(
                             stamp,
                             content: read.content,
                             racy: stamp.racy(looked),
+                            includes: includes_looked(&read.includes, looked),
                         })
                     })
                     .collect();
@@ -482,10 +552,21 @@ fn still(
 ) -> Result<Vec<bool>, usize> {
     let same = per_file(files.len(), |i| {
         let read = reads.and_then(|r| r.get(i)).and_then(Option::as_ref);
+        // An included file rewritten since it was read: what was read of
+        // it may be half-written.
+        if read.is_some_and(|r| {
+            r.includes
+                .iter()
+                .flat_map(|i| i.iter())
+                .any(|i| FileStamp::of(&i.path) != Some(i.stamp))
+        }) {
+            return None;
+        }
         match read {
             Some(FileRead {
                 content,
                 opened: Some(opened),
+                ..
             }) => opened.still(&files[i], *content, looked),
             _ => by_path(
                 &files[i],
@@ -642,6 +723,7 @@ mod settle_tests {
         let read = FileRead {
             content: content(&bytes),
             opened: Some(opened),
+            includes: None,
         };
         (String::from_utf8(bytes).unwrap(), vec![Some(read)])
     }
@@ -741,7 +823,7 @@ mod settle_tests {
         )
         .unwrap();
         assert_eq!((text.as_str(), pauses.len()), ("whole\n", 0));
-        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
+        assert_eq!(seen[0].as_ref().map(|s| s.stamp), FileStamp::of(&f));
 
         let moment_ago = Instant::now().checked_sub(SETTLE / 2).unwrap();
         let mut reads = 0;
@@ -789,6 +871,7 @@ mod settle_tests {
             stamp,
             content: content(text.as_bytes()),
             racy,
+            includes: None,
         };
         // Not racy: the stamp alone, the bytes never read.
         assert!(seen(false, "what the file held when seen").unchanged(&f, Some(&stamp)));
@@ -865,8 +948,11 @@ mod settle_tests {
         );
         assert_eq!(reads, 3);
         assert_eq!(got, "half 2", "the read of settled bytes is kept");
-        assert_eq!(seen[0].map(|s| s.content), Some(content(b"half 2")));
-        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
+        assert_eq!(
+            seen[0].as_ref().map(|s| s.content),
+            Some(content(b"half 2"))
+        );
+        assert_eq!(seen[0].as_ref().map(|s| s.stamp), FileStamp::of(&f));
         assert_eq!(
             pauses,
             [Duration::from_millis(50), Duration::from_millis(100)]
@@ -972,7 +1058,7 @@ mod settle_tests {
         );
         assert_eq!(got, "old");
         // Seen as read; the next reload finds the new file by its stamp.
-        let seen = seen[0].unwrap();
+        let seen = seen[0].clone().unwrap();
         assert_eq!(seen.content, content(b"old"));
         assert!(!seen.unchanged(&f, FileStamp::of(&f).as_ref()));
 
@@ -1022,7 +1108,10 @@ mod settle_tests {
         );
         assert_eq!(got, "whole\nfile\n", "the half read was kept");
         assert_eq!(reads, 2);
-        assert_eq!(seen[0].map(|s| s.content), Some(content(b"whole\nfile\n")));
+        assert_eq!(
+            seen[0].as_ref().map(|s| s.content),
+            Some(content(b"whole\nfile\n"))
+        );
     }
 
     /// The same with a rewrite of the same length in place, in the tick of
@@ -1066,7 +1155,7 @@ mod settle_tests {
             |_| {},
         );
         assert_eq!((got.as_str(), reads), ("rewritten", 2));
-        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
+        assert_eq!(seen[0].as_ref().map(|s| s.stamp), FileStamp::of(&f));
         let (got, seen, _) = read_text_holding(
             &f,
             false,

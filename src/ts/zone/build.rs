@@ -420,6 +420,7 @@ impl ZoneBuilder {
             has_dnames: written.has_dnames,
             signed: None,
             expired: false,
+            queries: Arc::default(),
         };
         let wire = soa_read.bytes().unwrap_or(&served.encoded);
         let compiled = zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0);

@@ -145,6 +145,19 @@ impl Catalog {
         Catalog::indexed(zones)
     }
 
+    /// Gives each of `zones` (the versions that replace this catalog's)
+    /// the query counters of the zone of its origin here, when there is
+    /// one: they go on from its counts; a new zone keeps its own, at zero.
+    pub fn carry_queries(&self, zones: &mut [Zone]) {
+        for z in zones {
+            if let Some(o) = self.with_origin(z.origin_wire())
+                && !std::sync::Arc::ptr_eq(&o.queries, &z.queries)
+            {
+                z.queries = std::sync::Arc::clone(&o.queries);
+            }
+        }
+    }
+
     /// The zone whose origin is `key` (lower-cased wire form), if any: one
     /// hash lookup when there are many zones (a reload of 100,000 zones
     /// pairs each new zone with its old version this way).

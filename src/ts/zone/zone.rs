@@ -73,6 +73,8 @@ pub struct Zone {
     pub(super) soa_synthesized: bool,
     /// Which file (index into the TS's zone list) and line gave the SOA.
     pub(super) soa_source: Option<(usize, usize)>,
+    /// The requests it answered (`queries.rs`), shared by its versions.
+    pub(super) queries: Arc<super::queries::ZoneQueries>,
 }
 
 /// The bytes of [`Zone`] every answer reads: its first cache line.
@@ -131,6 +133,11 @@ impl Zone {
     /// The file (index into the zone list) and line of the SOA, when read from a file.
     pub fn soa_source(&self) -> Option<(usize, usize)> {
         self.soa_source
+    }
+
+    /// The requests it answered (shared by its versions).
+    pub fn queries(&self) -> &super::queries::ZoneQueries {
+        &self.queries
     }
 
     /// The SOA serial.

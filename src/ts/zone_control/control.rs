@@ -360,7 +360,7 @@ impl ZoneControl {
                 continue;
             }
             let one = std::slice::from_ref(file);
-            let same = memo.seen.get(i).copied().flatten().is_some_and(|seen| {
+            let same = memo.seen.get(i).cloned().flatten().is_some_and(|seen| {
                 let m = FileMemo {
                     seen: vec![Some(seen)],
                     origins: vec![None],

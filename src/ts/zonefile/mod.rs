@@ -3,8 +3,8 @@
 //!
 //! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: `lexer` splits the text into
 //! entries and tokens (parentheses, quoted strings, `;` comments, backslash escapes);
-//! `reader` reads the directives (`$ORIGIN`, `$TTL`; `$INCLUDE` is refused so a zone
-//! never opens another file), the owner (`@`, relative names, a blank owner for the
+//! `reader` reads the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`: `include` reads the
+//! file named, beside the including file, and locates its problems in it), the owner (`@`, relative names, a blank owner for the
 //! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
 //! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
 //! `\# LENGTH HEX` for any type; `loc` and `svcb` the two types with a syntax of
@@ -37,6 +37,7 @@ use crate::ts::table;
 mod cursor;
 mod extra;
 mod fields;
+mod include;
 mod lexer;
 mod loc;
 mod rdata;
@@ -47,7 +48,7 @@ mod wire;
 
 pub(crate) use fields::rrsig_time;
 use reader::{Reader, check, name_wire};
-pub use records::WireRecords;
+pub use records::{IncludedFile, WireRecords};
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
 /// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial
@@ -211,7 +212,7 @@ fn first_problem(read: Parsed, file: &Path) -> Result<(Name, WireRecords), ZoneE
 /// # Errors
 ///
 /// The first problem as [`ZoneError::Line`]: a syntax or RDATA error,
-/// `$INCLUDE is not supported`, no SOA or more than one, a name outside the zone origin,
+/// a `$INCLUDE` that cannot be read or loops, no SOA or more than one, a name outside the zone origin,
 /// a class other than IN (the zone builder refuses a CNAME beside other data and the rest).
 pub fn parse_zone_file(
     text: &str,
@@ -233,9 +234,9 @@ struct Parsed {
 }
 
 /// Reads the bytes of a master file, listing up to `max` problems (the
-/// reading stops at a lexical error: what follows it cannot be read).
+/// reading stops at a lexical error: what follows it cannot be read), and
+/// the files it includes.
 fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> Parsed {
-    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
     let mut read = Parsed {
         zone: None,
         problems: Vec::new(),
@@ -252,29 +253,14 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     // Each entry read as the lexer ends it: the tokens of a big file never
     // sit in memory together (a signed zone's are ten times its records').
     let mut records = WireRecords::for_text(text.len());
-    let problems = &mut read.problems;
-    let lexed = lexer::each_entry(text, |entry| {
-        match reader.entry(entry, &mut records) {
-            Ok(()) => {}
-            Err(bad) => {
-                problems.push(at(bad));
-                if problems.len() >= max {
-                    // Not a lexical error: ends the walk, reported already.
-                    return Err(lexer::LexError {
-                        line: 0,
-                        msg: String::new(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = lexed
-        && e.line > 0
-        && read.problems.len() < max
-    {
-        read.problems.push(at((e.line, e.msg)));
-    }
+    let mut walk = include::Walk {
+        reader: &mut reader,
+        records: &mut records,
+        problems: &mut read.problems,
+        max,
+        open: vec![std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())],
+    };
+    walk.text(text, file, 0);
     if let Some((line, value, n)) = reader.ttls_over {
         let others = match n {
             1 => String::new(),
@@ -290,9 +276,14 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     }
     // The origin in force at the end (made by `fields::name`: a name) names
     // the zone only when it has no SOA: decoded then.
-    match check(records, reader.origin.as_deref(), max) {
-        Ok(zone) => read.zone = Some(zone),
-        Err(problems) => read.problems.extend(problems.into_iter().map(at)),
+    match check(&records, reader.origin.as_deref(), max) {
+        Ok(zone) => read.zone = Some((zone, records)),
+        Err(problems) => read
+            .problems
+            .extend(problems.into_iter().map(|(index, (line, msg))| {
+                let from = index.and_then(|i| records.file_of(i)).unwrap_or(file);
+                ZoneError::line(from, line, msg)
+            })),
     }
     read
 }
@@ -515,13 +506,17 @@ ns1 IN A 192.0.2.53
         );
     }
 
+    /// A file that is not a zone file is read as one, and refused at its
+    /// first line that is not a record (the `$INCLUDE` names it).
     #[test]
-    fn include_is_refused() {
-        let text = format!("{HEAD}$INCLUDE /etc/passwd\n");
-        assert_eq!(error(&text), head_line(1, "$INCLUDE is not supported"));
-        assert_eq!(
-            error("$include other.zone example.test.\n"),
-            "z.zone:1: $INCLUDE is not supported"
+    fn an_include_of_a_file_that_is_no_zone_file_is_refused() {
+        let text = format!("{HEAD}$INCLUDE /proc/self/status\n");
+        let e = error(&text);
+        assert!(e.starts_with("/proc/self/status:1: "), "{e}");
+        let e = error("$include /nonexistent/other.zone example.test.\n");
+        assert!(
+            e.starts_with("z.zone:1: $INCLUDE: /nonexistent/other.zone"),
+            "{e}"
         );
     }
 

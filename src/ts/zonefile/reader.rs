@@ -1,10 +1,11 @@
 //! The reader's walk over a master file's entries: directives (`$ORIGIN`,
-//! `$TTL`; `$INCLUDE` refused), the owner (`@`, relative, blank for the
+//! `$TTL`, and `$INCLUDE`, handed back to the caller: `include.rs` opens
+//! the file), the owner (`@`, relative, blank for the
 //! previous one), TTL and class in either order, the type and its data; then
 //! the checks a server needs ([`check`]).
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::lexer::MasterEntry;
+use super::lexer::{MasterEntry, Token};
 use super::records::{WireRecords, wire_name};
 use super::{cursor, fields, rdata};
 use crate::ts::wire::NAME_MAX;
@@ -110,16 +111,17 @@ impl Reader {
         }
     }
 
-    /// Reads one entry: a directive, or a record added to `out`.
+    /// Reads one entry: a directive, or a record added to `out`; a
+    /// `$INCLUDE` is handed back, for the caller to read.
     pub(super) fn entry(
         &mut self,
         entry: &MasterEntry<'_>,
         out: &mut WireRecords,
-    ) -> Result<(), cursor::Bad> {
+    ) -> Result<Option<Include>, cursor::Bad> {
         let line = entry.first_line;
         let mut tokens = entry.tokens.iter();
         let Some(first) = entry.tokens.first() else {
-            return Ok(());
+            return Ok(None);
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
             return self.directive(entry);
@@ -183,7 +185,23 @@ impl Reader {
         })?;
         let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
         out.push(owner, (code, class.unwrap_or(1), ttl), wire, line)
-            .map_err(|m| (line, m))
+            .map_err(|m| (line, m))?;
+        Ok(None)
+    }
+
+    /// Enters an included file read from `origin` (wire form): returns the
+    /// origin in force, which [`Reader::leave`] restores after it.
+    pub(super) fn enter(&mut self, origin: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        // A relative owner (`@` too) names another name there.
+        self.owner_text.clear();
+        std::mem::replace(&mut self.origin, origin)
+    }
+
+    /// Back in the including file: its origin (RFC 1035 §5.1: an included
+    /// file's `$ORIGIN` does not change the including file's).
+    pub(super) fn leave(&mut self, origin: Option<Vec<u8>>) {
+        self.owner_text.clear();
+        self.origin = origin;
     }
 
     /// `value`, or 0 if it is over [`fields::TTL_MAX`] (RFC 2181 §8: such a
@@ -200,20 +218,25 @@ impl Reader {
         0
     }
 
-    /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
-    fn directive(&mut self, entry: &MasterEntry<'_>) -> Result<(), cursor::Bad> {
+    /// `$ORIGIN name`, `$TTL ttl`, `$INCLUDE file [origin]` (handed back);
+    /// anything else is refused.
+    fn directive(&mut self, entry: &MasterEntry<'_>) -> Result<Option<Include>, cursor::Bad> {
         let line = entry.first_line;
         let [directive, args @ ..] = entry.tokens.as_slice() else {
-            return Ok(());
+            return Ok(None);
         };
         let keyword = directive.text;
-        // Whatever else the line holds, a `$INCLUDE` on it is never followed.
+        if keyword.eq_ignore_ascii_case(b"$INCLUDE") {
+            return self.include(line, args).map(Some);
+        }
+        // A `$INCLUDE` is a line of its own: one after another directive's
+        // argument (hickory followed it there) is refused, not followed.
         let is_include = |t: &[u8]| {
             t.get(..8)
                 .is_some_and(|p| p.eq_ignore_ascii_case(b"$INCLUDE"))
         };
         if let Some(include) = args.iter().find(|a| is_include(a.text)) {
-            return Err((include.line, "$INCLUDE is not supported".into()));
+            return Err((include.line, "$INCLUDE must begin its own line".into()));
         }
         let one = |what: &str| match args {
             [arg] => Ok(arg.text),
@@ -236,8 +259,6 @@ impl Reader {
             let raw = one("$TTL")?;
             let value = fields::ttl(raw).map_err(|m| (line, m))?;
             self.default_ttl = Some(self.ttl_in_range(line, value));
-        } else if keyword.eq_ignore_ascii_case(b"$INCLUDE") {
-            return Err((line, "$INCLUDE is not supported".into()));
         } else {
             let msg = format!(
                 "unknown directive '{}'",
@@ -245,55 +266,107 @@ impl Reader {
             );
             return Err((line, msg));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// `$INCLUDE <file-name> [<domain-name>] [<comment>]` (RFC 1035 §5.1;
+    /// the comment is a `;` comment, gone already): the file named, escapes
+    /// undone, and its origin, the one given (relative to the origin in
+    /// force) or the origin in force.
+    fn include(&self, line: usize, args: &[Token<'_>]) -> Result<Include, cursor::Bad> {
+        let (file, origin) = match args {
+            [] => return Err((line, "$INCLUDE needs a file name".into())),
+            [file] => (file, None),
+            [file, origin] => (file, Some(origin)),
+            [_, _, extra, ..] => {
+                let msg = format!(
+                    "unexpected '{}' after $INCLUDE's file and origin",
+                    String::from_utf8_lossy(extra.text)
+                );
+                return Err((extra.line, msg));
+            }
+        };
+        let name = fields::unescape(file.text).map_err(|m| (file.line, m))?;
+        if name.is_empty() {
+            return Err((file.line, "$INCLUDE needs a file name".into()));
+        }
+        let origin = match origin {
+            Some(o) => Some(fields::name(o.text, self.origin.as_deref()).map_err(|m| (o.line, m))?),
+            None => self.origin.clone(),
+        };
+        Ok(Include {
+            line,
+            file: name,
+            origin,
+        })
     }
 }
 
+/// A `$INCLUDE` read: the line it is on, the file named (as written,
+/// escapes undone), and the origin the file is read from (wire form).
+pub(super) struct Include {
+    pub(super) line: usize,
+    pub(super) file: Vec<u8>,
+    pub(super) origin: Option<Vec<u8>>,
+}
+
 /// The checks a server needs: exactly one SOA (its owner is the zone
-/// origin), class IN, every name at or below the origin. Returns the zone
-/// origin and the records, or the problems (every record's, up to `max`).
+/// origin), class IN, every name at or below the origin, of `records`.
+/// Returns the zone origin, or the problems (every record's, up to
+/// `max`), each with the index of its record when it has one (an included
+/// file's record is located in that file).
 /// More than one CNAME at a name, and a CNAME beside other data, are the
 /// zone builder's to find (after duplicates are merged).
 pub(super) fn check(
-    records: WireRecords,
+    records: &WireRecords,
     last_origin: Option<&[u8]>,
     max: usize,
-) -> Result<(Name, WireRecords), Vec<cursor::Bad>> {
+) -> Result<Name, Vec<Located>> {
     let shown = |wire: &[u8]| wire_name(wire).map_or_else(|_| "?".to_owned(), |n| n.to_string());
     let soa_type = u16::from(RecordType::SOA);
-    let (zone, soa_owner) = zone_of_soa(&records, soa_type, last_origin, &shown)?;
+    let (zone, soa_owner) = zone_of_soa(records, soa_type, last_origin, &shown)?;
     // The origin lower-cased, on the stack (a name is at most 255 bytes:
     // `wire_name` read it); each owner is tested against it as written.
     let mut key = [0u8; NAME_MAX];
-    let origin = key
-        .get_mut(..soa_owner.len())
-        .ok_or_else(|| vec![(1, "bad name".to_owned())])?;
+    let Some(origin) = key.get_mut(..soa_owner.len()) else {
+        return Err(vec![(None, (1, "bad name".to_owned()))]);
+    };
     origin.copy_from_slice(soa_owner);
     origin.make_ascii_lowercase();
     let origin = &*origin;
     let mut problems = Vec::new();
-    for record in records.iter() {
+    for (index, record) in records.iter().enumerate() {
         if problems.len() >= max {
             break;
         }
         if record.class != 1 {
             let class = DNSClass::from(record.class);
             problems.push((
-                record.line,
-                format!("class {class} is not supported (only IN)"),
+                Some(index),
+                (
+                    record.line,
+                    format!("class {class} is not supported (only IN)"),
+                ),
             ));
         } else if in_zone(record.owner, origin).is_none() {
             problems.push((
-                record.line,
-                format!("{} is outside the zone {zone}", shown(record.owner)),
+                Some(index),
+                (
+                    record.line,
+                    format!("{} is outside the zone {zone}", shown(record.owner)),
+                ),
             ));
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok((zone, records))
+    Ok(zone)
 }
+
+/// A problem [`check`] found, with the index of the record at fault, if
+/// one is.
+pub(super) type Located = (Option<usize>, cursor::Bad);
 
 /// The zone's origin from its one SOA, as a name and in wire form as
 /// written; `last_origin` (wire form, the root when `None`) names the
@@ -303,25 +376,26 @@ fn zone_of_soa<'r>(
     soa_type: u16,
     last_origin: Option<&[u8]>,
     shown: &dyn Fn(&[u8]) -> String,
-) -> Result<(Name, &'r [u8]), Vec<cursor::Bad>> {
-    let mut soas = records.iter().filter(|r| r.rtype == soa_type);
-    let Some(soa) = soas.next() else {
+) -> Result<(Name, &'r [u8]), Vec<Located>> {
+    let mut soas = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.rtype == soa_type);
+    let Some((_, soa)) = soas.next() else {
         let last_origin = last_origin.map_or_else(|| Name::root().to_string(), shown);
         return Err(vec![(
-            1,
-            format!("no SOA at the zone origin {last_origin}"),
+            None,
+            (1, format!("no SOA at the zone origin {last_origin}")),
         )]);
     };
-    if let Some(second) = soas.next() {
-        return Err(vec![(
-            second.line,
-            format!(
-                "more than one SOA ({} and {})",
-                shown(soa.owner),
-                shown(second.owner)
-            ),
-        )]);
+    if let Some((index, second)) = soas.next() {
+        let msg = format!(
+            "more than one SOA ({} and {})",
+            shown(soa.owner),
+            shown(second.owner)
+        );
+        return Err(vec![(Some(index), (second.line, msg))]);
     }
-    let zone = wire_name(soa.owner).map_err(|m| vec![(soa.line, m)])?;
+    let zone = wire_name(soa.owner).map_err(|m| vec![(None, (soa.line, m))])?;
     Ok((zone, soa.owner))
 }

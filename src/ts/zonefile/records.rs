@@ -4,6 +4,8 @@
 //! them as they are (a load of 100,000 zones spent a quarter of its work
 //! turning each record into hickory's types and back); [`SourceRecord`]s
 //! are made from them only for the callers that want those.
+use std::path::{Path, PathBuf};
+
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
@@ -41,6 +43,24 @@ pub struct WireRecords {
     /// Bytes of `bytes` that are owners (each written once for the records
     /// that follow it): the rest is RDATA.
     owner_bytes: usize,
+    /// Where the records of each file begin, when the file includes others
+    /// (`$INCLUDE`): the first record's index, and the file's (0 the file
+    /// itself, `n` the `n`th of `included`). Empty for a file that includes
+    /// none (most): every record is its own.
+    from: Vec<(usize, usize)>,
+    /// The files included, in the order read.
+    included: Vec<IncludedFile>,
+}
+
+/// A file a master file included (`$INCLUDE`): its path, as resolved, and
+/// its `fstat` just after it was read (a reload reads the zone again when
+/// it changed).
+#[derive(Debug, Clone)]
+pub struct IncludedFile {
+    /// The path the file was opened at.
+    pub path: PathBuf,
+    /// Its `fstat` after the read.
+    pub meta: std::fs::Metadata,
 }
 
 impl WireRecords {
@@ -60,7 +80,55 @@ impl WireRecords {
             owner_at: None,
             types: 0,
             owner_bytes: 0,
+            from: Vec::new(),
+            included: Vec::new(),
         }
+    }
+
+    /// Notes an included file (`file`, read): the records pushed next are
+    /// its own. Returns its number for [`WireRecords::back_to`].
+    pub(super) fn include(&mut self, file: IncludedFile) -> usize {
+        self.included.push(file);
+        let n = self.included.len();
+        self.mark(n);
+        n
+    }
+
+    /// The records pushed next are file `n`'s again (0: the file itself).
+    pub(super) fn back_to(&mut self, n: usize) {
+        self.mark(n);
+    }
+
+    /// Records from the next one on are file `n`'s.
+    fn mark(&mut self, n: usize) {
+        let at = self.slots.len();
+        if self.from.is_empty() {
+            self.from.push((0, 0));
+        }
+        match self.from.last_mut() {
+            Some(last) if last.0 == at => last.1 = n,
+            _ => self.from.push((at, n)),
+        }
+        // A new file's first record writes its owner again.
+        self.owner_at = None;
+    }
+
+    /// The included file record `index` was read from, `None` for the
+    /// file itself.
+    pub fn file_of(&self, index: usize) -> Option<&Path> {
+        if self.from.is_empty() {
+            return None;
+        }
+        let at = self.from.partition_point(|&(first, _)| first <= index);
+        let n = self.from.get(at.checked_sub(1)?)?.1;
+        self.included
+            .get(n.checked_sub(1)?)
+            .map(|f| f.path.as_path())
+    }
+
+    /// The files included (`$INCLUDE`), in the order read.
+    pub fn included(&self) -> &[IncludedFile] {
+        &self.included
     }
 
     /// Starts a new owner (wire form): the records pushed next are its own.

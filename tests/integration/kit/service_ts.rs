@@ -52,7 +52,7 @@ impl ServiceTs {
         let cfg = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
         let run = TsRun {
             settings: TsSettings::from_config(&cfg.ts[0]),
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
             metrics: None,
             workers: 1,
             dnstap: None,
