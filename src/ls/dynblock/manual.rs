@@ -139,22 +139,13 @@ pub(super) fn add(
     Ok(true)
 }
 
-/// How `/blocks` shows `key`: an IPv6 client group with its prefix
-/// length (`2001:db8:a::/64`), the rest as they print.
-pub(super) fn target_text(key: &BlockKey, v6_prefix: u8) -> String {
-    match key {
-        BlockKey::Client(ip @ IpAddr::V6(_)) if v6_prefix < 128 => format!("{ip}/{v6_prefix}"),
-        other => other.to_string(),
-    }
-}
-
 /// The blocks in force in `m` at `now`, most queries blocked first.
 pub(super) fn list(m: &Maint, now: Instant, v6_prefix: u8) -> Vec<BlockInfo> {
     let mut out: Vec<BlockInfo> = m
         .blocks
         .values()
         .map(|b| BlockInfo {
-            target: target_text(&b.key, v6_prefix),
+            target: BlockKey::text(&b.key, v6_prefix),
             kind: match b.key {
                 BlockKey::Name(_) => "name".into(),
                 _ => "client".into(),

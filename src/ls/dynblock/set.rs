@@ -61,6 +61,18 @@ pub enum BlockKey {
     Name(Box<[u8]>),
 }
 
+impl BlockKey {
+    /// How a block names `key` (`/blocks`, its log lines and events): an
+    /// IPv6 client group with its prefix length (`2001:db8:a::/64`), the
+    /// rest as they print.
+    pub fn text(key: &BlockKey, v6_prefix: u8) -> String {
+        match key {
+            BlockKey::Client(ip @ IpAddr::V6(_)) if v6_prefix < 128 => format!("{ip}/{v6_prefix}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for BlockKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

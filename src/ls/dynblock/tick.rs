@@ -318,7 +318,7 @@ fn make_blocks(
         if mine >= share || dynamic >= MAX_BLOCKS - MAX_MANUAL {
             full.fetch_add(1, Relaxed);
             if m.log.admit(Change::Started) {
-                warn!(rule = %r.cfg.name, target = %super::manual::target_text(&key, m.v6_prefix), rule_blocks = mine, share, "dynamic block not made: the rule's share of the table of blocks is full");
+                warn!(rule = %r.cfg.name, target = %BlockKey::text(&key, m.v6_prefix), rule_blocks = mine, share, "dynamic block not made: the rule's share of the table of blocks is full");
             }
             continue;
         }
@@ -328,13 +328,10 @@ fn make_blocks(
         dynamic += 1;
         r.stats.blocks.fetch_add(1, Relaxed);
         if m.log.admit(Change::Started) {
-            warn!(rule = %r.cfg.name, target = %super::manual::target_text(&key, m.v6_prefix), action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
+            warn!(rule = %r.cfg.name, target = %BlockKey::text(&key, m.v6_prefix), action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
         }
         if r.cfg.log {
-            let (rule, target) = (
-                r.cfg.name.clone(),
-                super::manual::target_text(&key, m.v6_prefix),
-            );
+            let (rule, target) = (r.cfg.name.clone(), BlockKey::text(&key, m.v6_prefix));
             let reason = reason.clone();
             note(
                 m,
@@ -416,7 +413,7 @@ fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
     for b in &lifted {
         m.judged_in.remove(&b.key);
         if m.log.admit(Change::Stopped) {
-            info!(rule = %b.stats.rule, target = %super::manual::target_text(&b.key, m.v6_prefix), queries_blocked = b.blocked.load(Relaxed), "dynamic block lifted");
+            info!(rule = %b.stats.rule, target = %BlockKey::text(&b.key, m.v6_prefix), queries_blocked = b.blocked.load(Relaxed), "dynamic block lifted");
         }
         if rules
             .list
@@ -426,7 +423,7 @@ fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
             let e = DynEvent {
                 what: "release",
                 rule: b.stats.rule.clone(),
-                target: super::manual::target_text(&b.key, m.v6_prefix),
+                target: BlockKey::text(&b.key, m.v6_prefix),
                 reason: format!("{} queries blocked", b.blocked.load(Relaxed)),
             };
             note(m, e);
