@@ -104,6 +104,7 @@ mod error;
 mod key;
 mod ls;
 mod pool;
+mod quic;
 mod rules;
 mod service;
 mod service_checks;
@@ -135,6 +136,7 @@ pub use ls::{
 };
 pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};
+pub use quic::QuicConfig;
 pub use rules::{
     EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, Opcode, QType, Rcode, ResponseAction,
     ResponseMatch, ResponseRuleConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport,
@@ -251,7 +253,8 @@ impl Config {
         if let Some(ls) = &mut config.ls {
             let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
             let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
-            for file in files.chain(https.flatten()) {
+            let quic = ls.quic.iter_mut().flat_map(|q| [&mut q.cert, &mut q.key]);
+            for file in files.chain(https.flatten()).chain(quic) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
                 }
