@@ -166,7 +166,7 @@ impl DoqListeners {
 /// What to do with a new connection attempt, given the connections open, the
 /// cap, and whether the client's address is validated (pure: the policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum DoqAdmission {
     /// Handshake with it.
     Accept,
     /// Send a Retry: it must prove its address first.
@@ -175,15 +175,15 @@ pub enum Admission {
     Refuse,
 }
 
-/// The [`Admission`] of a connection attempt when `open` connections are
+/// The [`DoqAdmission`] of a connection attempt when `open` connections are
 /// open of at most `cap`, the client's address `validated` or not.
-pub fn admission(open: usize, cap: usize, validated: bool) -> Admission {
+pub fn admission(open: usize, cap: usize, validated: bool) -> DoqAdmission {
     if open >= cap {
-        Admission::Refuse
+        DoqAdmission::Refuse
     } else if !validated && open >= RETRY_ABOVE.min(cap / 2) {
-        Admission::Retry
+        DoqAdmission::Retry
     } else {
-        Admission::Accept
+        DoqAdmission::Accept
     }
 }
 
@@ -213,17 +213,17 @@ pub(crate) async fn serve_endpoint<H: Handler>(
         }
         let open = ep.open_connections();
         match admission(open, cap, incoming.remote_address_validated()) {
-            Admission::Refuse => {
+            DoqAdmission::Refuse => {
                 stats.refused.fetch_add(1, Relaxed);
                 incoming.refuse();
             }
-            Admission::Retry => {
+            DoqAdmission::Retry => {
                 stats.retries.fetch_add(1, Relaxed);
                 if let Err(e) = incoming.retry() {
                     e.into_incoming().ignore();
                 }
             }
-            Admission::Accept => {
+            DoqAdmission::Accept => {
                 let conn = serve_connection(incoming, shared.clone(), stats.clone());
                 shared.tracker.spawn(conn);
             }
@@ -443,10 +443,10 @@ mod tests {
 
     #[test]
     fn past_the_threshold_an_unvalidated_address_is_retried_and_a_full_cap_refuses() {
-        assert_eq!(admission(0, 1024, false), Admission::Accept);
-        assert_eq!(admission(300, 1024, true), Admission::Accept);
-        assert_eq!(admission(300, 1024, false), Admission::Retry);
-        assert_eq!(admission(1024, 1024, true), Admission::Refuse);
-        assert_eq!(admission(5, 10, false), Admission::Retry);
+        assert_eq!(admission(0, 1024, false), DoqAdmission::Accept);
+        assert_eq!(admission(300, 1024, true), DoqAdmission::Accept);
+        assert_eq!(admission(300, 1024, false), DoqAdmission::Retry);
+        assert_eq!(admission(1024, 1024, true), DoqAdmission::Refuse);
+        assert_eq!(admission(5, 10, false), DoqAdmission::Retry);
     }
 }
