@@ -146,6 +146,10 @@ impl LsRole {
             Some((Some(cert), Some(key))) => Some(Arc::new(CertSwap::load(cert, key)?)),
             _ => None,
         };
+        let quic_certs = match &lsc.quic {
+            Some(q) => Some(Arc::new(CertSwap::load(&q.cert, &q.key)?)),
+            None => None,
+        };
         let (tap, dnstap) = match &lsc.dnstap {
             Some(d) => {
                 let (tap, writer) = Dnstap::new(dnstap::Settings::from_config(d, DnstapSide::Ls));
@@ -162,6 +166,7 @@ impl LsRole {
             balancer: balancer.clone(),
             certs,
             https_certs,
+            quic_certs,
             dot_rate,
             doh_rate,
             trusted,
@@ -324,7 +329,10 @@ impl LsRole {
         if let Some(quic) = &lsc.quic
             && !sockets.doq.is_empty()
         {
-            let certs = Arc::new(CertSwap::load(&quic.cert, &quic.key)?);
+            let certs = match self.live().and_then(|l| l.quic_certs.clone()) {
+                Some(c) => c,
+                None => Arc::new(CertSwap::load(&quic.cert, &quic.key)?),
+            };
             let config = quic_server_config(certs)?;
             let stats = self.balancer.metrics().doq.get_or_init(Default::default);
             let doq = DoqListeners::new(std::mem::take(&mut sockets.doq), config, stats.clone())?;
