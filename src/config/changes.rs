@@ -36,6 +36,10 @@ mod ls_keys {
         ("max_inflight", |o, n| o.max_inflight != n.max_inflight),
         ("tls", |o, n| dot_bound(o) != dot_bound(n)),
         ("https", |o, n| doh_bound(o) != doh_bound(n)),
+        ("quic", |o, n| {
+            let bound = |c: &LsConfig| c.quic.as_ref().map(|q| q.listen.clone());
+            bound(o) != bound(n)
+        }),
         ("dnstap", |o, n| o.dnstap != n.dnstap),
         ("anycast", |o, n| o.anycast != n.anycast),
         ("xdp", |o, n| o.xdp != n.xdp),

@@ -18,6 +18,7 @@ use super::dnstap::DnstapConfig;
 use super::dynblock::DynBlockConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
+use super::quic::QuicConfig;
 use super::rules::{ResponseRuleConfig, RuleConfig};
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{
@@ -154,6 +155,8 @@ pub struct LsConfig {
     pub tls: Option<TlsConfig>,
     /// DNS over HTTPS, `[ls.https]`; `None` (table omitted) = off. \[off\]
     pub https: Option<HttpsConfig>,
+    /// DNS over QUIC, `[ls.quic]`; `None` (table omitted) = off. \[off\]
+    pub quic: Option<QuicConfig>,
     /// dnstap of the client and forwarder messages, `[ls.dnstap]`; `None`
     /// (table omitted) = off. \[off\]
     pub dnstap: Option<DnstapConfig>,
@@ -219,6 +222,7 @@ impl Default for LsConfig {
             cache: None,
             tls: None,
             https: None,
+            quic: None,
             dnstap: None,
             anycast: None,
             xdp: None,

@@ -106,6 +106,7 @@ mod key;
 mod listen;
 mod ls;
 mod pool;
+mod quic;
 mod rrl;
 mod rules;
 mod service;
@@ -138,6 +139,7 @@ pub use ls::{
 };
 pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};
+pub use quic::QuicConfig;
 pub use rrl::RrlConfig;
 pub use rules::{
     EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, Opcode, QType, Rcode, ResponseAction,
@@ -255,7 +257,8 @@ impl Config {
         if let Some(ls) = &mut config.ls {
             let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
             let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
-            for file in files.chain(https.flatten()) {
+            let quic = ls.quic.iter_mut().flat_map(|q| [&mut q.cert, &mut q.key]);
+            for file in files.chain(https.flatten()).chain(quic) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
                 }

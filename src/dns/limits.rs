@@ -35,6 +35,8 @@ pub enum Via {
     Dot,
     /// DNS over HTTPS.
     Doh,
+    /// DNS over QUIC.
+    Doq,
 }
 
 impl Via {

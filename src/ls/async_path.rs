@@ -526,7 +526,7 @@ fn tap_transport(req: &Request<'_>) -> TapTransport {
     match req.via {
         crate::dns::Via::Udp => TapTransport::Udp,
         crate::dns::Via::Tcp => TapTransport::Tcp,
-        crate::dns::Via::Dot => TapTransport::Dot,
+        crate::dns::Via::Dot | crate::dns::Via::Doq => TapTransport::Dot,
         crate::dns::Via::Doh => TapTransport::Doh,
     }
 }

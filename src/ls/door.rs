@@ -500,7 +500,8 @@ fn rule_view<'a>(
     let transport = match req.via {
         Via::Udp => RuleTransport::Udp,
         Via::Tcp => RuleTransport::Tcp,
-        Via::Dot => RuleTransport::Dot,
+        // The rules' `dot` names the encrypted stream transports, DoQ too.
+        Via::Dot | Via::Doq => RuleTransport::Dot,
         Via::Doh => RuleTransport::Doh,
     };
     let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
@@ -518,7 +519,7 @@ fn tap_rule(
         let via = match req.via {
             Via::Udp => TapTransport::Udp,
             Via::Tcp => TapTransport::Tcp,
-            Via::Dot => TapTransport::Dot,
+            Via::Dot | Via::Doq => TapTransport::Dot,
             Via::Doh => TapTransport::Doh,
         };
         let who = (via, req.src, req.local);

@@ -75,6 +75,9 @@ pub enum RoleError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] crate::server::tls::TlsSetupError),
+    /// DNS over QUIC could not be set up.
+    #[error(transparent)]
+    Doq(#[from] crate::server::doq::DoqSetupError),
     /// The zones of a table server could not be loaded.
     #[error(transparent)]
     Zone(#[from] ZoneError),

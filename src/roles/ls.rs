@@ -21,8 +21,9 @@ use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
 use crate::server::doh::{ALPN_DOH, DohListeners};
+use crate::server::doq::{DoqListeners, quic_server_config};
 use crate::server::forwarded::TrustedProxies;
-use crate::server::socket::bind_stream;
+use crate::server::socket::{BindError, bind_stream};
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::Supervisor;
 use crate::xdp::upstream::{UpstreamPlan, XskUpstream};
@@ -46,6 +47,8 @@ pub struct LsSockets {
     dot: Vec<(TcpListener, SocketAddr)>,
     /// The DNS over HTTPS listeners (`[ls.https]`), with their bound addresses.
     doh: Vec<(TcpListener, SocketAddr)>,
+    /// The DNS over QUIC sockets (`[ls.quic]`), UDP.
+    doq: Vec<std::net::UdpSocket>,
 }
 
 impl LsSockets {
@@ -65,11 +68,23 @@ impl LsSockets {
         let dot = bind(lsc.tls.as_ref().map_or(&[], |t| &t.listen), "tls")?;
         let doh = bind(lsc.https.as_ref().map_or(&[], |h| &h.listen), "https")?;
         let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
+        let doq = lsc.quic.as_ref().map_or(&[][..], |q| &q.listen);
+        let doq = doq
+            .iter()
+            .map(|addr| {
+                std::net::UdpSocket::bind(addr).map_err(|source| BindError {
+                    addr: *addr,
+                    proto: "quic",
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(LsSockets {
             dns,
             metrics,
             dot,
             doh,
+            doq,
         })
     }
 
@@ -131,6 +146,10 @@ impl LsRole {
             Some((Some(cert), Some(key))) => Some(Arc::new(CertSwap::load(cert, key)?)),
             _ => None,
         };
+        let quic_certs = match &lsc.quic {
+            Some(q) => Some(Arc::new(CertSwap::load(&q.cert, &q.key)?)),
+            None => None,
+        };
         let (tap, dnstap) = match &lsc.dnstap {
             Some(d) => {
                 let (tap, writer) = Dnstap::new(dnstap::Settings::from_config(d, DnstapSide::Ls));
@@ -147,6 +166,7 @@ impl LsRole {
             balancer: balancer.clone(),
             certs,
             https_certs,
+            quic_certs,
             dot_rate,
             doh_rate,
             trusted,
@@ -305,6 +325,20 @@ impl LsRole {
                 .with_trusted_proxies(trusted);
             sockets.dns.set_doh(doh);
         }
+        let mut doq_addrs = Vec::new();
+        if let Some(quic) = &lsc.quic
+            && !sockets.doq.is_empty()
+        {
+            let certs = match self.live().and_then(|l| l.quic_certs.clone()) {
+                Some(c) => c,
+                None => Arc::new(CertSwap::load(&quic.cert, &quic.key)?),
+            };
+            let config = quic_server_config(certs)?;
+            let stats = self.balancer.metrics().doq.get_or_init(Default::default);
+            let doq = DoqListeners::new(std::mem::take(&mut sockets.doq), config, stats.clone())?;
+            doq_addrs = doq.local_addrs();
+            sockets.dns.set_doq(doq);
+        }
         if let Some(l) = self.live() {
             l.export_not_after();
         }
@@ -371,6 +405,9 @@ impl LsRole {
             .collect();
         if !dot_addrs.is_empty() {
             info!(addr = ?dot_addrs, "dns over tls ready");
+        }
+        if !doq_addrs.is_empty() {
+            info!(addr = ?doq_addrs, "dns over quic ready");
         }
         if !doh_addrs.is_empty() {
             let tls = https_certs.is_some();

@@ -39,6 +39,8 @@ pub(super) struct LsLive {
     pub(super) certs: Option<Arc<CertSwap>>,
     /// The `[ls.https]` certificate (none: plain HTTP), re-read on reload.
     pub(super) https_certs: Option<Arc<CertSwap>>,
+    /// The `[ls.quic]` certificate, re-read on reload.
+    pub(super) quic_certs: Option<Arc<CertSwap>>,
     /// `[ls.tls]`'s `conn_rate_limit`, applied again on reload.
     pub(super) dot_rate: Arc<ConnRate>,
     /// `[ls.https]`'s `conn_rate_limit`, applied again on reload.
@@ -93,6 +95,11 @@ impl LsLive {
             let https = files.and_then(|l| l.https.as_ref());
             let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
             let done = reload_cert("ls.https", c, pair);
+            certs = Some(certs.unwrap_or(Ok(())).and(done));
+        }
+        if let Some(c) = &self.quic_certs {
+            let quic = files.and_then(|l| l.quic.as_ref());
+            let done = reload_cert("ls.quic", c, quic.map(|q| (&*q.cert, &*q.key)));
             certs = Some(certs.unwrap_or(Ok(())).and(done));
         }
         self.export_not_after();

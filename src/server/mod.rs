@@ -36,6 +36,7 @@ pub mod conn_rate;
 pub mod doh;
 mod doh_conn;
 mod doh_h2;
+pub mod doq;
 pub(crate) mod event_loop;
 pub mod fdlimit;
 pub mod forwarded;
@@ -246,6 +247,7 @@ pub struct Listeners {
     addrs: Vec<SocketAddr>,
     dot: Option<tls::DotListeners>,
     doh: Option<doh::DohListeners>,
+    doq: Option<doq::DoqListeners>,
 }
 
 impl Listeners {
@@ -274,6 +276,7 @@ impl Listeners {
             addrs: Vec::new(),
             dot: None,
             doh: None,
+            doq: None,
         };
         for addr in addrs {
             let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
@@ -288,6 +291,11 @@ impl Listeners {
     /// LS's fast path); [`serve`] then serves TCP only.
     pub fn take_udp(&mut self) -> Vec<UdpSocket> {
         std::mem::take(&mut self.udp)
+    }
+
+    /// Serves DNS over QUIC on `doq` too (the LS's `[ls.quic]`).
+    pub fn set_doq(&mut self, doq: doq::DoqListeners) {
+        self.doq = Some(doq);
     }
 
     /// Serves DNS over TLS on `dot` too (the LS's `[ls.tls]`).
@@ -500,6 +508,12 @@ pub async fn serve_on<H: Handler>(
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), (acl, serve), at_cap);
             accepts.push(tracker.spawn(accept));
+        }
+    }
+    if let Some(doq) = listeners.doq {
+        for ep in doq.endpoints {
+            let serve = doq::serve_endpoint(ep, shared.clone(), doq.stats.clone(), cap);
+            accepts.push(tracker.spawn(serve));
         }
     }
     for accept in accepts {

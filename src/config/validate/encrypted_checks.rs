@@ -1,4 +1,4 @@
-//! The rules `[ls.tls]` and `[ls.https]` must follow, beside the rest of
+//! The rules `[ls.tls]`, `[ls.https]` and `[ls.quic]` must follow, beside the rest of
 //! `[ls]`'s: listen addresses, a DoH path a request can carry, connection
 //! rates, and certificate and key files that can be read, parse, and belong
 //! together.
@@ -43,6 +43,12 @@ pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
                 "cert and key go together: give both, or neither for plain HTTP/2 behind a TLS proxy".into(),
             ),
         }
+    }
+    if let Some(quic) = &ls.quic {
+        check.require(!quic.listen.is_empty(), "ls.quic.listen", || {
+            "needs at least one address (omit [ls.quic] to turn DNS over QUIC off)".into()
+        });
+        pairs.push(("ls.quic", &quic.cert, &quic.key));
     }
     for (table, cert, key) in pairs {
         if let Err(e) = load_certified_key(cert, key) {

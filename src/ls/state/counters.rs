@@ -126,6 +126,8 @@ pub struct LsMetrics {
     pub client_sockets: std::sync::Mutex<Vec<u64>>,
     /// The encrypted listeners' counters, set when `[ls.tls]` or `[ls.https]` is served.
     pub tls: std::sync::OnceLock<Arc<crate::server::tls_stats::TlsStats>>,
+    /// DNS over QUIC's counters, set when `[ls.quic]` is served.
+    pub doq: std::sync::OnceLock<Arc<crate::server::doq::DoqStats>>,
     /// dnstap of the client and forwarder messages, set when `[ls.dnstap]`
     /// is on (`ls::tap` reads it on both drivers).
     pub dnstap: std::sync::OnceLock<crate::dnstap::Dnstap>,

@@ -71,11 +71,43 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     if let Some(tls) = balancer.metrics().tls.get() {
         write_tls(&mut e, tls);
     }
+    if let Some(doq) = balancer.metrics().doq.get() {
+        write_doq(&mut e, doq);
+    }
     write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_xdp(&mut e, "dnslb", &balancer.metrics().xdp);
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
+}
+
+/// DNS over QUIC's families (only with `[ls.quic]`).
+fn write_doq(e: &mut Expo, doq: &crate::server::doq::DoqStats) {
+    e.counter(
+        "dnslb_doq_connections_total",
+        "DNS over QUIC connections whose handshake completed.",
+        doq.connections.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doq_queries_total",
+        "Client queries received over DNS over QUIC (counted in dnslb_queries_total too).",
+        doq.queries.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doq_refused_total",
+        "DNS over QUIC connections refused at once: the connection cap was full.",
+        doq.refused.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doq_retries_total",
+        "QUIC Retry packets sent to clients whose address was not yet validated.",
+        doq.retries.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doq_protocol_errors_total",
+        "DNS over QUIC connections closed with DOQ_PROTOCOL_ERROR (a non-zero DNS ID, a malformed frame).",
+        doq.protocol_errors.load(Relaxed),
+    );
 }
 
 /// The encrypted listeners' families (only with `[ls.tls]` or `[ls.https]`): handshakes done,

@@ -1,0 +1,452 @@
+//! DNS over QUIC (RFC 9250, ALPN `doq`) on the LS: the QUIC endpoints
+//! ([`DoqListeners`], built on quinn with rustls and ring), their limits
+//! (connections, streams per connection, idle timeout, a Retry for
+//! unvalidated addresses once many connections are open), and the protocol:
+//! one query per bidirectional stream, a two-byte length prefix, the DNS ID 0
+//! on the wire both ways, the answer then the stream's FIN. Each query goes
+//! through the server's [`super::Handler`] under its in-flight bound, as a
+//! DoT query does.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream, VarInt};
+use tracing::debug;
+
+use super::tcp::padded;
+use super::tls::CertSwap;
+use super::{Action, Handler, Reply, Request, Shared};
+use crate::dns::{self, Transport, Via};
+
+/// The ALPN protocol of DNS over QUIC (RFC 9250 §4.1).
+pub const ALPN_DOQ: &[u8] = b"doq";
+
+/// The error codes of DNS over QUIC (RFC 9250 §4.3), as a connection's
+/// close or a stream's reset carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DoqError {
+    /// The connection or stream is closed with nothing wrong (shutdown, idle).
+    NoError = 0x0,
+    /// The server could not answer (an answer that could not be written).
+    Internal = 0x1,
+    /// The peer broke the protocol (a non-zero DNS ID, a malformed frame).
+    Protocol = 0x2,
+    /// The stream was cancelled.
+    RequestCancelled = 0x3,
+    /// The server is too busy to take this connection or stream.
+    ExcessiveLoad = 0x4,
+}
+
+impl DoqError {
+    /// The code as QUIC carries it.
+    pub fn code(self) -> VarInt {
+        VarInt::from_u32(self as u32)
+    }
+}
+
+/// Bidirectional streams (queries in progress) one connection may have open.
+const MAX_STREAMS: u32 = 100;
+/// A connection with no packet for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A query must arrive whole (with its FIN) within this long of its stream opening.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Past this many open connections a client with an address not yet
+/// validated is sent a Retry first (a flood of spoofed Initials costs one
+/// stateless packet each, no handshake).
+const RETRY_ABOVE: usize = 256;
+/// How long a Retry token is good for.
+const RETRY_TOKEN_LIFETIME: Duration = Duration::from_secs(15);
+
+/// The counters of DNS over QUIC (the metrics' `dnslb_doq_*`).
+#[derive(Debug, Default)]
+pub struct DoqStats {
+    /// Connections whose handshake completed.
+    pub connections: AtomicU64,
+    /// Connections refused at once: the cap was full (EXCESSIVE_LOAD).
+    pub refused: AtomicU64,
+    /// Retries sent to unvalidated addresses.
+    pub retries: AtomicU64,
+    /// Queries taken.
+    pub queries: AtomicU64,
+    /// Streams or connections ended with PROTOCOL_ERROR.
+    pub protocol_errors: AtomicU64,
+}
+
+/// Why the QUIC endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DoqSetupError {
+    /// The TLS configuration is refused.
+    #[error("cannot set up TLS for QUIC: {0}")]
+    Tls(#[from] rustls::Error),
+    /// quinn refuses the TLS configuration.
+    #[error("cannot set up QUIC: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// The UDP socket cannot be taken by QUIC.
+    #[error("cannot set up QUIC on the socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The quinn server configuration of DoQ: TLS 1.3 only (QUIC's), ALPN
+/// `doq`, the certificate of `certs` (a reload swaps it), session tickets for
+/// resumption, and the limits above.
+///
+/// # Errors
+/// rustls or quinn refuse the configuration.
+pub fn quic_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, DoqSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    tls.alpn_protocols = vec![ALPN_DOQ.to_vec()];
+    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // No 0-RTT: early data could be replayed, and a query that changes
+    // something (NOTIFY, UPDATE) must not be.
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_idle_timeout(Some(IDLE_TIMEOUT.try_into().unwrap_or(VarInt::MAX.into())));
+    config
+        .transport_config(Arc::new(transport))
+        .retry_token_lifetime(RETRY_TOKEN_LIFETIME)
+        .migration(false);
+    Ok(config)
+}
+
+/// The DoQ side of a server: its endpoints and counters.
+pub struct DoqListeners {
+    /// One endpoint per `[ls.quic]` address.
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// Counts them.
+    pub(crate) stats: Arc<DoqStats>,
+}
+
+impl DoqListeners {
+    /// DoQ on the bound UDP `sockets` with `config` (see [`quic_server_config`]).
+    /// Must run inside the tokio runtime that will serve them.
+    ///
+    /// # Errors
+    /// A socket quinn cannot use.
+    pub fn new(
+        sockets: Vec<std::net::UdpSocket>,
+        config: quinn::ServerConfig,
+        stats: Arc<DoqStats>,
+    ) -> Result<Self, DoqSetupError> {
+        let mut endpoints = Vec::new();
+        for sock in sockets {
+            sock.set_nonblocking(true)?;
+            let runtime = Arc::new(quinn::TokioRuntime);
+            let ep = Endpoint::new(
+                quinn::EndpointConfig::default(),
+                Some(config.clone()),
+                sock,
+                runtime,
+            )?;
+            endpoints.push(ep);
+        }
+        Ok(DoqListeners { endpoints, stats })
+    }
+
+    /// The addresses the endpoints are bound to.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.local_addr().ok())
+            .collect()
+    }
+}
+
+/// What to do with a new connection attempt, given the connections open, the
+/// cap, and whether the client's address is validated (pure: the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoqAdmission {
+    /// Handshake with it.
+    Accept,
+    /// Send a Retry: it must prove its address first.
+    Retry,
+    /// Refuse it: the cap is full.
+    Refuse,
+}
+
+/// The [`DoqAdmission`] of a connection attempt when `open` connections are
+/// open of at most `cap`, the client's address `validated` or not.
+pub fn admission(open: usize, cap: usize, validated: bool) -> DoqAdmission {
+    if open >= cap {
+        DoqAdmission::Refuse
+    } else if !validated && open >= RETRY_ABOVE.min(cap / 2) {
+        DoqAdmission::Retry
+    } else {
+        DoqAdmission::Accept
+    }
+}
+
+/// Accepts connections on `ep` until the server stops, then closes them all
+/// with DOQ_NO_ERROR.
+pub(crate) async fn serve_endpoint<H: Handler>(
+    ep: Endpoint,
+    shared: Arc<Shared<H>>,
+    stats: Arc<DoqStats>,
+    cap: usize,
+) {
+    let stop = shared.token.clone();
+    loop {
+        let incoming = tokio::select! {
+            () = stop.cancelled() => break,
+            i = ep.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        if !shared
+            .handler
+            .admits_connection(incoming.remote_address().ip())
+        {
+            incoming.ignore();
+            continue;
+        }
+        let open = ep.open_connections();
+        match admission(open, cap, incoming.remote_address_validated()) {
+            DoqAdmission::Refuse => {
+                stats.refused.fetch_add(1, Relaxed);
+                incoming.refuse();
+            }
+            DoqAdmission::Retry => {
+                stats.retries.fetch_add(1, Relaxed);
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().ignore();
+                }
+            }
+            DoqAdmission::Accept => {
+                let conn = serve_connection(incoming, shared.clone(), stats.clone());
+                shared.tracker.spawn(conn);
+            }
+        }
+    }
+    ep.close(DoqError::NoError.code(), b"");
+    let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+}
+
+/// One connection: its handshake, then each bidirectional stream a query.
+async fn serve_connection<H: Handler>(
+    incoming: Incoming,
+    shared: Arc<Shared<H>>,
+    stats: Arc<DoqStats>,
+) {
+    let connecting = match incoming.accept() {
+        Ok(c) => c,
+        Err(e) => {
+            debug!(error = %e, "doq: connection not accepted");
+            return;
+        }
+    };
+    let stop = shared.token.clone();
+    let conn = tokio::select! {
+        () = stop.cancelled() => return,
+        c = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, connecting) => match c {
+            Ok(Ok(c)) => c,
+            _ => return,
+        },
+    };
+    stats.connections.fetch_add(1, Relaxed);
+    let local = conn.local_ip();
+    loop {
+        let (send, recv) = tokio::select! {
+            () = stop.cancelled() => {
+                conn.close(DoqError::NoError.code(), b"");
+                return;
+            }
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(_) => return, // closed by the client, or idle
+            },
+        };
+        let stream = Stream {
+            conn: conn.clone(),
+            shared: shared.clone(),
+            stats: stats.clone(),
+            local,
+        };
+        shared.tracker.spawn(stream.serve(send, recv));
+    }
+}
+
+/// One query stream of a connection.
+struct Stream<H> {
+    conn: Connection,
+    shared: Arc<Shared<H>>,
+    stats: Arc<DoqStats>,
+    local: Option<std::net::IpAddr>,
+}
+
+/// What a query stream carried: its DNS message, or why it is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Framed<'a> {
+    /// One DNS message with the ID 0.
+    Query(&'a [u8]),
+    /// Not one length-prefixed message with the ID 0: PROTOCOL_ERROR.
+    Malformed,
+}
+
+/// Reads the stream's whole content `bytes` as RFC 9250 §4.2 says: a two-byte
+/// length, that many bytes of DNS message and nothing after, the message's ID 0.
+pub fn frame(bytes: &[u8]) -> Framed<'_> {
+    let Some((len, msg)) = bytes.split_first_chunk::<2>() else {
+        return Framed::Malformed;
+    };
+    let len = usize::from(u16::from_be_bytes(*len));
+    if len < 12 || msg.len() != len || msg[..2] != [0, 0] {
+        return Framed::Malformed;
+    }
+    Framed::Query(msg)
+}
+
+impl<H: Handler> Stream<H> {
+    async fn serve(self, mut send: SendStream, mut recv: RecvStream) {
+        let stop = self.shared.token.clone();
+        let read = recv.read_to_end(2 + usize::from(u16::MAX));
+        let bytes = tokio::select! {
+            () = stop.cancelled() => return,
+            r = tokio::time::timeout(QUERY_TIMEOUT, read) => match r {
+                Ok(Ok(b)) => b,
+                Ok(Err(_)) => return, // reset by the client, or too long: it is gone
+                Err(_) => {
+                    let _ = recv.stop(DoqError::RequestCancelled.code());
+                    let _ = send.reset(DoqError::RequestCancelled.code());
+                    return;
+                }
+            },
+        };
+        let raw = match frame(&bytes) {
+            Framed::Query(raw) => raw,
+            Framed::Malformed => {
+                self.stats.protocol_errors.fetch_add(1, Relaxed);
+                self.conn.close(DoqError::Protocol.code(), b"");
+                return;
+            }
+        };
+        self.stats.queries.fetch_add(1, Relaxed);
+        let peer = self.conn.remote_address();
+        let pad = dns::query_is_padded(raw);
+        let req = Request {
+            raw,
+            src: peer,
+            transport: Transport::Tcp,
+            via: Via::Doq,
+            local: self.local.map(|ip| SocketAddr::new(ip, 0)),
+        };
+        let reply = match self.shared.handler.handle(req) {
+            Action::Now(reply) => padded(reply, pad),
+            Action::Handed => return,
+            Action::Later(fut) => match self.shared.inflight.take(peer.ip()) {
+                Some(place) => {
+                    let abort = self.shared.abort.clone();
+                    let reply = tokio::select! {
+                        () = abort.cancelled() => None,
+                        r = fut => Some(r),
+                    };
+                    drop(place);
+                    match reply {
+                        Some(r) => padded(r, pad),
+                        None => {
+                            let _ = send.reset(DoqError::Internal.code());
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    self.shared.handler.inflight_refused();
+                    match dns::servfail_for(raw) {
+                        Some(b) => padded(Reply::One(b), pad),
+                        None => Reply::Drop,
+                    }
+                }
+            },
+        };
+        if write_reply(&mut send, reply).await {
+            let _ = send.finish();
+        } else {
+            let _ = send.reset(DoqError::Internal.code());
+        }
+    }
+}
+
+/// Writes the reply's messages each with its length prefix (a zone
+/// transfer's one after another on the stream). `false` when it could not
+/// be completed.
+async fn write_reply(send: &mut SendStream, reply: Reply) -> bool {
+    match reply {
+        Reply::Drop => false,
+        Reply::One(b) => {
+            let ok = write_message(send, &b).await;
+            super::recycle::give(b);
+            ok
+        }
+        Reply::Stream(mut s) => {
+            while let Some(next) = s.next_message() {
+                let Ok(m) = next else { return false };
+                if !write_message(send, &m).await {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+}
+
+/// One message with its two-byte length.
+async fn write_message(send: &mut SendStream, m: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(m.len()) else {
+        return false;
+    };
+    let mut out = Vec::with_capacity(2 + m.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(m);
+    send.write_all(&out).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(id: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1]);
+        let mut f = u16::try_from(m.len()).unwrap().to_be_bytes().to_vec();
+        f.extend(m);
+        f
+    }
+
+    #[test]
+    fn a_query_with_the_id_0_is_taken_and_any_other_is_a_protocol_error() {
+        let ok = query(0);
+        assert_eq!(frame(&ok), Framed::Query(&ok[2..]));
+        assert_eq!(frame(&query(7)), Framed::Malformed);
+    }
+
+    #[test]
+    fn a_frame_whose_length_is_not_its_content_is_a_protocol_error() {
+        let mut long = query(0);
+        long.push(0);
+        assert_eq!(frame(&long), Framed::Malformed);
+        let short = query(0);
+        assert_eq!(frame(&short[..short.len() - 1]), Framed::Malformed);
+        assert_eq!(frame(&[0]), Framed::Malformed);
+        assert_eq!(frame(&[0, 3, 0, 0, 1]), Framed::Malformed);
+    }
+
+    #[test]
+    fn past_the_threshold_an_unvalidated_address_is_retried_and_a_full_cap_refuses() {
+        assert_eq!(admission(0, 1024, false), DoqAdmission::Accept);
+        assert_eq!(admission(300, 1024, true), DoqAdmission::Accept);
+        assert_eq!(admission(300, 1024, false), DoqAdmission::Retry);
+        assert_eq!(admission(1024, 1024, true), DoqAdmission::Refuse);
+        assert_eq!(admission(5, 10, false), DoqAdmission::Retry);
+    }
+}

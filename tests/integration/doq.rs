@@ -1,0 +1,301 @@
+//! DNS over QUIC on the LS (`[ls.quic]`, RFC 9250): a raw quinn client and
+//! dnspython (`dns.query.quic`, with aioquic) get the answers UDP gets; the
+//! DNS ID 0 rule (a non-zero ID closes the connection with
+//! DOQ_PROTOCOL_ERROR); padding when the query is padded; a client holding
+//! every stream open without a query starves no one else; a stop closes an
+//! idle connection with DOQ_NO_ERROR at once.
+//!
+//! dnspython and aioquic are run with `$DNSLB_PYTHON` (default `python3`);
+//! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use quinn::crypto::rustls::QuicClientConfig;
+
+use crate::kit::tls::{AnyCert, Pki, TABLE};
+use crate::kit::{
+    LsRoleRun, TestTs, exchange, free_ports, or_skip, path_str, query, start_ls_role,
+    start_ts_table,
+};
+
+/// The table behind the LS: [`TABLE`]'s A and a CNAME to it.
+fn table() -> String {
+    format!("{TABLE}alias.example.com www.example.com CNAME\n")
+}
+
+/// An LS with plain DNS and `[ls.quic]` in front of a TS serving [`table`].
+struct Doq {
+    _pki: Pki,
+    ts: TestTs,
+    run: LsRoleRun,
+    quic: SocketAddr,
+}
+
+impl Doq {
+    async fn start(test: &str) -> Option<Doq> {
+        let pki = Pki::new(test)?;
+        let (cert, key) = pki.leaf("ls");
+        let ts = start_ts_table(&pki.dir, "t.txt", &table()).await;
+        let ports = free_ports(2);
+        let quic = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let text = format!(
+            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n",
+            ports[0],
+            path_str(&cert),
+            path_str(&key),
+            ts.addr
+        );
+        let config = pki.path().join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        let run = start_ls_role(&config).await;
+        Some(Doq {
+            _pki: pki,
+            ts,
+            run,
+            quic,
+        })
+    }
+
+    async fn stop(self) {
+        self.run.stop().await;
+        self.ts.stop().await;
+    }
+}
+
+/// A QUIC client offering ALPN `doq`, trusting any certificate.
+fn client() -> quinn::Endpoint {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"doq".to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).unwrap();
+    let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    ep
+}
+
+async fn connect(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
+    let connecting = ep.connect(addr, "dns.test").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .expect("handshake in time")
+        .expect("handshake")
+}
+
+/// Sends the message `q` (as it is: its ID is not changed) on a new stream
+/// and reads the answer's message, without its length prefix.
+async fn ask_raw(conn: &quinn::Connection, q: &[u8]) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(q);
+    send.write_all(&framed).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    let read = recv.read_to_end(65_537);
+    let got = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| "no answer in 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let len = usize::from(u16::from_be_bytes([got[0], got[1]]));
+    assert_eq!(got.len(), 2 + len, "one message, then the FIN");
+    Ok(got[2..].to_vec())
+}
+
+/// `name` `qtype` with EDNS, the ID 0.
+fn question(name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut q = query(name, qtype, Some(1232)).to_vec().unwrap();
+    q[..2].copy_from_slice(&[0, 0]);
+    q
+}
+
+/// The records of an answer, as text, for comparing transports.
+fn records(m: &Message) -> (ResponseCode, Vec<String>) {
+    let rrs = m.answers.iter().map(|r| r.to_string()).collect();
+    (m.metadata.response_code, rrs)
+}
+
+/// Over DoQ an A, a CNAME chain and an NXDOMAIN get the answers UDP gets,
+/// with the ID 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doq_answers_as_udp_does_with_the_id_0() {
+    let ls = or_skip!(Doq::start("doq_answers_as_udp_does_with_the_id_0").await);
+    let ep = client();
+    let conn = connect(&ep, ls.quic).await;
+    for (name, qtype) in [
+        ("www.example.com", RecordType::A),
+        ("alias.example.com", RecordType::A),
+        ("nope.example.com", RecordType::A),
+    ] {
+        let q = question(name, qtype);
+        let raw = ask_raw(&conn, &q).await.unwrap();
+        assert_eq!(&raw[..2], &[0, 0], "the answer's ID is 0");
+        let over_quic = Message::from_vec(&raw).unwrap();
+        let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
+        assert_eq!(records(&over_quic), records(&over_udp), "{name}");
+    }
+    let nx = Message::from_vec(
+        &ask_raw(&conn, &question("nope.example.com", RecordType::A))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    let text = dnslb::metrics::render_prometheus(&ls.run.balancer);
+    assert!(text.contains("dnslb_doq_queries_total 4\n"), "{text}");
+    assert!(text.contains("dnslb_doq_connections_total 1\n"), "{text}");
+    conn.close(0u32.into(), b"");
+    ls.stop().await;
+}
+
+/// A padded query gets an answer padded to 468 bytes; an unpadded one, none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_padded_query_gets_a_padded_answer() {
+    let ls = or_skip!(Doq::start("a_padded_query_gets_a_padded_answer").await);
+    let ep = client();
+    let conn = connect(&ep, ls.quic).await;
+    let plain = question("www.example.com", RecordType::A);
+    // The OPT record is last: add a padding option (code 12) of 8 bytes.
+    let mut padded = plain.clone();
+    let at = padded.len() - 2;
+    padded[at..].copy_from_slice(&12u16.to_be_bytes());
+    padded.extend_from_slice(&[0, 12, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let a = ask_raw(&conn, &padded).await.unwrap();
+    assert_eq!(a.len() % 468, 0, "padded to a multiple of 468: {}", a.len());
+    let b = ask_raw(&conn, &plain).await.unwrap();
+    assert!(b.len() < 468, "not padded: {}", b.len());
+    ls.stop().await;
+}
+
+/// A query whose DNS ID is not 0 closes the connection with
+/// DOQ_PROTOCOL_ERROR (0x2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_zero_id_is_a_protocol_error() {
+    let ls = or_skip!(Doq::start("a_non_zero_id_is_a_protocol_error").await);
+    let ep = client();
+    let conn = connect(&ep, ls.quic).await;
+    let mut q = question("www.example.com", RecordType::A);
+    q[..2].copy_from_slice(&7u16.to_be_bytes());
+    assert!(ask_raw(&conn, &q).await.is_err(), "no answer to the ID 7");
+    let why = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .expect("the connection is closed");
+    match why {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code, quinn::VarInt::from_u32(2), "{c:?}");
+        }
+        other => panic!("closed otherwise: {other:?}"),
+    }
+    ls.stop().await;
+}
+
+/// A client that opens every stream it may and sends nothing does not keep
+/// another client's query from being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_every_stream_starves_no_one() {
+    let ls = or_skip!(Doq::start("a_client_holding_every_stream_starves_no_one").await);
+    let ep = client();
+    let hog = connect(&ep, ls.quic).await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let (mut send, recv) = hog.open_bi().await.unwrap();
+        // One byte: the stream exists at the server, the query never comes.
+        send.write_all(&[0]).await.unwrap();
+        held.push((send, recv));
+    }
+    // The 101st stream is not granted while the others are open.
+    let more = tokio::time::timeout(Duration::from_millis(300), hog.open_bi()).await;
+    assert!(more.is_err(), "a stream past the limit was granted");
+    let other = connect(&client(), ls.quic).await;
+    let raw = ask_raw(&other, &question("www.example.com", RecordType::A))
+        .await
+        .unwrap();
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(m.answers.len(), 1);
+    ls.stop().await;
+}
+
+/// A stop with an idle connection open is prompt, and the client is told
+/// DOQ_NO_ERROR (0x0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_closes_an_idle_connection_with_no_error_at_once() {
+    let ls = or_skip!(Doq::start("a_stop_closes_an_idle_connection_with_no_error_at_once").await);
+    let ep = client();
+    let conn = connect(&ep, ls.quic).await;
+    ask_raw(&conn, &question("www.example.com", RecordType::A))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    ls.stop().await;
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let why = tokio::time::timeout(Duration::from_secs(3), conn.closed())
+        .await
+        .expect("the client is told");
+    match why {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code, quinn::VarInt::from_u32(0), "{c:?}");
+        }
+        other => panic!("closed otherwise: {other:?}"),
+    }
+}
+
+/// The Python that runs dnspython with aioquic, or `None` (skipped, or a
+/// failure under `DNSLB_REQUIRE_PEERS=1`).
+fn dnspython(test: &str) -> Option<String> {
+    let python = std::env::var("DNSLB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import dns.query, aioquic"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    crate::kit::skip(test, &format!("{python} has no dnspython with aioquic"));
+    None
+}
+
+/// dnspython's `dns.query.quic` (aioquic, an independent QUIC stack) gets the
+/// A and the NXDOMAIN UDP gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnspython_gets_the_answers_over_quic() {
+    const TEST: &str = "dnspython_gets_the_answers_over_quic";
+    let python = or_skip!(dnspython(TEST));
+    let ls = or_skip!(Doq::start(TEST).await);
+    let script = format!(
+        "import dns.message, dns.query\n\
+         for n in ['www.example.com', 'alias.example.com', 'nope.example.com']:\n\
+         \x20   q = dns.message.make_query(n, 'A')\n\
+         \x20   r = dns.query.quic(q, '127.0.0.1', port={}, verify=False, timeout=5)\n\
+         \x20   print(n, dns.rcode.to_text(r.rcode()), sorted(str(a) for a in r.answer))\n",
+        ls.quic.port()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", &script])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("www.example.com NOERROR") && stdout.contains("192.0.2.10"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("alias.example.com NOERROR") && stdout.contains("CNAME www.example.com."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nope.example.com NXDOMAIN"), "{stdout}");
+    ls.stop().await;
+}
