@@ -21,6 +21,12 @@ impl std::fmt::Debug for CookieSecrets {
 impl CookieSecrets {
     /// The secrets to make and check cookies with (checked when the config
     /// was read); a random one when there are none or one does not read.
+    /// Whether secrets are given (a TS answers cookies only then).
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The secrets as the servers hold them (a random one when none is set).
     pub fn server_secrets(&self) -> ServerSecrets {
         ServerSecrets::from_hex(&self.0).unwrap_or_else(|_| ServerSecrets::random())
     }

@@ -11,10 +11,11 @@
 //!
 //! Where the LS forwards, the query's COOKIE goes to the backend as sent
 //! and the backend's answer comes back with the backend's COOKIE, as the
-//! backend made it (BADCOOKIE included); but a valid server cookie of the
-//! LS's own is cut to its client cookie first ([`for_backend`]): the
-//! backend never made it and would answer BADCOOKIE, costing the client a
-//! round trip each time its cookie went from a cache hit to a miss.
+//! backend made it; but a valid server cookie of the LS's own is cut to
+//! its client cookie first ([`for_backend`]): the backend never made it.
+//! The backends behind one LS address must share their secret (a dnslb TS
+//! answers cookies only with `cookie_secret` set), or a cookie one made is
+//! BADCOOKIE at the next.
 //!
 //! A client whose COOKIE carries a valid LS server cookie has proven its
 //! address ([`proven`]): the `truncate` action of a dynamic block or a rule
@@ -68,8 +69,8 @@ pub(crate) fn proven(secrets: &ServerSecrets, sent: Option<&[u8]>, ip: IpAddr) -
 
 /// The query `query` (from `ip`) as the LS forwards it: a COOKIE carrying a
 /// valid server cookie of the LS's own is cut to its client cookie (the
-/// backend answers with a fresh cookie of its own, not BADCOOKIE); any
-/// other COOKIE is left as sent.
+/// backend never made it: it answers with a fresh cookie of its own, not
+/// BADCOOKIE); any other COOKIE is left as sent.
 pub(crate) fn for_backend(secrets: &ServerSecrets, query: &mut Vec<u8>, ip: IpAddr) {
     let client = match cookie::find(query) {
         Some(sent) if proven(secrets, Some(sent), ip) => sent.get(..cookie::CLIENT_COOKIE_LEN),

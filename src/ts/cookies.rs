@@ -37,7 +37,7 @@ pub(super) fn check(
     req: &Request<'_>,
     now: u32,
 ) -> Result<Option<CookieCheck>, MalformedCookie> {
-    let Some(option) = cookie::find(req.raw) else {
+    let Some(option) = cookie::find(req.raw).filter(|_| ts.settings.cookies_on) else {
         return Ok(None);
     };
     ts.settings

@@ -60,6 +60,10 @@ pub struct TsSettings {
     pub catalog_from: Option<Secondary>,
     /// DNS Cookies' server secrets (`cookie_secret`, else one made at random).
     pub cookies: ServerSecrets,
+    /// Whether it answers DNS Cookies: only with `cookie_secret` set (as
+    /// NSD's `answer-cookie` and Knot's `mod-cookies` are turned on), so
+    /// that the TSs behind one LS share the secret their cookies need.
+    pub cookies_on: bool,
     /// Response rate limiting of its UDP answers (`rrl`); off by default.
     pub rrl: RrlConfig,
 }
@@ -119,6 +123,7 @@ impl TsSettings {
             started_from: None,
             catalog_from: None,
             cookies: c.cookie_secret.server_secrets(),
+            cookies_on: c.cookie_secret.is_set(),
             rrl: c.rrl.clone(),
         }
     }
@@ -182,6 +187,7 @@ impl TsSettings {
             started_from: None,
             catalog_from: None,
             cookies: ServerSecrets::random(),
+            cookies_on: false,
             rrl: RrlConfig::default(),
         }
     }

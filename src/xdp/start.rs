@@ -153,6 +153,7 @@ impl XdpServer {
                         counters,
                         retired: Counters::default(),
                         upstream,
+                        said_served: false,
                     };
                     keeper.keep(policy, &stop);
                 })
@@ -400,6 +401,9 @@ struct Keeper {
     retired: Counters,
     /// The server's queries through the workers, when on.
     upstream: Option<UpstreamPlan>,
+    /// Said once: a program's table of served addresses would not take the
+    /// addresses the upstream queries leave from.
+    said_served: bool,
 }
 
 impl Keeper {
@@ -531,8 +535,14 @@ impl Keeper {
         for a in self.attached.iter_mut().filter(|a| a.ifindex.is_some()) {
             if a.replies_seen != version {
                 let (served, version) = served_with(&a.name, &self.addrs, Some(u));
-                if a.program.serve(&served).is_ok() {
-                    a.replies_seen = version;
+                match a.program.serve(&served) {
+                    Ok(()) => a.replies_seen = version,
+                    // Its sockets' queries keep to the kernel's sockets
+                    // (not served: their answers would miss the workers).
+                    Err(err) if !std::mem::replace(&mut self.said_served, true) => {
+                        warn!(iface = %a.name, addresses = served.len(), %err, "xdp: the program's table of served addresses is full; the upstream queries from its new ports go through sockets");
+                    }
+                    Err(_) => {}
                 }
             }
         }
