@@ -359,7 +359,7 @@ async fn measure_doq_against_dot() {
         assert!(!ask(&mut dot, "www.example.com").await.answers.is_empty());
     }
     let dot_serial = f64::from(N) / t.elapsed().as_secs_f64();
-    println!(
+    eprintln!(
         "queries/s, one at a time: doq {doq_serial:.0}, dot {dot_serial:.0}; doq 32 streams at once: {doq_32:.0}"
     );
     const FRESH: u32 = 300;
@@ -380,7 +380,7 @@ async fn measure_doq_against_dot() {
         ask(&mut c, "www.example.com").await;
     }
     let dot_conn = (cpu_ms(pid) - before) / f64::from(FRESH);
-    println!(
+    eprintln!(
         "LS CPU per fresh connection and one query: doq {doq_conn:.2} ms, dot {dot_conn:.2} ms"
     );
     ts.stop().await;
