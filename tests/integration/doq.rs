@@ -81,7 +81,7 @@ fn client() -> quinn::Endpoint {
     ep
 }
 
-async fn connect(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
+async fn connect_quic(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
     let connecting = ep.connect(addr, "dns.test").unwrap();
     tokio::time::timeout(Duration::from_secs(5), connecting)
         .await
@@ -126,7 +126,7 @@ fn records(m: &Message) -> (ResponseCode, Vec<String>) {
 async fn doq_answers_as_udp_does_with_the_id_0() {
     let ls = or_skip!(Doq::start("doq_answers_as_udp_does_with_the_id_0").await);
     let ep = client();
-    let conn = connect(&ep, ls.quic).await;
+    let conn = connect_quic(&ep, ls.quic).await;
     for (name, qtype) in [
         ("www.example.com", RecordType::A),
         ("alias.example.com", RecordType::A),
@@ -158,7 +158,7 @@ async fn doq_answers_as_udp_does_with_the_id_0() {
 async fn a_padded_query_gets_a_padded_answer() {
     let ls = or_skip!(Doq::start("a_padded_query_gets_a_padded_answer").await);
     let ep = client();
-    let conn = connect(&ep, ls.quic).await;
+    let conn = connect_quic(&ep, ls.quic).await;
     let plain = question("www.example.com", RecordType::A);
     // The OPT record is last: add a padding option (code 12) of 8 bytes.
     let mut padded = plain.clone();
@@ -178,7 +178,7 @@ async fn a_padded_query_gets_a_padded_answer() {
 async fn a_non_zero_id_is_a_protocol_error() {
     let ls = or_skip!(Doq::start("a_non_zero_id_is_a_protocol_error").await);
     let ep = client();
-    let conn = connect(&ep, ls.quic).await;
+    let conn = connect_quic(&ep, ls.quic).await;
     let mut q = question("www.example.com", RecordType::A);
     q[..2].copy_from_slice(&7u16.to_be_bytes());
     assert!(ask_raw(&conn, &q).await.is_err(), "no answer to the ID 7");
@@ -200,7 +200,7 @@ async fn a_non_zero_id_is_a_protocol_error() {
 async fn a_client_holding_every_stream_starves_no_one() {
     let ls = or_skip!(Doq::start("a_client_holding_every_stream_starves_no_one").await);
     let ep = client();
-    let hog = connect(&ep, ls.quic).await;
+    let hog = connect_quic(&ep, ls.quic).await;
     let mut held = Vec::new();
     for _ in 0..100 {
         let (mut send, recv) = hog.open_bi().await.unwrap();
@@ -211,7 +211,7 @@ async fn a_client_holding_every_stream_starves_no_one() {
     // The 101st stream is not granted while the others are open.
     let more = tokio::time::timeout(Duration::from_millis(300), hog.open_bi()).await;
     assert!(more.is_err(), "a stream past the limit was granted");
-    let other = connect(&client(), ls.quic).await;
+    let other = connect_quic(&client(), ls.quic).await;
     let raw = ask_raw(&other, &question("www.example.com", RecordType::A))
         .await
         .unwrap();
@@ -226,7 +226,7 @@ async fn a_client_holding_every_stream_starves_no_one() {
 async fn a_stop_closes_an_idle_connection_with_no_error_at_once() {
     let ls = or_skip!(Doq::start("a_stop_closes_an_idle_connection_with_no_error_at_once").await);
     let ep = client();
-    let conn = connect(&ep, ls.quic).await;
+    let conn = connect_quic(&ep, ls.quic).await;
     ask_raw(&conn, &question("www.example.com", RecordType::A))
         .await
         .unwrap();
@@ -298,4 +298,90 @@ async fn dnspython_gets_the_answers_over_quic() {
     );
     assert!(stdout.contains("nope.example.com NXDOMAIN"), "{stdout}");
     ls.stop().await;
+}
+
+/// The CPU time (user and system, in ms) the process `pid` has used.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's name (in parentheses): fields 14 and 15 of stat(5).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks * 10.0 // 100 ticks a second
+}
+
+/// A measurement, not a check: queries a second over one DoQ connection
+/// against one DoT connection from the same client (one query at a time,
+/// then 32 at once), and the LS's CPU for a fresh connection and one query
+/// of each. Run it with `cargo test --release --test integration
+/// doq::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn measure_doq_against_dot() {
+    use crate::kit::tls::{EncLs, EncLsSetup, ask, connect, connector};
+    let pki = or_skip!(Pki::new("measure_doq_against_dot"));
+    let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
+    let quic = SocketAddr::from(([127, 0, 0, 1], free_ports(1)[0]));
+    let data = crate::kit::crate_dir().join("tests/data/tls");
+    let extra = format!(
+        "\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+        path_str(&data.join("ls.pem")),
+        path_str(&data.join("ls.key"))
+    );
+    let ls = EncLs::start(EncLsSetup {
+        backend: ts.addr,
+        extra: &extra,
+        https_tls: true,
+        nofile: None,
+        ready: ("www.example.com", "192.0.2.10"),
+    })
+    .await;
+    const N: u32 = 3000;
+    let q = question("www.example.com", RecordType::A);
+    let ep = client();
+    let conn = connect_quic(&ep, quic).await;
+    let t = Instant::now();
+    for _ in 0..N {
+        ask_raw(&conn, &q).await.unwrap();
+    }
+    let doq_serial = f64::from(N) / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..N / 32 {
+        let asks = (0..32).map(|_| ask_raw(&conn, &q));
+        for a in futures_util::future::join_all(asks).await {
+            a.unwrap();
+        }
+    }
+    let doq_32 = f64::from(N / 32 * 32) / t.elapsed().as_secs_f64();
+    let mut dot = connect(&connector(b"dot"), ls.tls).await;
+    let t = Instant::now();
+    for _ in 0..N {
+        assert!(!ask(&mut dot, "www.example.com").await.answers.is_empty());
+    }
+    let dot_serial = f64::from(N) / t.elapsed().as_secs_f64();
+    eprintln!(
+        "queries/s, one at a time: doq {doq_serial:.0}, dot {dot_serial:.0}; doq 32 streams at once: {doq_32:.0}"
+    );
+    const FRESH: u32 = 300;
+    let pid = ls.proc.pid();
+    let before = cpu_ms(pid);
+    for _ in 0..FRESH {
+        let ep = client();
+        let conn = connect_quic(&ep, quic).await;
+        ask_raw(&conn, &q).await.unwrap();
+        conn.close(0u32.into(), b"");
+        ep.wait_idle().await;
+    }
+    let doq_conn = (cpu_ms(pid) - before) / f64::from(FRESH);
+    let before = cpu_ms(pid);
+    let fresh_tls = connector(b"dot");
+    for _ in 0..FRESH {
+        let mut c = connect(&fresh_tls, ls.tls).await;
+        ask(&mut c, "www.example.com").await;
+    }
+    let dot_conn = (cpu_ms(pid) - before) / f64::from(FRESH);
+    eprintln!(
+        "LS CPU per fresh connection and one query: doq {doq_conn:.2} ms, dot {dot_conn:.2} ms"
+    );
+    ts.stop().await;
 }
