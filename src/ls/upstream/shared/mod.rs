@@ -39,7 +39,7 @@
 //!   upstream = "xdp"`), on sockets of the same kind.
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -48,9 +48,9 @@ use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ids::{IdTable, Waiter, random_free_id};
+use super::ids::{Waiter, random_free_id};
 use super::sockets::{self, Family};
-use super::{DropCounters, TcpConns, UpstreamError, wear_budget};
+use super::{DropCounters, TcpConns, UpstreamError};
 use crate::dns::{HEADER_LEN, WireHeader};
 use crate::ls::backend::InFlight;
 use crate::server::backoff::RecvBackoff;
@@ -61,7 +61,6 @@ mod cork;
 mod socket;
 mod xsk;
 
-use super::ROTATE_AFTER;
 pub use cork::corked;
 use socket::{SharedSocket, WaitGuard};
 pub use xsk::{XSK_PORTS, XskLane};
@@ -240,17 +239,12 @@ impl SharedSockets {
             Ok(sock) => sock,
             Err(err) => return current.ok_or(err.into()),
         };
-        let fresh = Arc::new(SharedSocket {
-            local: sock.local_addr().ok(),
+        let fresh = Arc::new(SharedSocket::fresh(
             sock,
-            table: Mutex::new(IdTable::default()),
-            uses: AtomicU64::new(1),
-            budget: wear_budget(ROTATE_AFTER, rand::random::<f64>()),
-            has_late: AtomicBool::new(false),
-            stop: self.token.child_token(),
-            tracker: self.tracker.clone(),
-            thread_owned: self.thread_owned,
-        });
+            &self.token,
+            &self.tracker,
+            self.thread_owned,
+        ));
         if let Some(old) = slot.swap(Some(fresh.clone())) {
             // Its reader keeps going until the sweeper sees no query waiting
             // and no late answer expected.

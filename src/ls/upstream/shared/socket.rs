@@ -38,6 +38,30 @@ pub(super) struct SharedSocket {
 }
 
 impl SharedSocket {
+    /// A socket just opened, its reader to stop with a child of `token`
+    /// under `tracker`; its wear budget drawn at random.
+    pub(super) fn fresh(
+        sock: UdpSocket,
+        token: &CancellationToken,
+        tracker: &TaskTracker,
+        thread_owned: bool,
+    ) -> Self {
+        SharedSocket {
+            local: sock.local_addr().ok(),
+            sock,
+            table: Mutex::new(IdTable::default()),
+            uses: AtomicU64::new(1),
+            budget: crate::ls::upstream::sockets::wear_budget(
+                crate::ls::upstream::ROTATE_AFTER,
+                rand::random::<f64>(),
+            ),
+            has_late: AtomicBool::new(false),
+            stop: token.child_token(),
+            tracker: tracker.clone(),
+            thread_owned,
+        }
+    }
+
     pub(super) fn table(&self) -> MutexGuard<'_, IdTable> {
         // A panic while holding the lock cannot leave the maps inconsistent.
         self.table.lock().unwrap_or_else(|p| p.into_inner())

@@ -21,7 +21,7 @@
 //! addresses at most).
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -30,8 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::socket::SharedSocket;
-use crate::ls::upstream::ids::IdTable;
-use crate::ls::upstream::sockets::{ROTATE_AFTER, open_at, wear_budget};
+use crate::ls::upstream::sockets::open_at;
 use crate::ls::upstream::{DropCounters, UpstreamError};
 use crate::server::batch::{Peer, send_some};
 use crate::xdp::route::XskPath;
@@ -124,17 +123,7 @@ impl XskLane {
                 Ok(sock) => sock,
                 Err(err) => return slot.clone().map(|s| (s, false)).ok_or(err.into()),
             };
-            let fresh = Arc::new(SharedSocket {
-                local: sock.local_addr().ok(),
-                sock,
-                table: Mutex::new(IdTable::default()),
-                uses: AtomicU64::new(1),
-                budget: wear_budget(ROTATE_AFTER, rand::random::<f64>()),
-                has_late: AtomicBool::new(false),
-                stop: self.token.child_token(),
-                tracker: self.tracker.clone(),
-                thread_owned: false,
-            });
+            let fresh = Arc::new(SharedSocket::fresh(sock, &self.token, &self.tracker, false));
             if let Some(old) = slot.replace(fresh.clone()) {
                 locked(&self.retired).push(old);
             }
@@ -180,12 +169,7 @@ impl XskLane {
     /// Settles the late queries at `now` on every socket, and closes the
     /// retired ones that expect no more answers.
     pub(super) fn sweep(&self, now: Instant) {
-        let current: Vec<Arc<SharedSocket>> = locked(&self.slots)
-            .values()
-            .flatten()
-            .flatten()
-            .cloned()
-            .collect();
+        let current = self.current();
         for ps in current {
             ps.sweep(now);
         }
@@ -196,17 +180,18 @@ impl XskLane {
         }
     }
 
+    /// The sockets in use (not the retired ones).
+    fn current(&self) -> Vec<Arc<SharedSocket>> {
+        let slots = locked(&self.slots);
+        slots.values().flatten().flatten().cloned().collect()
+    }
+
     /// The sockets open, by address, made the ones workers deliver to and
     /// the program serves.
     fn publish(&self) {
         let _one = locked(&self.publishing);
         let mut all: HashMap<SocketAddr, Arc<SharedSocket>> = HashMap::new();
-        let current: Vec<Arc<SharedSocket>> = locked(&self.slots)
-            .values()
-            .flatten()
-            .flatten()
-            .cloned()
-            .collect();
+        let current = self.current();
         let retired = locked(&self.retired).clone();
         for ps in current.into_iter().chain(retired) {
             if let Some(a) = ps.local {
