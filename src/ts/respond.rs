@@ -26,6 +26,7 @@ use super::xfr::tsig::{self, TsigRefused, TsigVerdict};
 use super::xfr::{axfr, ixfr};
 use super::zone::Zone;
 use super::{TableServer, cookies};
+use crate::dns::cookie::{CookieCheck, MalformedCookie};
 use crate::dns::tsig::{self as codec, Signer};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTime, TapTransport};
@@ -38,7 +39,12 @@ fn may_transfer(ts: &TableServer, ip: IpAddr) -> bool {
 /// The answer to one request (before fault injection), rate limited,
 /// counted in [`TableServer::metrics`].
 fn reply_to(ts: &TableServer, req: Request<'_>) -> Reply {
-    let (reply, outcome) = limited(ts, &req, respond(ts, req));
+    // Its COOKIE read once, for the answer and for the rate limit.
+    let now = cookies::cookie_now();
+    let cookie = cookies::check(ts, &req, now);
+    let proven = cookies::server_cookie_valid(cookie.ok().flatten().as_ref());
+    let answer = respond(ts, req, (cookie, now));
+    let (reply, outcome) = limited(ts, &req, proven, answer);
     ts.metrics.record(outcome);
     reply
 }
@@ -48,16 +54,15 @@ fn reply_to(ts: &TableServer, req: Request<'_>) -> Reply {
 fn limited(
     ts: &TableServer,
     req: &Request<'_>,
+    proven: bool,
     answer: (Reply, RequestOutcome),
 ) -> (Reply, RequestOutcome) {
     let Some(limiter) = ts.rrl.as_ref().filter(|_| req.transport == Transport::Udp) else {
         return answer;
     };
     // A client whose server cookie is valid has proven its address: never
-    // limited (its COOKIE read again only with RRL on and an OPT sent).
-    let checked = cookies::check(ts, req, cookies::cookie_now());
-    let cookie_ok = cookies::server_cookie_valid(checked.ok().flatten().as_ref());
-    let client = (req.src.ip(), cookie_ok);
+    // limited.
+    let client = (req.src.ip(), proven);
     rrl::limit(limiter, &ts.catalog.load(), &ts.metrics.rrl, client, answer)
 }
 
@@ -76,12 +81,14 @@ fn rcode_answer(ts: &TableServer, q: &ClientQuery, rcode: ResponseCode) -> Reply
 /// The answer to one request and what it was, for the counters: a NOTIFY
 /// for the secondaries, else its DNS Cookie checked ([`cookies`]), verified,
 /// answered (with the answer's cookie), and signed when it was.
-fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
+fn respond(
+    ts: &TableServer,
+    req: Request<'_>,
+    (cookie, now): (Result<Option<CookieCheck>, MalformedCookie>, u32),
+) -> (Reply, RequestOutcome) {
     if let Some(done) = notify(ts, &req) {
         return done;
     }
-    let now = cookies::cookie_now();
-    let cookie = cookies::check(ts, &req, now);
     if let Some(rcode) = cookies::refusal(&req, cookie) {
         let (reply, outcome) = rcode_to(ts, req.raw, rcode);
         let cookie = cookie.ok().flatten();
