@@ -467,7 +467,9 @@ async fn knot_nsd_and_a_dnslb_consumer_follow_zones_added_and_removed() {
     };
     let port = free_port();
     let primary = local(port);
-    let mut knot = Knot::catalog_consumer(&knotd, "cat.test.", primary);
+    // knotd starts once the primary serves: started before, its first
+    // refresh of the catalog is refused and its retry comes past the wait.
+    let knot_port = free_port();
     let nsd_port = free_port();
     let mut nsd = Nsd::secondary(nsd_port, "v7.test", primary);
     let cdir = ZoneDir::new();
@@ -485,7 +487,7 @@ async fn knot_nsd_and_a_dnslb_consumer_follow_zones_added_and_removed() {
         dir.write(&format!("{z}.zone"), &zone(z, 1));
     }
     let mport = free_port();
-    let notify = vec![knot.addr.port(), nsd_port, cport];
+    let notify = vec![knot_port, nsd_port, cport];
     let mut ts = TsProc::spawn(
         dir.path(),
         "primary",
@@ -493,6 +495,7 @@ async fn knot_nsd_and_a_dnslb_consumer_follow_zones_added_and_removed() {
         &config(port, mport, &KEPT, &[], &notify),
     );
     ts.wait_serving("k0.test.").await;
+    let mut knot = Knot::catalog_consumer_on(&knotd, knot_port, "cat.test.", primary);
     let mut live = Live {
         ts,
         dir,

@@ -70,7 +70,18 @@ impl Knot {
     /// `catalog-role: interpret`) from `primary`: each member a secondary
     /// of `primary` too, NOTIFYs taken from 127.0.0.1.
     pub fn catalog_consumer(knotd: &Path, catalog: &str, primary: SocketAddr) -> Knot {
-        let port = free_port();
+        Knot::catalog_consumer_on(knotd, free_port(), catalog, primary)
+    }
+
+    /// [`Knot::catalog_consumer`] on `port`, for a primary that must know
+    /// the port (to NOTIFY it) before knotd starts: start knotd once the
+    /// primary serves, or its first refresh fails and waits out a retry.
+    pub fn catalog_consumer_on(
+        knotd: &Path,
+        port: u16,
+        catalog: &str,
+        primary: SocketAddr,
+    ) -> Knot {
         let at = CatalogAt {
             ns: None,
             listen: format!("127.0.0.1@{port}"),
