@@ -300,6 +300,31 @@ pub fn find(raw: &[u8]) -> Option<&[u8]> {
     find_option(rdata, COOKIE_OPTION).ok().flatten()
 }
 
+/// The answer to a query for a server cookie alone (RFC 7873 §5.4: opcode
+/// QUERY, no question, no records but an OPT with a COOKIE), with `rcode`
+/// (extended rcodes in the OPT's TTL): the query's ID and RD, an empty OPT
+/// that the answering server's cookie goes into. `None` for any other
+/// message, which is answered as before (FORMERR for no question).
+pub fn cookie_only_answer(raw: &[u8], rcode: u16) -> Option<Vec<u8>> {
+    let flags = u16_at(raw, 2)?;
+    let counts = [u16_at(raw, 4)?, u16_at(raw, 6)?, u16_at(raw, 8)?];
+    if flags & 0xf800 != 0 || counts != [0, 0, 0] {
+        return None;
+    }
+    find(raw)?;
+    let mut msg = Vec::with_capacity(HEADER_LEN + 11 + REPLY_OPTION_LEN);
+    msg.extend_from_slice(raw.get(..2)?);
+    msg.extend_from_slice(&(0x8000 | (flags & 0x0100) | (rcode & 0x000f)).to_be_bytes());
+    msg.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    msg.push(0);
+    msg.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    msg.extend_from_slice(&super::limits::UDP_PAYLOAD_MAX.to_be_bytes());
+    // The upper 8 bits of the rcode, version 0, no flags, RDLENGTH 0.
+    let upper = u8::try_from(rcode >> 4).ok()?;
+    msg.extend_from_slice(&[upper, 0, 0, 0, 0, 0]);
+    Some(msg)
+}
+
 /// The payload of the COOKIE option in an OPT's RDATA `rdata`, if any.
 pub fn in_opt(rdata: &[u8]) -> Option<&[u8]> {
     find_option(rdata, COOKIE_OPTION).ok().flatten()
@@ -580,5 +605,36 @@ mod tests {
         no_opt.truncate(no_opt.len() - 11);
         no_opt[11] = 0;
         assert!(!set_option(&mut no_opt.clone(), &payload, 512), "no OPT");
+    }
+
+    #[test]
+    fn a_query_for_a_cookie_alone_gets_an_empty_answer_with_an_opt() {
+        // ID 0x1234, RD, no question, one OPT with a client cookie.
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+        q.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let a = cookie_only_answer(&q, 0).expect("answered");
+        assert_eq!(&a[..12], &[0x12, 0x34, 0x81, 0x00, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&a[12..], &[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+        assert!(set_option(&mut a.clone(), &[9; REPLY_COOKIE_LEN], 512));
+        // BADCOOKIE (23): 7 in the header, 1 in the OPT's TTL.
+        let bad = cookie_only_answer(&q, 23).expect("answered");
+        assert_eq!((bad[3] & 0x0f, bad[12 + 5]), (7, 1));
+        // Not a query for a cookie alone: a question, no COOKIE, a response,
+        // another opcode.
+        let mut no_cookie = q.clone();
+        no_cookie[12 + 11] = 11;
+        let mut response = q.clone();
+        response[2] |= 0x80;
+        let mut notify = q.clone();
+        notify[2] = 4 << 3;
+        let asked = crate::dns::fixtures::query_bytes(
+            "a.example.",
+            hickory_proto::rr::RecordType::A,
+            Some(1232),
+        );
+        for m in [no_cookie, response, notify, asked] {
+            assert_eq!(cookie_only_answer(&m, 0), None, "{m:?}");
+        }
     }
 }

@@ -211,7 +211,13 @@ impl<'a> QueryAtDoor<'a> {
         let q = match dns::decode_query(self.req.raw) {
             // Late: dropped whatever a rule would make of it.
             Err(_) if self.late => return Err(Reply::Drop),
-            Err(reject) => return Err(self.unreadable(reject)),
+            Err(reject) => {
+                // A query for the LS's cookie alone (RFC 7873 §5.4).
+                return Err(match dns::cookie::cookie_only_answer(self.req.raw, 0) {
+                    Some(answer) => self.answer(Some(answer)),
+                    None => self.unreadable(reject),
+                });
+            }
             Ok(q) => q,
         };
         let wire = suffix::lower_wire(q.query.name());

@@ -10,10 +10,12 @@
 //! Every other answer to a query with a COOKIE carries the client cookie and
 //! a server cookie, echoed or fresh ([`stamp`]), the room for it taken from
 //! the answer's size before it is built ([`room`]). A zone transfer's stream
-//! carries none (as Knot's and NSD's do not).
+//! carries none (as Knot's and NSD's do not). A query for a cookie alone
+//! (no question, RFC 7873 §5.4) is answered NOERROR with one ([`cookie_only`]).
 use hickory_proto::op::ResponseCode;
 
 use super::TableServer;
+use super::metrics::RequestOutcome;
 use crate::dns::cookie::{self, CookieCheck, CookieVerdict, MalformedCookie, REPLY_OPTION_LEN};
 use crate::dns::{self, Transport};
 use crate::server::{Reply, Request};
@@ -50,6 +52,24 @@ pub(super) fn check(
 /// server cookie: its sender's address is proven (RRL lets it through).
 pub fn server_cookie_valid(cookie: Option<&CookieCheck>) -> bool {
     cookie.is_some_and(CookieCheck::valid)
+}
+
+/// The answer to a query for a server cookie alone (RFC 7873 §5.4: no
+/// question, a COOKIE), with the TS's cookie: NOERROR, or BADCOOKIE over
+/// UDP for a bad server cookie; `None` for any other request (and for every
+/// request when cookies are off: such a query is then FORMERR, as before).
+pub(super) fn cookie_only(
+    ts: &TableServer,
+    req: &Request<'_>,
+    (cookie, now): (Result<Option<CookieCheck>, MalformedCookie>, u32),
+) -> Option<(Reply, RequestOutcome)> {
+    let Ok(Some(checked)) = cookie else {
+        return None;
+    };
+    let rcode = refusal(req, cookie).unwrap_or(ResponseCode::NoError);
+    let msg = cookie::cookie_only_answer(req.raw, u16::from(rcode))?;
+    let reply = stamp(ts, req, (Some(&checked), now), Reply::One(msg));
+    Some((reply, RequestOutcome::Answered(rcode)))
 }
 
 /// What the answer's COOKIE option takes of the client's size limit.

@@ -89,6 +89,9 @@ fn respond(
     if let Some(done) = notify(ts, &req) {
         return done;
     }
+    if let Some(done) = cookies::cookie_only(ts, &req, (cookie, now)) {
+        return done;
+    }
     if let Some(rcode) = cookies::refusal(&req, cookie) {
         let (reply, outcome) = rcode_to(ts, req.raw, rcode);
         let cookie = cookie.ok().flatten();

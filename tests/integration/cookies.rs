@@ -191,6 +191,37 @@ async fn a_forged_server_cookie_gets_badcookie_over_udp_and_an_answer_over_tcp()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_for_a_cookie_alone_is_answered_with_one_by_the_ts_and_the_ls() {
+    let dir = ZoneDir::new();
+    let ts = ts_with(&dir, &[SECRET]).await;
+    let ls = ls_before(&dir, ts.addr).await;
+    // `dig +header-only +cookie`: no question, a client cookie (RFC 7873
+    // §5.4): NOERROR with a server cookie, then that cookie echoed good.
+    for (who, at) in [("the TS", ts.addr), ("the LS", ls.addr)] {
+        let first = ask("dig", at, &["+header-only", "+cookie"]).await;
+        assert_eq!(first.status, "NOERROR", "{who}: {}", first.out);
+        let cookie = assert_full(&first.cookie, None, who);
+        let sent = format!("+cookie={cookie}");
+        let again = ask("dig", at, &["+header-only", &sent]).await;
+        assert_eq!(again.status, "NOERROR", "{who}: {}", again.out);
+        assert!(again.out.contains("(good)"), "{who}: {}", again.out);
+    }
+    // A forged server cookie over UDP: BADCOOKIE and a fresh one from the
+    // TS (the LS never answers BADCOOKIE: it cannot tell a backend's).
+    let forged = format!("+cookie={CLIENT}{FORGED}");
+    let bad = ask("dig", ts.addr, &["+header-only", &forged, "+nobadcookie"]).await;
+    assert_eq!(bad.status, "BADCOOKIE", "{}", bad.out);
+    assert_full(&bad.cookie, Some(CLIENT), "BADCOOKIE");
+    // No question and no COOKIE is still FORMERR.
+    for (who, at) in [("the TS", ts.addr), ("the LS", ls.addr)] {
+        let none = ask("dig", at, &["+header-only", "+nocookie"]).await;
+        assert_eq!(none.status, "FORMERR", "{who}: {}", none.out);
+    }
+    ls.stop().await;
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siblings_sharing_a_secret_accept_each_others_cookies_through_a_rotation() {
     let dir = ZoneDir::new();
     let a = ts_with(&dir, &[SECRET]).await;
