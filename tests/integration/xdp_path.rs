@@ -9,13 +9,14 @@
 //! `xdp.rs`'s.
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::kit::{BIN, Netns, Proc, dnslb_command, in_netns, netns_or_skip, poll_until};
+use crate::kit::http::sample_u64;
+use crate::kit::netns::ask_raw_in;
+use crate::kit::{Netns, Proc, in_netns, netns_or_skip, poll_until};
 
 const SERVER: &str = "198.18.0.1";
 const CLIENT: &str = "198.18.0.2";
@@ -27,7 +28,6 @@ struct Pair {
     server: Netns,
     client: Netns,
     iface: String,
-    ip: std::path::PathBuf,
 }
 
 impl Pair {
@@ -61,20 +61,12 @@ impl Pair {
             server,
             client,
             iface,
-            ip: ip.to_owned(),
         }
     }
 
     /// `dnslb ARGS` in `dir`, inside the server's namespace.
     fn dnslb(&self, name: &str, args: &[&str], dir: &Path) -> Proc {
-        let inner = dnslb_command(args, dir);
-        let mut cmd = Command::new(&self.ip);
-        cmd.args(["netns", "exec", &self.server.name, BIN])
-            .args(inner.get_args())
-            .env("RUST_LOG", "info")
-            .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
-            .current_dir(dir);
-        Proc::spawn(name, cmd)
+        self.server.dnslb(name, args, dir)
     }
 
     /// `dnslb up` in `dir`, once its XDP path serves: an LS on `listen` (a
@@ -111,22 +103,6 @@ fn wait_for_xdp(proc: &Proc) {
     assert!(said.is_some(), "XDP never started: {}", proc.stderr_now());
 }
 
-/// `raw` sent over UDP from a socket inside namespace `ns` to `to`; the
-/// answer's bytes, or `None` after `wait`.
-fn ask_in(ns: &str, to: SocketAddr, raw: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let raw = raw.to_vec();
-    in_netns(ns, move || {
-        let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-        let sock = UdpSocket::bind(bind).unwrap();
-        sock.set_read_timeout(Some(wait)).unwrap();
-        sock.send_to(&raw, to).unwrap();
-        let mut buf = vec![0u8; 65_535];
-        let (n, _) = sock.recv_from(&mut buf).ok()?;
-        buf.truncate(n);
-        Some(buf)
-    })
-}
-
 /// A query for `name` `qtype`, ID `id`, with an OPT of `edns` bytes (and
 /// DO when `dnssec`) when given.
 fn query(id: u16, name: &str, qtype: RecordType, edns: Option<u16>, dnssec: bool) -> Vec<u8> {
@@ -139,37 +115,6 @@ fn query(id: u16, name: &str, qtype: RecordType, edns: Option<u16>, dnssec: bool
         m.set_edns(e);
     }
     m.to_vec().unwrap()
-}
-
-/// `curl -s URL` inside `ns`.
-fn curl_in(ns: &Netns, url: &str) -> String {
-    let out = Command::new(ns_ip())
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "curl",
-            "-s",
-            "--max-time",
-            "5",
-            url,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ns_ip() -> std::path::PathBuf {
-    crate::kit::find_program("ip").unwrap()
-}
-
-/// The value of the sample `line_start` (name and labels) in `metrics`.
-fn sample(metrics: &str, line_start: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 const ZONE: &str = "$ORIGIN x.test.\n$TTL 300\n\
@@ -197,7 +142,7 @@ fn the_ls_drops_clients_outside_allow_in_the_program_and_answers_the_rest() {
     let v6: SocketAddr = format!("[{SERVER6}]:53").parse().unwrap();
     let raw = query(42, "alias.x.test.", RecordType::A, Some(1232), false);
     let answer = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
-        ask_in(&pair.client.name, v6, &raw, Duration::from_millis(300)).filter(|a| {
+        ask_raw_in(&pair.client.name, v6, &raw, Duration::from_millis(300)).filter(|a| {
             Message::from_vec(a)
                 .is_ok_and(|m| m.response_code == ResponseCode::NoError && m.answers.len() == 3)
         })
@@ -210,21 +155,21 @@ fn the_ls_drops_clients_outside_allow_in_the_program_and_answers_the_rest() {
     // The IPv4 client: dropped in the program, counted as the ACL's.
     let v4: SocketAddr = format!("{SERVER}:53").parse().unwrap();
     assert_eq!(
-        ask_in(&pair.client.name, v4, &raw, Duration::from_secs(1)),
+        ask_raw_in(&pair.client.name, v4, &raw, Duration::from_secs(1)),
         None
     );
     let dropped = poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
-        let m = curl_in(&pair.server, "http://127.0.0.1:9101/metrics");
-        (sample(&m, "dnslb_xdp_program_total{what=\"not_allowed\"}") >= 1
-            && sample(&m, "dnslb_refused_acl_total") >= 1)
+        let m = pair.server.curl("http://127.0.0.1:9101/metrics");
+        (sample_u64(&m, "dnslb_xdp_program_total{what=\"not_allowed\"}") >= 1
+            && sample_u64(&m, "dnslb_refused_acl_total") >= 1)
             .then_some(())
     });
     assert!(dropped.is_some(), "the program's drop was not counted");
     // The IPv6 client's query was taken by a worker (and, forwarded, answered
     // by the UDP worker of its address, through the kernel's socket).
-    let m = curl_in(&pair.server, "http://127.0.0.1:9101/metrics");
-    let taken = sample(&m, "dnslb_xdp_frames_total{result=\"answered\"}")
-        + sample(&m, "dnslb_xdp_frames_total{result=\"via_kernel\"}");
+    let m = pair.server.curl("http://127.0.0.1:9101/metrics");
+    let taken = sample_u64(&m, "dnslb_xdp_frames_total{result=\"answered\"}")
+        + sample_u64(&m, "dnslb_xdp_frames_total{result=\"via_kernel\"}");
     assert!(taken >= 1, "{m}");
     drop(ls);
 }
@@ -311,8 +256,8 @@ fn a_drop_block_holds_in_the_program_for_as_long_as_the_flood_goes_on() {
             .then_some(())
     });
     assert!(lifted.is_some(), "never lifted: {}", ls.stderr_now());
-    let m = curl_in(&pair.server, "http://127.0.0.1:9102/metrics");
-    let in_program = sample(&m, "dnslb_xdp_program_total{what=\"blocked\"}");
+    let m = pair.server.curl("http://127.0.0.1:9102/metrics");
+    let in_program = sample_u64(&m, "dnslb_xdp_program_total{what=\"blocked\"}");
     let counted = m
         .lines()
         .filter(|l| l.starts_with("dnslb_dynblock_queries_blocked_total{"))
@@ -353,7 +298,7 @@ fn a_burst_of_forwarded_queries_is_answered_in_full_by_the_udp_workers() {
     let to6: SocketAddr = format!("[{SERVER6}]:53").parse().unwrap();
     let first = query(1, "first.wild.x.test.", RecordType::A, None, false);
     let up = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
-        ask_in(&pair.client.name, to4, &first, Duration::from_millis(500))
+        ask_raw_in(&pair.client.name, to4, &first, Duration::from_millis(500))
     });
     assert!(up.is_some(), "not answered: {}", ls.stderr_now());
     const SOCKETS: usize = 8;
@@ -404,10 +349,10 @@ fn a_burst_of_forwarded_queries_is_answered_in_full_by_the_udp_workers() {
             .map(|t| t.join().unwrap())
             .sum::<usize>()
     });
-    let m = curl_in(&pair.server, "http://127.0.0.1:9103/metrics");
+    let m = pair.server.curl("http://127.0.0.1:9103/metrics");
     assert_eq!(got, SOCKETS * EACH, "{m}\n{}", ls.stderr_now());
     assert!(
-        sample(&m, "dnslb_xdp_frames_total{result=\"via_kernel\"}") >= (SOCKETS * EACH) as u64,
+        sample_u64(&m, "dnslb_xdp_frames_total{result=\"via_kernel\"}") >= (SOCKETS * EACH) as u64,
         "the forwarded queries did not go to the UDP workers: {m}"
     );
     for line in [
@@ -415,7 +360,7 @@ fn a_burst_of_forwarded_queries_is_answered_in_full_by_the_udp_workers() {
         "dnslb_synthesized_total",
         "dnslb_answers_total{rcode=\"SERVFAIL\"}",
     ] {
-        assert_eq!(sample(&m, line), 0, "{line}: {m}");
+        assert_eq!(sample_u64(&m, line), 0, "{line}: {m}");
     }
     drop(ls);
 }

@@ -7,15 +7,15 @@
 //! them leave in frames its workers write, and their answers come back to
 //! the workers (`dnslb_xdp_upstream_total{via="xsk"}`). A backend across
 //! `lo` (127.0.0.1) is reached through the sockets, counted so.
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::Command;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::kit::{BIN, Netns, Proc, dnslb_command, in_netns, netns_or_skip, poll_until};
+use crate::kit::http::sample_u64;
+use crate::kit::netns::ask_raw_in;
+use crate::kit::{Netns, netns_or_skip, poll_until};
 
 const LS: &str = "198.18.0.1";
 const FAR: &str = "198.18.0.2";
@@ -23,64 +23,11 @@ const LS6: &str = "2001:2::1";
 const FAR6: &str = "2001:2::2";
 const METRICS: &str = "127.0.0.1:9131";
 
-/// `dnslb ARGS` in `dir`, inside namespace `ns`.
-fn dnslb_in(ip: &Path, ns: &Netns, name: &str, args: &[&str], dir: &Path) -> Proc {
-    let inner = dnslb_command(args, dir);
-    let mut cmd = Command::new(ip);
-    cmd.args(["netns", "exec", &ns.name, BIN])
-        .args(inner.get_args())
-        .env("RUST_LOG", "info")
-        .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
-        .current_dir(dir);
-    Proc::spawn(name, cmd)
-}
-
 /// A query for `name` A (or AAAA), ID `id`.
 fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
     m.to_vec().unwrap()
-}
-
-/// `raw` sent from a socket in namespace `ns` to `to`; the answer, or
-/// `None` after a second.
-fn ask_in(ns: &str, to: SocketAddr, raw: &[u8]) -> Option<Message> {
-    let raw = raw.to_vec();
-    in_netns(ns, move || {
-        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-        sock.send_to(&raw, to).unwrap();
-        let mut buf = vec![0u8; 4096];
-        let (n, _) = sock.recv_from(&mut buf).ok()?;
-        Message::from_vec(&buf[..n]).ok()
-    })
-}
-
-/// `curl -s URL` inside `ns`.
-fn curl_in(ip: &Path, ns: &Netns, url: &str) -> String {
-    let out = Command::new(ip)
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "curl",
-            "-s",
-            "--max-time",
-            "5",
-            url,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The value of the sample `line_start` (name and labels) in `metrics`.
-fn sample(metrics: &str, line_start: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// A zone `origin` whose every name below it has the A record `a`.
@@ -121,7 +68,8 @@ fn answered(client: &Netns, zone: &str, a: &str) -> bool {
     poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
         let name = format!("q{}.{zone}.", rand::random::<u32>());
         let raw = query(rand::random(), &name, RecordType::A);
-        let m = ask_in(&client.name, to, &raw)?;
+        let m =
+            Message::from_vec(&ask_raw_in(&client.name, to, &raw, Duration::from_secs(1))?).ok()?;
         (m.response_code == ResponseCode::NoError
             && m.answers.iter().any(|r| r.data == RData::A(want.into())))
         .then_some(())
@@ -154,10 +102,10 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
     std::fs::write(d.join("z.zone"), zone("z.test", "192.0.2.3")).unwrap();
     std::fs::write(d.join("config.toml"), config(&iface)).unwrap();
     let ts_args = |name: &'static str| ["ts", "-c", "config.toml", "--name", name];
-    let far = dnslb_in(&ip, &other, "far", &ts_args("far"), d);
-    let far6 = dnslb_in(&ip, &other, "far6", &ts_args("far6"), d);
-    let near = dnslb_in(&ip, &lsns, "near", &ts_args("near"), d);
-    let ls = dnslb_in(&ip, &lsns, "ls", &["ls", "-c", "config.toml"], d);
+    let far = other.dnslb("far", &ts_args("far"), d);
+    let far6 = other.dnslb("far6", &ts_args("far6"), d);
+    let near = lsns.dnslb("near", &ts_args("near"), d);
+    let ls = lsns.dnslb("ls", &["ls", "-c", "config.toml"], d);
     let started = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
         let log = ls.stderr_now();
         assert!(
@@ -171,9 +119,9 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
 
     // The backends across the veth: answered right, and once the keeper
     // has read their routes (within a second), through the XSK.
-    let metrics = || curl_in(&ip, &lsns, &format!("http://{METRICS}/metrics"));
-    let xsk = |m: &str| sample(m, "dnslb_xdp_upstream_total{via=\"xsk\"}");
-    let sockets = |m: &str| sample(m, "dnslb_xdp_upstream_total{via=\"sockets\"}");
+    let metrics = || lsns.curl(&format!("http://{METRICS}/metrics"));
+    let xsk = |m: &str| sample_u64(m, "dnslb_xdp_upstream_total{via=\"xsk\"}");
+    let sockets = |m: &str| sample_u64(m, "dnslb_xdp_upstream_total{via=\"sockets\"}");
     let through_xsk = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
         assert!(
             answered(&other, "x.test", "192.0.2.1"),
@@ -216,12 +164,12 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
     // forgery.
     let m = metrics();
     assert!(
-        sample(&m, "dnslb_xdp_upstream_answers_total") >= 21,
+        sample_u64(&m, "dnslb_xdp_upstream_answers_total") >= 21,
         "the answers did not come back through the workers: {m}"
     );
     for reason in ["wrong_source", "wrong_id", "wrong_question"] {
         let line = format!("dnslb_dropped_responses_total{{reason=\"{reason}\"}}");
-        assert_eq!(sample(&m, &line), 0, "{reason}: {m}");
+        assert_eq!(sample_u64(&m, &line), 0, "{reason}: {m}");
     }
 
     // The backend across lo: through the sockets, counted so.

@@ -13,6 +13,17 @@ use tokio::net::TcpStream;
 
 use super::procs::{Proc, TOOL_LIMIT, poll_until_async, run};
 
+/// The value of the first sample of `metrics` (the text of `/metrics`)
+/// whose line starts with `line_start` (a name and its labels), as an
+/// integer; 0 when there is none.
+pub fn sample_u64(metrics: &str, line_start: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// One HTTP response: status, lower-cased headers, body.
 pub struct HttpResponse {
     pub status: u16,

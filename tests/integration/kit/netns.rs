@@ -6,6 +6,7 @@
 //! Nothing here reaches the machine's own network: every address lives in
 //! namespaces the test created. A test needs root (`ip netns add`); the
 //! caller checks with [`netns_or_skip`].
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,6 +107,45 @@ impl Netns {
             .current_dir("/");
         cmd
     }
+
+    /// `dnslb ARGS` in `dir`, inside the namespace (logging at info).
+    pub fn dnslb(&self, name: &str, args: &[&str], dir: &Path) -> Proc {
+        let inner = super::dnslb_command(args, dir);
+        let mut cmd = Command::new(&self.ip);
+        cmd.args(["netns", "exec", &self.name, super::BIN])
+            .args(inner.get_args())
+            .env("RUST_LOG", "info")
+            .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+            .current_dir(dir);
+        Proc::spawn(name, cmd)
+    }
+
+    /// `curl -s URL` inside the namespace (5 s at most): the body, empty
+    /// when curl got none.
+    pub fn curl(&self, url: &str) -> String {
+        let curl = find_program("curl").expect("curl");
+        let out = self
+            .command(&curl, &["-s", "--max-time", "5", url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// `raw` sent over UDP from a socket inside the namespace `ns` to `to`: the
+/// answer's bytes, or `None` after `wait`.
+pub fn ask_raw_in(ns: &str, to: SocketAddr, raw: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let raw = raw.to_vec();
+    in_netns(ns, move || {
+        let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let sock = UdpSocket::bind(bind).unwrap();
+        sock.set_read_timeout(Some(wait)).unwrap();
+        sock.send_to(&raw, to).unwrap();
+        let mut buf = vec![0u8; 65_535];
+        let (n, _) = sock.recv_from(&mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    })
 }
 
 /// Moves the calling thread into the namespace `name` (for a thread of its
