@@ -45,6 +45,8 @@ keyword_enum! {
         Dot = "dot",
         /// DNS over HTTPS (`[ls.https]`).
         Doh = "doh",
+        /// DNS over QUIC (`[ls.quic]`).
+        Doq = "doq",
     }
 }
 

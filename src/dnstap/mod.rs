@@ -125,6 +125,8 @@ pub enum TapTransport {
     Dot,
     /// DNS over HTTPS.
     Doh,
+    /// DNS over QUIC.
+    Doq,
 }
 
 impl TapTransport {
@@ -135,6 +137,19 @@ impl TapTransport {
             Self::Tcp => SocketProtocol::Tcp,
             Self::Dot => SocketProtocol::Dot,
             Self::Doh => SocketProtocol::Doh,
+            Self::Doq => SocketProtocol::Doq,
+        }
+    }
+
+    /// The transport a request came by (its listener).
+    pub fn of(via: crate::dns::Via) -> TapTransport {
+        use crate::dns::Via;
+        match via {
+            Via::Udp => Self::Udp,
+            Via::Tcp => Self::Tcp,
+            Via::Dot => Self::Dot,
+            Via::Doh => Self::Doh,
+            Via::Doq => Self::Doq,
         }
     }
 }

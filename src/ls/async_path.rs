@@ -399,7 +399,7 @@ impl Handler for Balancer {
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
         let raw_in = raw;
-        let (client, via, local) = (req.src, tap_transport(&req), req.local);
+        let (client, via, local) = (req.src, TapTransport::of(req.via), req.local);
         let d = self.dnstap();
         tap::client_query(d, via, client, || local, raw);
         let answered = |reply: &Reply| {
@@ -517,17 +517,6 @@ fn hand_off(
             recycle::give(raw);
             Err(Box::new((state, admitted)))
         }
-    }
-}
-
-/// The dnstap transport of a request the server layer handed over: the
-/// listener it came by.
-fn tap_transport(req: &Request<'_>) -> TapTransport {
-    match req.via {
-        crate::dns::Via::Udp => TapTransport::Udp,
-        crate::dns::Via::Tcp => TapTransport::Tcp,
-        crate::dns::Via::Dot | crate::dns::Via::Doq => TapTransport::Dot,
-        crate::dns::Via::Doh => TapTransport::Doh,
     }
 }
 

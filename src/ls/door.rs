@@ -506,9 +506,9 @@ fn rule_view<'a>(
     let transport = match req.via {
         Via::Udp => RuleTransport::Udp,
         Via::Tcp => RuleTransport::Tcp,
-        // The rules' `dot` names the encrypted stream transports, DoQ too.
-        Via::Dot | Via::Doq => RuleTransport::Dot,
+        Via::Dot => RuleTransport::Dot,
         Via::Doh => RuleTransport::Doh,
+        Via::Doq => RuleTransport::Doq,
     };
     let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
     Some(name.map_or(view, |n| view.with_name(n)))
@@ -522,13 +522,7 @@ fn tap_rule(
     hit: RuleHit,
 ) {
     if let Some(rule) = state.rules.logged(hit) {
-        let via = match req.via {
-            Via::Udp => TapTransport::Udp,
-            Via::Tcp => TapTransport::Tcp,
-            Via::Dot | Via::Doq => TapTransport::Dot,
-            Via::Doh => TapTransport::Doh,
-        };
-        let who = (via, req.src, req.local);
+        let who = (TapTransport::of(req.via), req.src, req.local);
         super::tap::rule_matched(tap, who, req.raw, (rule, hit.act), staged);
     }
 }

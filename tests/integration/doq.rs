@@ -36,13 +36,18 @@ struct Doq {
 
 impl Doq {
     async fn start(test: &str) -> Option<Doq> {
+        Doq::start_with(test, "").await
+    }
+
+    /// [`Doq::start`] with `extra` (tables) after the backend's.
+    async fn start_with(test: &str, extra: &str) -> Option<Doq> {
         let pki = Pki::new(test)?;
         let (cert, key) = pki.leaf("ls");
         let ts = start_ts_table(&pki.dir, "t.txt", &table()).await;
         let ports = free_ports(2);
         let quic = SocketAddr::from(([127, 0, 0, 1], ports[1]));
         let text = format!(
-            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n",
+            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n{extra}",
             ports[0],
             path_str(&cert),
             path_str(&key),
@@ -149,6 +154,23 @@ async fn doq_answers_as_udp_does_with_the_id_0() {
     let text = dnslb::metrics::render_prometheus(&ls.run.balancer);
     assert!(text.contains("dnslb_doq_queries_total 4\n"), "{text}");
     assert!(text.contains("dnslb_doq_connections_total 1\n"), "{text}");
+    conn.close(0u32.into(), b"");
+    ls.stop().await;
+}
+
+/// A rule's `transport = ["doq"]` holds for DoQ queries and for no other
+/// transport's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_names_doq_as_its_own_transport() {
+    let rule = "\n[[ls.rule]]\nname = \"quic-only\"\nmatch = { transport = [\"doq\"] }\naction = \"refuse\"\n";
+    let ls = or_skip!(Doq::start_with("a_rule_names_doq_as_its_own_transport", rule).await);
+    let conn = connect_quic(&client(), ls.quic).await;
+    let q = question("www.example.com", RecordType::A);
+    let over_quic = Message::from_vec(&ask_raw(&conn, &q).await.unwrap()).unwrap();
+    assert_eq!(over_quic.metadata.response_code, ResponseCode::Refused);
+    let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
+    assert_eq!(over_udp.metadata.response_code, ResponseCode::NoError);
+    assert!(!over_udp.answers.is_empty(), "UDP is answered");
     conn.close(0u32.into(), b"");
     ls.stop().await;
 }

@@ -111,6 +111,7 @@ fn transport_bit(t: RuleTransport) -> u8 {
         RuleTransport::Tcp => 2,
         RuleTransport::Dot => 4,
         RuleTransport::Doh => 8,
+        RuleTransport::Doq => 16,
     }
 }
 
