@@ -228,7 +228,7 @@ fn schema_errors_name_their_key_and_line() {
         ),
         (
             "[[ls.rule]]\nname = \"x\"\nmatch = { transport = [\"quic\"] }\naction = \"drop\"\n",
-            "config.toml:20: ls.rule.match.transport: expected one of udp, tcp, dot, doh, got \"quic\"",
+            "config.toml:20: ls.rule.match.transport: expected one of udp, tcp, dot, doh, doq, got \"quic\"",
         ),
         (
             "[[ls.rule]]\nname = \"x\"\naction = { spoof = [\"192.0.2.300\"] }\n",
