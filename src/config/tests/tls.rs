@@ -170,6 +170,25 @@ fn an_encrypted_listener_cannot_share_an_address() {
 }
 
 #[test]
+fn doq_shares_a_port_with_dot_but_not_with_plain_dns() {
+    let (cert, key) = (fixture("ls.pem"), fixture("ls.key"));
+    let quic = |addr: &str| {
+        format!("[ls.quic]\nlisten = [\"{addr}\"]\ncert = \"{cert}\"\nkey = \"{key}\"")
+    };
+    let tls =
+        format!("[ls.tls]\nlisten = [\"127.0.0.1:8853\"]\ncert = \"{cert}\"\nkey = \"{key}\"");
+    // UDP beside TCP on one port, as 853 is served.
+    let beside = with_table(&format!("{tls}\n\n{}", quic("127.0.0.1:8853")));
+    assert!(parse(&beside).is_ok(), "{:?}", parse(&beside).err());
+    // Plain DNS takes UDP at its port too.
+    let e = err(&with_table(&quic("127.0.0.1:5300")));
+    assert!(
+        e.contains("ls.quic.listen: 127.0.0.1:5300 is already used by ls.listen"),
+        "{e}"
+    );
+}
+
+#[test]
 fn conn_rate_limit_is_off_by_default_and_bounded() {
     let pair = dot(&fixture("ls.pem"), &fixture("ls.key"));
     let ls = parse(&pair).unwrap().ls.unwrap();

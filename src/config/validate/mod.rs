@@ -247,43 +247,52 @@ fn check_keys(config: &Config, check: &mut ConfigChecker<'_>) {
     }
 }
 
-/// No two listeners on one address (DNS and metrics alike, whoever owns them), and no
-/// backend pointing at the LS's own listener.
+/// A listener's sockets: UDP, TCP or both at its address.
+const UDP: u8 = 1;
+const TCP: u8 = 2;
+const BOTH: u8 = UDP | TCP;
+
+/// No two listeners on one address and protocol (DNS and metrics alike,
+/// whoever owns them: DoQ's UDP may share DoT's port), and no backend
+/// pointing at the LS's own listener.
 fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
-    let mut listeners: Vec<(String, String, SocketAddr)> = Vec::new();
+    let mut listeners: Vec<(String, String, SocketAddr, u8)> = Vec::new();
     if let Some(ls) = &config.ls {
         for (i, addr) in ls.listen.iter().enumerate() {
-            listeners.push((format!("ls.listen.{i}"), "ls.listen".into(), *addr));
+            listeners.push((format!("ls.listen.{i}"), "ls.listen".into(), *addr, BOTH));
         }
         if let Some(addr) = ls.metrics {
-            listeners.push(("ls.metrics".into(), "ls.metrics".into(), addr));
+            listeners.push(("ls.metrics".into(), "ls.metrics".into(), addr, TCP));
         }
         let encrypted = [
-            ("ls.tls.listen", ls.tls.as_ref().map(|t| &t.listen)),
-            ("ls.https.listen", ls.https.as_ref().map(|h| &h.listen)),
+            ("ls.tls.listen", ls.tls.as_ref().map(|t| &t.listen), TCP),
+            ("ls.https.listen", ls.https.as_ref().map(|h| &h.listen), TCP),
+            ("ls.quic.listen", ls.quic.as_ref().map(|q| &q.listen), UDP),
         ];
-        for (key, addrs) in encrypted {
+        for (key, addrs, sockets) in encrypted {
             for (i, addr) in addrs.into_iter().flatten().enumerate() {
-                listeners.push((format!("{key}.{i}"), key.into(), *addr));
+                listeners.push((format!("{key}.{i}"), key.into(), *addr, sockets));
             }
         }
     }
     for (i, ts) in config.ts.iter().enumerate() {
         let owner = format!("table server {:?}", ts.name);
         for (j, addr) in ts.listen.iter().enumerate() {
-            listeners.push((format!("ts.{i}.listen.{j}"), owner.clone(), *addr));
+            listeners.push((format!("ts.{i}.listen.{j}"), owner.clone(), *addr, BOTH));
         }
         if let Some(addr) = ts.metrics {
             let owner = format!("the metrics of {owner}");
-            listeners.push((format!("ts.{i}.metrics"), owner, addr));
+            listeners.push((format!("ts.{i}.metrics"), owner, addr, TCP));
         }
         if let Some(addr) = ts.control {
             let owner = format!("the zone control of {owner}");
-            listeners.push((format!("ts.{i}.control"), owner, addr));
+            listeners.push((format!("ts.{i}.control"), owner, addr, TCP));
         }
     }
-    for (j, (path, _, addr)) in listeners.iter().enumerate() {
-        if let Some((_, owner, _)) = listeners[..j].iter().find(|l| overlap(l.2, *addr)) {
+    for (j, (path, _, addr, sockets)) in listeners.iter().enumerate() {
+        let clash =
+            |l: &&(String, String, SocketAddr, u8)| l.3 & sockets != 0 && overlap(l.2, *addr);
+        if let Some((_, owner, _, _)) = listeners[..j].iter().find(clash) {
             check.push(&[path], format!("{addr} is already used by {owner}"));
         }
     }
