@@ -17,8 +17,8 @@ use quinn::crypto::rustls::QuicClientConfig;
 
 use crate::kit::tls::{AnyCert, Pki, TABLE};
 use crate::kit::{
-    LsRoleRun, TestTs, exchange, free_ports, or_skip, path_str, query, start_ls_role,
-    start_ts_table,
+    LsRoleRun, TestTs, exchange, free_ports, or_skip, path_str, query, start_ls_role, start_ts,
+    start_ts_table, ts_settings,
 };
 
 /// The table behind the LS: [`TABLE`]'s A and a CNAME to it.
@@ -26,7 +26,20 @@ fn table() -> String {
     format!("{TABLE}alias.example.com www.example.com CNAME\n")
 }
 
-/// An LS with plain DNS and `[ls.quic]` in front of a TS serving [`table`].
+/// A zone whose `txt.big.test.` TXT answer (20 strings of 100 bytes) is
+/// larger than a UDP answer may be.
+fn big_zone() -> String {
+    let mut z = String::from(
+        "$ORIGIN big.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
+    );
+    for i in 0..20 {
+        z.push_str(&format!("txt TXT \"{i:02}{}\"\n", "x".repeat(98)));
+    }
+    z
+}
+
+/// An LS with plain DNS and `[ls.quic]` in front of a TS serving [`table`]
+/// and [`big_zone`].
 struct Doq {
     _pki: Pki,
     ts: TestTs,
@@ -43,7 +56,11 @@ impl Doq {
     async fn start_with(test: &str, extra: &str) -> Option<Doq> {
         let pki = Pki::new(test)?;
         let (cert, key) = pki.leaf("ls");
-        let ts = start_ts_table(&pki.dir, "t.txt", &table()).await;
+        let files = vec![
+            pki.dir.write("t.txt", &table()),
+            pki.dir.write("big.test.zone", &big_zone()),
+        ];
+        let ts = start_ts(ts_settings(files)).await;
         let ports = free_ports(2);
         let quic = SocketAddr::from(([127, 0, 0, 1], ports[1]));
         let text = format!(
@@ -171,6 +188,22 @@ async fn a_rule_names_doq_as_its_own_transport() {
     let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
     assert_eq!(over_udp.metadata.response_code, ResponseCode::NoError);
     assert!(!over_udp.answers.is_empty(), "UDP is answered");
+    conn.close(0u32.into(), b"");
+    ls.stop().await;
+}
+
+/// An answer too large for UDP, which the backend truncates there, is
+/// asked again over TCP: the DoQ client gets it whole, never TC=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_backend_answer_reaches_a_doq_client_whole() {
+    let ls = or_skip!(Doq::start("a_truncated_backend_answer_reaches_a_doq_client_whole").await);
+    let q = question("txt.big.test", RecordType::TXT);
+    let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
+    assert!(over_udp.metadata.truncation, "UDP gets TC=1");
+    let conn = connect_quic(&client(), ls.quic).await;
+    let over_quic = Message::from_vec(&ask_raw(&conn, &q).await.unwrap()).unwrap();
+    assert!(!over_quic.metadata.truncation, "DoQ never sees TC=1");
+    assert_eq!(over_quic.answers.len(), 20, "the whole answer");
     conn.close(0u32.into(), b"");
     ls.stop().await;
 }
