@@ -222,6 +222,51 @@ async fn a_query_for_a_cookie_alone_is_answered_with_one_by_the_ts_and_the_ls() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_badcookie_still_reads_as_badcookie() {
+    let dir = ZoneDir::new();
+    let zone = dir.write("t.txt", TABLE);
+    let text = format!(
+        "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\
+         cookie_secret = [\"{SECRET}\"]\nrrl = {{ responses_per_s = 5, slip = 1 }}\n",
+        zone.display().to_string()
+    );
+    let cfg = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
+    let ts = start_ts(TsSettings::from_config(&cfg.ts[0])).await;
+    // Forty clients at once with a forged server cookie: past the first
+    // few, RRL slips each answer (slip 1). A slipped answer keeps its OPT,
+    // so the extended rcode reads BADCOOKIE, not its low bits (YXRRSET).
+    let forged = format!("+cookie={CLIENT}{FORGED}");
+    let mut asks = Vec::new();
+    for _ in 0..40 {
+        let args = tool_args(
+            ts.addr,
+            &[
+                "-t",
+                "A",
+                "+norec",
+                "+time=2",
+                "+tries=1",
+                "+ignore",
+                "+nobadcookie",
+                &forged,
+                "www.example.com",
+            ],
+        );
+        asks.push(tokio::task::spawn_blocking(move || run_tool("dig", &args)));
+    }
+    let mut slipped = 0;
+    for ask in asks {
+        let out = ask.await.unwrap();
+        assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("status: BADCOOKIE"), "{}", out.stdout);
+        assert!(!out.stdout.contains("expected opt"), "{}", out.stdout);
+        slipped += usize::from(out.stdout.contains("flags: qr tc;"));
+    }
+    assert!(slipped >= 10, "past the rate, answers slipped: {slipped}");
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siblings_sharing_a_secret_accept_each_others_cookies_through_a_rotation() {
     let dir = ZoneDir::new();
     let a = ts_with(&dir, &[SECRET]).await;

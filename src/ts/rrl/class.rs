@@ -119,13 +119,19 @@ pub fn classify(msg: &[u8], rcode: ResponseCode, catalog: &Catalog) -> Option<Cl
     Some(Classified { class, name })
 }
 
-/// `msg`, an answer, cut to what a client that slips gets (as NSD cuts it):
-/// the header with TC=1 and its rcode, the question, no records (an answer
-/// whose question cannot be read keeps the header alone).
+/// `msg`, an answer, cut to what a client that slips gets (as NSD and Knot
+/// cut it): the header with TC=1 and its rcode, the question, and of the
+/// records only the OPT (EDNS, its options as they were, and the upper bits
+/// of an extended rcode such as BADCOOKIE); an answer whose question cannot
+/// be read keeps the header (and the OPT) alone.
 pub fn slipped(mut msg: Vec<u8>) -> Vec<u8> {
     let Some(h) = WireHeader::read(&msg) else {
         return msg;
     };
+    let opt = crate::dns::walk_message(&msg)
+        .and_then(|w| w.opt)
+        .and_then(|o| msg.get(o.start..o.rdata_end))
+        .map(<[u8]>::to_vec);
     let question = (h.qdcount == 1)
         .then(|| crate::ts::wire::uncompressed_len(msg.get(HEADER_LEN..)?))
         .flatten()
@@ -138,9 +144,11 @@ pub fn slipped(mut msg: Vec<u8>) -> Vec<u8> {
     msg.truncate(end);
     let flags = h.flags | 0x0200;
     msg[2..4].copy_from_slice(&flags.to_be_bytes());
-    for (i, count) in [qdcount, 0, 0, 0].into_iter().enumerate() {
+    let arcount = u16::from(opt.is_some());
+    for (i, count) in [qdcount, 0, 0, arcount].into_iter().enumerate() {
         msg[4 + 2 * i..6 + 2 * i].copy_from_slice(&count.to_be_bytes());
     }
+    msg.extend_from_slice(opt.as_deref().unwrap_or_default());
     msg
 }
 
@@ -307,5 +315,23 @@ mod tests {
         assert_eq!(s.len(), HEADER_LEN);
         assert_eq!(WireHeader::read(&s).unwrap().qdcount, 0);
         assert_eq!(slipped(vec![1, 2, 3]), vec![1, 2, 3], "a runt as it was");
+    }
+
+    #[test]
+    fn a_slipped_answer_keeps_its_opt_and_an_extended_rcode() {
+        // BADCOOKIE (23): 7 in the header, 1 in the OPT's TTL, a COOKIE.
+        let mut full = answer("www.example.", RecordType::A, 0x0400 | 7, 1);
+        let question_end = full.len();
+        full.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
+        let opt = [0, 0, 41, 4, 0xd0, 1, 0, 0, 0, 0, 8, 0, 10, 0, 4, 1, 2, 3, 4];
+        full.extend_from_slice(&opt);
+        full[11] = 1;
+        let s = slipped(full);
+        assert_eq!(s.len(), question_end + opt.len());
+        assert_eq!(s[question_end..], opt, "the OPT as it was");
+        let h = WireHeader::read(&s).unwrap();
+        assert_eq!(h.flags & 0x020f, 0x0207, "TC, the rcode's low bits");
+        assert_eq!((h.qdcount, h.ancount, h.nscount), (1, 0, 0));
+        assert_eq!(s[10..12], [0, 1], "the OPT alone");
     }
 }
