@@ -1,5 +1,6 @@
 //! The fields of one record's data, read in order ([`Fields`]), each error
 //! located at the line of the field at fault ([`Bad`]).
+use super::fields::quoted;
 use super::fields::{name, name_onto, u8_of, u16_of, u32_of};
 use super::lexer::Token;
 
@@ -65,10 +66,7 @@ impl<'a> Fields<'a> {
             None => Ok(()),
             Some(extra) => Err((
                 extra.line,
-                format!(
-                    "unexpected '{}' after the record data",
-                    String::from_utf8_lossy(extra.text)
-                ),
+                format!("unexpected '{}' after the record data", quoted(extra.text)),
             )),
         }
     }
@@ -80,7 +78,7 @@ impl<'a> Fields<'a> {
             std::str::from_utf8(raw)
                 .ok()
                 .and_then(|s| s.parse::<T>().ok())
-                .ok_or_else(|| format!("bad {what} '{}'", String::from_utf8_lossy(raw))),
+                .ok_or_else(|| format!("bad {what} '{}'", quoted(raw))),
         )
     }
 

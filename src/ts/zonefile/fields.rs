@@ -53,8 +53,8 @@ fn escape_at(raw: &[u8], at: usize) -> Result<(u8, usize), String> {
         .filter(|d| d.iter().all(u8::is_ascii_digit));
     if let Some(d) = digits {
         let value = d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
-        let byte = u8::try_from(value)
-            .map_err(|_| format!("escape \\{} is over 255", String::from_utf8_lossy(d)))?;
+        let byte =
+            u8::try_from(value).map_err(|_| format!("escape \\{} is over 255", quoted(d)))?;
         return Ok((byte, 4));
     }
     match raw.get(at + 1) {
@@ -63,11 +63,47 @@ fn escape_at(raw: &[u8], at: usize) -> Result<(u8, usize), String> {
     }
 }
 
+/// The longest token an error message quotes whole.
+const QUOTED_MAX: usize = 256;
+
+/// A token as an error message quotes it: its text (bytes that are not
+/// UTF-8 shown as U+FFFD), its middle cut out past [`QUOTED_MAX`] bytes (a
+/// broken or hostile file's token may be 100 MB: never copied whole).
+pub(super) fn quoted(raw: &[u8]) -> String {
+    if raw.len() <= QUOTED_MAX {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let (head, tail) = (&raw[..QUOTED_MAX / 2], &raw[raw.len() - QUOTED_MAX / 4..]);
+    format!(
+        "{}…[{} bytes cut]…{}",
+        String::from_utf8_lossy(head),
+        raw.len() - head.len() - tail.len(),
+        String::from_utf8_lossy(tail)
+    )
+}
+
+/// Refuses a token longer than `max` wire bytes could be written as (4
+/// bytes of text each: `\DDD`) before anything is made of it: a hostile
+/// file's one huge token costs no copies of itself.
+///
+/// # Errors
+/// The token's length and what it was read as.
+fn too_long(raw: &[u8], max: usize, what: &str) -> Result<(), String> {
+    if raw.len() > 4 * max {
+        return Err(format!(
+            "{what} of {} bytes of text (at most {max} bytes once read)",
+            raw.len()
+        ));
+    }
+    Ok(())
+}
+
 /// A character string (RFC 1035 §3.3) in wire form: its length byte and its bytes.
 ///
 /// # Errors
 /// A bad escape, more than 255 bytes.
 pub(super) fn char_string(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    too_long(raw, 255, "character string")?;
     // Unescaped in place after its length byte (set once it is known).
     let len_at = out.len();
     out.push(0);
@@ -102,7 +138,8 @@ pub(super) fn name_onto(
     origin: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let shown = || String::from_utf8_lossy(raw).into_owned();
+    too_long(raw, MAX_NAME, "name")?;
+    let shown = || quoted(raw);
     let no_origin = || format!("relative name '{}' with no origin ($ORIGIN)", shown());
     if raw == b"@" {
         out.extend_from_slice(origin.ok_or_else(no_origin)?);
@@ -328,7 +365,7 @@ pub(super) fn looks_like_ttl(raw: &[u8]) -> bool {
 pub(super) fn hex(joined: &[u8]) -> Result<Vec<u8>, String> {
     HEXLOWER_PERMISSIVE
         .decode(joined)
-        .map_err(|_| format!("bad hex '{}'", String::from_utf8_lossy(joined)))
+        .map_err(|_| format!("bad hex '{}'", quoted(joined)))
 }
 
 /// Base64 (RFC 4648 §4, padded).
@@ -338,7 +375,7 @@ pub(super) fn hex(joined: &[u8]) -> Result<Vec<u8>, String> {
 pub(super) fn base64(joined: &[u8]) -> Result<Vec<u8>, String> {
     BASE64
         .decode(joined)
-        .map_err(|_| format!("bad base64 '{}'", String::from_utf8_lossy(joined)))
+        .map_err(|_| format!("bad base64 '{}'", quoted(joined)))
 }
 
 /// Base32hex without padding (RFC 4648 §7), either case, as NSEC3 writes hashes.
@@ -348,7 +385,7 @@ pub(super) fn base64(joined: &[u8]) -> Result<Vec<u8>, String> {
 pub(super) fn base32hex(raw: &[u8]) -> Result<Vec<u8>, String> {
     BASE32HEX_NOPAD
         .decode(&raw.to_ascii_uppercase())
-        .map_err(|_| format!("bad base32hex '{}'", String::from_utf8_lossy(raw)))
+        .map_err(|_| format!("bad base32hex '{}'", quoted(raw)))
 }
 
 /// An RRSIG time (RFC 4034 §3.2): `YYYYMMDDHHmmSS` in UTC, or seconds since the epoch;
@@ -584,12 +621,8 @@ fn generic_number(digits: &[u8]) -> Option<u16> {
 pub(super) fn type_bitmap<'a>(types: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, String> {
     let mut codes = BTreeSet::new();
     for t in types {
-        let code = type_code(t).ok_or_else(|| {
-            format!(
-                "unknown type '{}' in the bitmap",
-                String::from_utf8_lossy(t)
-            )
-        })?;
+        let code =
+            type_code(t).ok_or_else(|| format!("unknown type '{}' in the bitmap", quoted(t)))?;
         codes.insert(code);
     }
     let mut out = Vec::new();
@@ -819,5 +852,25 @@ mod tests {
         .concat();
         assert_eq!(bitmap, want);
         assert!(type_bitmap([&b"NOPE"[..]].into_iter()).is_err());
+    }
+
+    #[test]
+    fn a_huge_token_is_refused_by_its_length_alone() {
+        let huge = vec![b'x'; 100_000];
+        let e = name(&huge, Some(b"\x00")).unwrap_err();
+        assert_eq!(
+            e,
+            "name of 100000 bytes of text (at most 255 bytes once read)"
+        );
+        let mut out = Vec::new();
+        let e = char_string(&huge, &mut out).unwrap_err();
+        assert!(
+            e.starts_with("character string of 100000 bytes of text"),
+            "{e}"
+        );
+        assert!(out.is_empty(), "nothing copied");
+        // As long as four bytes of text a byte may make: read, then judged.
+        let escaped = "\\065".repeat(63).into_bytes();
+        assert_eq!(name(&escaped, Some(b"\x00")).unwrap()[0], 63);
     }
 }

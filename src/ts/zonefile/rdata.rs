@@ -13,6 +13,7 @@ use std::net::Ipv6Addr;
 
 use super::cursor::{Bad, Fields};
 use super::extra::more_types;
+use super::fields::quoted;
 use super::fields::{
     self, base32hex, base64, char_string, duration, hex, rrsig_time, type_bitmap, type_code,
     u16_of, unescape,
@@ -80,8 +81,7 @@ pub(super) fn wire_into(
         // A
         1 => {
             let raw = f.next("IPv4 address")?;
-            let ip = fields::ipv4(raw)
-                .ok_or_else(|| format!("bad IPv4 address '{}'", String::from_utf8_lossy(raw)));
+            let ip = fields::ipv4(raw).ok_or_else(|| format!("bad IPv4 address '{}'", quoted(raw)));
             out.extend_from_slice(&f.bad(ip)?);
         }
         // AAAA
@@ -152,7 +152,7 @@ pub(super) fn wire_into(
             let ok =
                 !tag.is_empty() && tag.len() < 256 && tag.iter().all(u8::is_ascii_alphanumeric);
             if !ok {
-                let msg = format!("bad CAA tag '{}'", String::from_utf8_lossy(tag));
+                let msg = format!("bad CAA tag '{}'", quoted(tag));
                 return Err((f.line, msg));
             }
             out.push(tag.len() as u8);
@@ -240,12 +240,8 @@ pub(super) fn wire_into(
         // RRSIG
         46 => {
             let raw = f.next("type covered")?;
-            let covered = type_code(raw).ok_or_else(|| {
-                (
-                    f.line,
-                    format!("unknown type covered '{}'", String::from_utf8_lossy(raw)),
-                )
-            })?;
+            let covered = type_code(raw)
+                .ok_or_else(|| (f.line, format!("unknown type covered '{}'", quoted(raw))))?;
             out.extend(covered.to_be_bytes());
             out.push(f.algorithm()?);
             out.push(f.u8("labels")?);

@@ -5,6 +5,7 @@
 //! the checks a server needs ([`check`]).
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
+use super::fields::quoted;
 use super::lexer::{MasterEntry, Token};
 use super::records::{WireRecords, wire_name};
 use super::{cursor, fields, rdata};
@@ -156,10 +157,7 @@ impl Reader {
             };
             let raw = token.text;
             if token.quoted {
-                let msg = format!(
-                    "expected a record type, got \"{}\"",
-                    String::from_utf8_lossy(raw)
-                );
+                let msg = format!("expected a record type, got \"{}\"", quoted(raw));
                 return Err((token.line, msg));
             }
             if ttl.is_none() && fields::looks_like_ttl(raw) {
@@ -170,7 +168,7 @@ impl Reader {
             } else if let Some(code) = fields::type_code(raw) {
                 break code;
             } else {
-                let msg = format!("unknown type '{}'", String::from_utf8_lossy(raw));
+                let msg = format!("unknown type '{}'", quoted(raw));
                 return Err((token.line, msg));
             }
         };
@@ -243,10 +241,7 @@ impl Reader {
             [] => Err((line, format!("{what} needs an argument"))),
             [_, extra, ..] => Err((
                 extra.line,
-                format!(
-                    "unexpected '{}' after {what}",
-                    String::from_utf8_lossy(extra.text)
-                ),
+                format!("unexpected '{}' after {what}", quoted(extra.text)),
             )),
         };
         if keyword.eq_ignore_ascii_case(b"$ORIGIN") {
@@ -260,10 +255,7 @@ impl Reader {
             let value = fields::ttl(raw).map_err(|m| (line, m))?;
             self.default_ttl = Some(self.ttl_in_range(line, value));
         } else {
-            let msg = format!(
-                "unknown directive '{}'",
-                String::from_utf8_lossy(directive.text)
-            );
+            let msg = format!("unknown directive '{}'", quoted(directive.text));
             return Err((line, msg));
         }
         Ok(None)
@@ -281,7 +273,7 @@ impl Reader {
             [_, _, extra, ..] => {
                 let msg = format!(
                     "unexpected '{}' after $INCLUDE's file and origin",
-                    String::from_utf8_lossy(extra.text)
+                    quoted(extra.text)
                 );
                 return Err((extra.line, msg));
             }

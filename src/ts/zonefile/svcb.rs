@@ -3,6 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::cursor::{Bad, Fields};
+use super::fields::quoted;
 use super::fields::{self, base64, unescape};
 
 /// SVCB and HTTPS (RFC 9460 §2.1, Appendix A): the priority, the target (relative or
@@ -17,7 +18,7 @@ pub(super) fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Resu
     while f.at < f.tokens.len() {
         let token = f.next_token("SvcParam")?;
         if token.quoted {
-            let shown = String::from_utf8_lossy(token.text);
+            let shown = quoted(token.text);
             return Err((
                 f.line,
                 format!("a quoted \"{shown}\" where a SvcParamKey belongs"),
@@ -45,7 +46,7 @@ pub(super) fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Resu
         };
         let wire = f.bad(svc_value(key, value.as_deref()))?;
         if params.iter().any(|(k, _)| *k == key) {
-            let shown = String::from_utf8_lossy(key_text);
+            let shown = quoted(key_text);
             return Err((f.line, format!("SvcParamKey {shown} given twice")));
         }
         params.push((key, wire));
