@@ -78,6 +78,20 @@ pub fn check(path: &Path) -> Vec<String> {
     check_all(path).problems
 }
 
+/// The warning for a TS's zone control bound off loopback with no
+/// `api_key`: anyone who reaches it reads its zones' status, and no request
+/// can change anything (a state-changing one needs the key there).
+fn open_control(ts: &crate::config::TsConfig) -> Option<String> {
+    let addr = ts.control.filter(|a| !a.ip().is_loopback())?;
+    ts.api_key.is_none().then(|| {
+        format!(
+            "warning: {addr} is not loopback and there is no api_key: whoever reaches it reads the zones' \
+             status, and nothing can be reloaded, notified or transferred through it \
+             (set api_key, or bind control to loopback)"
+        )
+    })
+}
+
 /// `dnslb check`: writes every problem and warning of the config at `path`
 /// on stderr as the logs are (each a line, or an event: every line of
 /// stderr is then JSON), then `PATH: ok` when there is no problem. True
@@ -218,6 +232,13 @@ pub fn check_all(path: &Path) -> CheckReport {
         }
         for msg in crate::ls::identity::probe_warnings(ls) {
             warnings.push(cfg.problem_at(&text, "ls.anycast.query", msg).to_string());
+        }
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for (i, ts) in cfg.ts.iter().enumerate() {
+        if let Some(msg) = open_control(ts) {
+            let at = format!("ts.{i}.control");
+            warnings.push(cfg.problem_at(&text, &at, msg).to_string());
         }
     }
     let mut notes = Vec::new();

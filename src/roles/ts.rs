@@ -415,7 +415,11 @@ fn reload_whole(
     let changed = match ts.reload_with(next) {
         Ok(r) => {
             let (added, removed) = (r.added.len(), r.removed.len());
-            info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, added, removed, "reload done");
+            // The secondary zones the reload starts and stops (their
+            // tasks do it next, each logging its zone).
+            let (secondaries_added, secondaries_removed) =
+                (changes.start.len(), changes.remove.len());
+            info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, added, removed, secondaries_added, secondaries_removed, "reload done");
             for z in r.added.iter().take(ZONES_LOGGED_EACH) {
                 info!(ts = %name, zone = %z, "zone added");
             }
@@ -425,6 +429,11 @@ fn reload_whole(
             let mut done = format!("changed={} zones={}", r.changed, r.zones);
             if added + removed > 0 {
                 done += &format!(" added={added} removed={removed}");
+            }
+            if secondaries_added + secondaries_removed > 0 {
+                done += &format!(
+                    " secondaries_added={secondaries_added} secondaries_removed={secondaries_removed}"
+                );
             }
             if !restart.is_empty() {
                 done += &format!("; not applied until a restart: {}", restart.join(", "));

@@ -239,6 +239,23 @@ async fn a_control_listener_not_on_loopback_wants_the_key_from_every_peer() {
     // The command sends the config's key.
     let out = zone_ok(&config, &["reload", "sec.test"]).await;
     assert!(out.contains("unchanged"), "{out}");
+    // `dnslb check` warns of such a listener without a key (nothing could
+    // change through it), and of no other.
+    let path = config.to_str().unwrap();
+    let (ok, _, err) = dnslb_cli(&["check", "-c", path]).await;
+    assert!(ok && !err.contains("warning"), "{err}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let keyless = dir.path().join("keyless.toml");
+    std::fs::write(
+        &keyless,
+        text.replace(&format!("api_key = \"{key}\"\n"), ""),
+    )
+    .unwrap();
+    let (ok, _, err) = dnslb_cli(&["check", "-c", keyless.to_str().unwrap()]).await;
+    assert!(ok, "a warning, not a problem: {err}");
+    let warned =
+        format!("ts.control: warning: 0.0.0.0:{c} is not loopback and there is no api_key");
+    assert!(err.contains(&warned), "{err}");
     drop(ts);
 }
 

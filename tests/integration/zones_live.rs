@@ -409,6 +409,8 @@ async fn secondary_zones_come_and_go_with_zones() {
     );
     sec.reload();
     applied(1).await;
+    sec.wait_line("secondaries_added=2 secondaries_removed=0", FOLLOW)
+        .await;
     served("s1.test").await;
     served("s2.test").await;
     let copy = state.join("s2.test.xfr");
@@ -423,6 +425,8 @@ async fn secondary_zones_come_and_go_with_zones() {
     dir.write("config.toml", &text(&[secondary("s1.test", p2)]));
     sec.reload();
     applied(2).await;
+    sec.wait_line("secondaries_added=0 secondaries_removed=1", FOLLOW)
+        .await;
     sec.wait_line("secondary zone removed", FOLLOW).await;
     let m = info(sec.addr, "s2.test").await.unwrap();
     assert_eq!(
