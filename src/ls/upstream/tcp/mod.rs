@@ -63,9 +63,41 @@ pub use policy::{
     TCP_TRIES, Which, choose, learnt_limit, next, rtt_sample, stall_after, unmatched,
 };
 
+/// The read half of a pooled connection.
+pub type ConnRead = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+/// The write half of a pooled connection.
+pub type ConnWrite = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+/// What [`Dial::dial`] returns: a connection's halves, or why none.
+pub type Dialed<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<(ConnRead, ConnWrite)>> + Send + 'a>,
+>;
+
+/// How a pool's connections are opened: plain TCP ([`TcpConns::new`]),
+/// or a stream over TCP (DNS over TLS, [`TcpConns::with_dial`]); the
+/// framing, pipelining and matching are the same on every stream.
+pub trait Dial: Send + Sync {
+    /// A new connection to `addr`, ready for DNS messages.
+    fn dial(&self, addr: SocketAddr) -> Dialed<'_>;
+}
+
+/// Plain TCP, no delay.
+struct PlainTcp;
+
+impl Dial for PlainTcp {
+    fn dial(&self, addr: SocketAddr) -> Dialed<'_> {
+        Box::pin(async move {
+            let s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let (rd, wr) = s.into_split();
+            Ok((Box::new(rd) as ConnRead, Box::new(wr) as ConnWrite))
+        })
+    }
+}
+
 /// Reused TCP connections to the backends; see the module docs. Its reader
 /// tasks stop when it is shut down or dropped.
 pub struct TcpConns {
+    dial: Arc<dyn Dial>,
     lanes: Mutex<HashMap<SocketAddr, Arc<Lane>>>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
@@ -77,7 +109,13 @@ pub struct TcpConns {
 impl TcpConns {
     /// An empty pool; connections are opened on first use.
     pub fn new(drops: Arc<DropCounters>) -> Self {
+        Self::with_dial(drops, Arc::new(PlainTcp))
+    }
+
+    /// An empty pool whose connections `dial` opens.
+    pub fn with_dial(drops: Arc<DropCounters>, dial: Arc<dyn Dial>) -> Self {
         TcpConns {
+            dial,
             lanes: Mutex::new(HashMap::new()),
             drops,
             token: CancellationToken::new(),
@@ -209,10 +247,8 @@ impl TcpConns {
             }
         };
         let fail = |e: std::io::Error| TryError::Failed(e.into());
-        let s = TcpStream::connect(addr).await.map_err(fail)?;
-        s.set_nodelay(true).map_err(fail)?;
+        let (rd, wr) = self.dial.dial(addr).await.map_err(fail)?;
         self.opened.fetch_add(1, Relaxed);
-        let (rd, wr) = s.into_split();
         let conn = Arc::new(Conn {
             writer: tokio::sync::Mutex::new(wr),
             waiting: Mutex::new(HashMap::new()),
