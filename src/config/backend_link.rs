@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
 
-use super::BackendConfig;
+use std::net::SocketAddr;
 
 /// `transport` in `[[ls.backend]]`. \[udp\]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
@@ -42,11 +42,14 @@ impl BackendTransport {
 
 /// The name a backend's certificate must carry: `tls_name`, else the IP of
 /// its `addr` (an IP SAN).
-pub fn server_name(b: &BackendConfig) -> Result<ServerName<'static>, String> {
-    match &b.tls_name {
-        Some(n) => ServerName::try_from(n.clone())
+pub fn server_name(
+    tls_name: Option<&str>,
+    addr: SocketAddr,
+) -> Result<ServerName<'static>, String> {
+    match tls_name {
+        Some(n) => ServerName::try_from(n.to_owned())
             .map_err(|_| format!("{n:?} is not a DNS name or an IP address")),
-        None => Ok(ServerName::IpAddress(b.addr.ip().into())),
+        None => Ok(ServerName::IpAddress(addr.ip().into())),
     }
 }
 
@@ -69,12 +72,17 @@ pub fn load_roots(ca: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The problems of backend `b`'s link keys: `(key, message)`, the key
-/// relative to the backend's table.
-pub fn link_problems(b: &BackendConfig) -> Vec<(&'static str, String)> {
+/// The problems of a backend's link keys (`transport`, `tls_name`, `ca`,
+/// at `addr`): `(key, message)`, the key relative to the backend's table.
+pub fn link_problems(
+    transport: BackendTransport,
+    tls_name: Option<&str>,
+    ca: Option<&Path>,
+    addr: SocketAddr,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if !b.transport.encrypted() {
-        for (key, set) in [("tls_name", b.tls_name.is_some()), ("ca", b.ca.is_some())] {
+    if !transport.encrypted() {
+        for (key, set) in [("tls_name", tls_name.is_some()), ("ca", ca.is_some())] {
             if set {
                 out.push((
                     key,
@@ -84,16 +92,16 @@ pub fn link_problems(b: &BackendConfig) -> Vec<(&'static str, String)> {
         }
         return out;
     }
-    if let Err(msg) = server_name(b) {
+    if let Err(msg) = server_name(tls_name, addr) {
         out.push(("tls_name", msg));
     }
-    match &b.ca {
+    match ca {
         // No system roots in the binary: the roots are always named.
         None => out.push((
             "ca",
             format!(
                 "transport = \"{}\" needs ca, the PEM file of the roots the backend's certificate is checked against",
-                b.transport.as_str()
+                transport.as_str()
             ),
         )),
         Some(ca) => {

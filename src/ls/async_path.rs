@@ -418,101 +418,99 @@ impl Handler for Balancer {
                 answered(&reply);
                 Action::Now(reply)
             }
-            Admission::Forward(state, admitted) => self.forward_admitted(req, state, admitted),
+            Admission::Forward(state, admitted) => forward_admitted(self, req, state, admitted),
         }
     }
 }
 
-impl Balancer {
-    /// An admitted query `req` forwarded on the async path: answered from
-    /// the cache, handed to the UDP worker of its address (an XDP
-    /// worker's datagram), or resolved by a task. The UDP fast path sends
-    /// here the queries of a route with a backend reached over TLS or QUIC
-    /// (those go through the async upstream layer).
-    pub(crate) fn forward_admitted(
-        &self,
-        req: Request<'_>,
-        state: Arc<LsState>,
-        admitted: Admitted,
-    ) -> Action {
-        let (raw, transport) = (req.raw, req.transport);
-        let raw_in = raw;
-        let (client, via, local) = (req.src, tap_transport(&req), req.local);
-        let d = self.dnstap();
-        let answered = |reply: &Reply| {
-            if let Reply::One(answer) = reply {
-                tap::client_response(d, via, client, local, None, answer);
-            }
-        };
-        // The query as `ecs` in `[ls]` makes it, before the cache
-        // is asked: an added option is in the cache's key.
-        let mut edited = Vec::new();
-        let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
-        let raw = if ecs.is_some() { &edited[..] } else { raw };
-        let mut hit = Vec::new();
-        let query = (raw, transport, admitted.route(), ecs);
-        if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
-            let asked = (raw, client.ip(), transport);
-            super::cookies::stamp(self.cookies(), asked, &mut hit);
-            self.on_answer(client.ip(), &hit, None);
-            let reply = Reply::One(hit);
-            answered(&reply);
-            return Action::Now(reply);
+/// An admitted query `req` forwarded on the async path: answered from
+/// the cache, handed to the UDP worker of its address (an XDP
+/// worker's datagram), or resolved by a task. The UDP fast path sends
+/// here the queries of a route with a backend reached over TLS or QUIC
+/// (those go through the async upstream layer).
+pub(crate) fn forward_admitted(
+    b: &Balancer,
+    req: Request<'_>,
+    state: Arc<LsState>,
+    admitted: Admitted,
+) -> Action {
+    let (raw, transport) = (req.raw, req.transport);
+    let raw_in = raw;
+    let (client, via, local) = (req.src, tap_transport(&req), req.local);
+    let d = b.dnstap();
+    let answered = |reply: &Reply| {
+        if let Reply::One(answer) = reply {
+            tap::client_response(d, via, client, local, None, answer);
         }
-        // A datagram an XDP worker read: forwarded by the UDP
-        // worker of its address, as one its socket read.
-        let encrypted = state
-            .route_at(admitted.route())
-            .backends
-            .iter()
-            .any(|b| b.link.is_some());
-        let (state, admitted) = match (req.via, local) {
-            (crate::dns::Via::Udp, Some(to)) if !encrypted => {
-                match hand_off(self, to, client, (raw_in, state, admitted)) {
-                    Ok(action) => return action,
-                    Err(back) => *back,
-                }
-            }
-            _ => (state, admitted),
-        };
-        let mut bytes = if ecs.is_some() {
-            edited
-        } else {
-            recycle::copy_of(raw)
-        };
-        super::cookies::for_backend(self.cookies(), &mut bytes, client.ip());
-        let mut job = admitted.into_job(bytes);
-        job.ecs = ecs;
-        let metrics = self.metrics.clone();
-        let arrived = std::time::Instant::now();
-        // A combinator, not an `async` block: a block would hold the
-        // job twice (its own, and the one `resolve` was given), which
-        // makes the boxed future too large for the allocator's
-        // per-thread cache (1,032 bytes), a slower allocation a query.
-        let resolved = resolve(state.clone(), job);
-        let dynblocks = self.dynblocks().clone();
-        Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
-            LsMetrics::answered(&metrics, &reply, arrived);
-            // A backend's answer counts for the dynamic blocks,
-            // not one the LS made up at the deadline; both for
-            // `dnslb top`.
-            if let Reply::One(b) = &reply {
-                let rcode = b.get(3).map_or(0, |b| b & 0x0f);
-                if answered.backend.is_some() {
-                    dynblocks.on_answer(client.ip(), rcode, b.len());
-                } else {
-                    dynblocks.on_made_up(rcode);
-                }
-            }
-            answered.log(&state, &reply, arrived.elapsed());
-            if let Reply::One(answer) = &reply {
-                let d = tap::of(&metrics);
-                let waited = Some(arrived.elapsed());
-                tap::client_response(d, via, client, local, waited, answer);
-            }
-            reply
-        })))
+    };
+    // The query as `ecs` in `[ls]` makes it, before the cache
+    // is asked: an added option is in the cache's key.
+    let mut edited = Vec::new();
+    let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
+    let raw = if ecs.is_some() { &edited[..] } else { raw };
+    let mut hit = Vec::new();
+    let query = (raw, transport, admitted.route(), ecs);
+    if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
+        let asked = (raw, client.ip(), transport);
+        super::cookies::stamp(b.cookies(), asked, &mut hit);
+        b.on_answer(client.ip(), &hit, None);
+        let reply = Reply::One(hit);
+        answered(&reply);
+        return Action::Now(reply);
     }
+    // A datagram an XDP worker read: forwarded by the UDP
+    // worker of its address, as one its socket read.
+    let encrypted = state
+        .route_at(admitted.route())
+        .backends
+        .iter()
+        .any(|b| b.link.is_some());
+    let (state, admitted) = match (req.via, local) {
+        (crate::dns::Via::Udp, Some(to)) if !encrypted => {
+            match hand_off(b, to, client, (raw_in, state, admitted)) {
+                Ok(action) => return action,
+                Err(back) => *back,
+            }
+        }
+        _ => (state, admitted),
+    };
+    let mut bytes = if ecs.is_some() {
+        edited
+    } else {
+        recycle::copy_of(raw)
+    };
+    super::cookies::for_backend(b.cookies(), &mut bytes, client.ip());
+    let mut job = admitted.into_job(bytes);
+    job.ecs = ecs;
+    let metrics = b.metrics.clone();
+    let arrived = std::time::Instant::now();
+    // A combinator, not an `async` block: a block would hold the
+    // job twice (its own, and the one `resolve` was given), which
+    // makes the boxed future too large for the allocator's
+    // per-thread cache (1,032 bytes), a slower allocation a query.
+    let resolved = resolve(state.clone(), job);
+    let dynblocks = b.dynblocks().clone();
+    Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
+        LsMetrics::answered(&metrics, &reply, arrived);
+        // A backend's answer counts for the dynamic blocks,
+        // not one the LS made up at the deadline; both for
+        // `dnslb top`.
+        if let Reply::One(b) = &reply {
+            let rcode = b.get(3).map_or(0, |b| b & 0x0f);
+            if answered.backend.is_some() {
+                dynblocks.on_answer(client.ip(), rcode, b.len());
+            } else {
+                dynblocks.on_made_up(rcode);
+            }
+        }
+        answered.log(&state, &reply, arrived.elapsed());
+        if let Reply::One(answer) = &reply {
+            let d = tap::of(&metrics);
+            let waited = Some(arrived.elapsed());
+            tap::client_response(d, via, client, local, waited, answer);
+        }
+        reply
+    })))
 }
 
 /// Hands the admitted query `raw` of `client` to `to` (the address it

@@ -2,7 +2,7 @@
 //! route has a backend reached over TLS or QUIC (`transport` in
 //! `[[ls.backend]]`) is not made a flight of the worker (its upstream
 //! sockets are UDP) but handed to the async path
-//! ([`Balancer::forward_admitted`]): the cache, the strategies, hedging
+//! ([`crate::ls::async_path::forward_admitted`]): the cache, the strategies, hedging
 //! and failover across the route's backends (UDP and encrypted alike) as
 //! for a TCP client, and the answer (cut to the client's UDP size as any
 //! UDP answer) sent from a copy of the worker's client socket, from the
@@ -52,7 +52,7 @@ pub(super) fn divert(
     to: Peer,
     (state, admitted): (Arc<LsState>, Admitted),
 ) -> Option<Vec<u8>> {
-    match balancer.forward_admitted(req, state, admitted) {
+    match crate::ls::async_path::forward_admitted(balancer, req, state, admitted) {
         Action::Now(Reply::One(answer)) => Some(answer),
         Action::Later(answer) => {
             let sock = lane.sock.clone();

@@ -130,7 +130,7 @@ impl SecureLink {
         let config = client_config(c, guard, b"dot", false)?;
         let dial = tls::TlsDial {
             connector: TlsConnector::from(Arc::new(config)),
-            name: server_name(c)?,
+            name: server_name(c.tls_name.as_deref(), c.addr)?,
             guard: guard.clone(),
         };
         let drops = Arc::new(DropCounters::default());
@@ -141,7 +141,7 @@ impl SecureLink {
         let config = client_config(c, guard, b"doq", true)?;
         let crypto =
             quinn::crypto::rustls::QuicClientConfig::try_from(config).map_err(|e| e.to_string())?;
-        let name = match server_name(c)? {
+        let name = match server_name(c.tls_name.as_deref(), c.addr)? {
             rustls_pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(ip).to_string(),
             other => other.to_str().into_owned(),
         };

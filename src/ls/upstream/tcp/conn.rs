@@ -27,7 +27,7 @@ pub(super) struct Pending {
 
 /// One TCP connection to a backend.
 pub(super) struct Conn {
-    pub(super) writer: tokio::sync::Mutex<super::ConnWrite>,
+    pub(super) writer: tokio::sync::Mutex<super::dial::ConnWrite>,
     pub(super) waiting: Mutex<HashMap<u16, Pending>>,
     /// IDs of queries that ended unanswered, reserved until when (their
     /// answer, if it comes, is late): locked after `waiting` when both are.

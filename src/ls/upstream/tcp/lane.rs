@@ -168,7 +168,7 @@ impl Lane {
 pub(super) async fn read_loop(
     lane: Arc<Lane>,
     conn: Arc<Conn>,
-    mut rd: super::ConnRead,
+    mut rd: super::dial::ConnRead,
     drops: Arc<DropCounters>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);

@@ -45,7 +45,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,45 +53,17 @@ use super::accept::DropCounters;
 use super::error::UpstreamError;
 
 mod conn;
+mod dial;
 mod lane;
 mod policy;
 use conn::{Conn, Sent, Ticket, TryError, register, send};
+use dial::PlainTcp;
+pub use dial::{ConnRead, ConnWrite, Dial, Dialed};
 use lane::{Lane, Pick, read_loop};
 pub use policy::{
     Choice, Event, Next, PER_CONN_TTL, SHED_MAX, STALL_MIN, TCP_CONNS, TCP_IDLE, TCP_PIPELINE,
     TCP_TRIES, Which, choose, learnt_limit, next, rtt_sample, stall_after, unmatched,
 };
-
-/// The read half of a pooled connection.
-pub type ConnRead = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
-/// The write half of a pooled connection.
-pub type ConnWrite = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
-/// What [`Dial::dial`] returns: a connection's halves, or why none.
-pub type Dialed<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::io::Result<(ConnRead, ConnWrite)>> + Send + 'a>,
->;
-
-/// How a pool's connections are opened: plain TCP ([`TcpConns::new`]),
-/// or a stream over TCP (DNS over TLS, [`TcpConns::with_dial`]); the
-/// framing, pipelining and matching are the same on every stream.
-pub trait Dial: Send + Sync {
-    /// A new connection to `addr`, ready for DNS messages.
-    fn dial(&self, addr: SocketAddr) -> Dialed<'_>;
-}
-
-/// Plain TCP, no delay.
-struct PlainTcp;
-
-impl Dial for PlainTcp {
-    fn dial(&self, addr: SocketAddr) -> Dialed<'_> {
-        Box::pin(async move {
-            let s = TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            let (rd, wr) = s.into_split();
-            Ok((Box::new(rd) as ConnRead, Box::new(wr) as ConnWrite))
-        })
-    }
-}
 
 /// Reused TCP connections to the backends; see the module docs. Its reader
 /// tasks stop when it is shut down or dropped.
