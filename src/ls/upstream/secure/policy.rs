@@ -74,7 +74,11 @@ pub fn reason_of(e: &Error) -> FailReason {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 FailReason::Name
             }
-            CertificateError::UnknownIssuer => FailReason::UnknownCa,
+            // A chain to no root of `ca`: no issuer by that name, or one by
+            // that name whose key did not sign it (another CA of the same name).
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                FailReason::UnknownCa
+            }
             CertificateError::Expired
             | CertificateError::ExpiredContext { .. }
             | CertificateError::NotValidYet
