@@ -20,7 +20,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::kit::tls::{Pki, TABLE};
 use crate::kit::{
-    LsRoleRun, TestTs, delay_all, free_ports, need, or_skip, path_str, poll_until_async, query,
+    LsRoleRun, delay_all, free_ports, need, or_skip, path_str, poll_until_async, query,
     start_ls_role, start_ts, start_ts_table, tcp, ts_settings, udp_raw_wait,
 };
 
@@ -344,7 +344,3 @@ async fn dnsdist_and_unbound_dot_servers_answer_as_backends() {
     drop(dd);
     ts.stop().await;
 }
-
-/// Keeps the unused-import lint quiet where a helper is only for one case.
-#[allow(dead_code)]
-fn _uses(_: TestTs) {}
