@@ -310,6 +310,9 @@ fn ls_config(echoes: &[Echo]) -> LsConfig {
                 addr: e.addr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             })
             .collect(),
         ..LsConfig::default()

@@ -401,6 +401,9 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
                 addr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             },
             false,
         ))

@@ -89,6 +89,9 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
             notify_key: None,
+            transport: Default::default(),
+            tls_name: None,
+            ca: None,
         };
         LsConfig {
             backend: vec![backend("ts1", 5301), backend("ts2", 5302)],

@@ -287,6 +287,16 @@ pub struct BackendConfig {
     /// `[[ts]]` of this file at `addr`, if any; else none\]
     #[serde(default)]
     pub notify_key: Option<String>,
+    /// How queries and health checks reach it: `udp`, `tls` or `quic`. \[udp\]
+    #[serde(default)]
+    pub transport: super::BackendTransport,
+    /// The name its certificate must carry (tls, quic). \[the IP of `addr`\]
+    #[serde(default)]
+    pub tls_name: Option<String>,
+    /// The PEM file of the roots its certificate is checked against (tls,
+    /// quic; required with them); relative to the config file's folder.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// The default backend weight.

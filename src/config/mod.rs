@@ -95,6 +95,7 @@ macro_rules! keyword_enum {
 mod policy;
 
 mod anycast;
+mod backend_link;
 mod cache;
 mod changes;
 mod cookie;
@@ -120,6 +121,7 @@ mod validate;
 mod values;
 
 pub use anycast::{AnycastConfig, DRAIN_S_MAX, probe_warning};
+pub use backend_link::{BackendTransport, link_problems, load_roots, server_name};
 pub use cache::CacheConfig;
 pub use changes::{key_restart_changes, ls_restart_only_changes, ts_restart_changes};
 pub use cookie::CookieSecrets;
@@ -261,6 +263,11 @@ impl Config {
             for file in files.chain(https.flatten()).chain(quic) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
+                }
+            }
+            for ca in ls.backend.iter_mut().filter_map(|b| b.ca.as_mut()) {
+                if ca.is_relative() {
+                    *ca = folder.join(&*ca);
                 }
             }
             if let Some(socket) = ls.dnstap.as_mut().and_then(|d| d.socket.as_mut()) {

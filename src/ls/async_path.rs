@@ -93,7 +93,7 @@ async fn exchange(
         .mark
         .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
-    if tcp_only(job) {
+    if tcp_only(job) || b.link.is_some() {
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let sent = Instant::now();
@@ -138,7 +138,8 @@ async fn exchange(
     Ok(resp)
 }
 
-/// Asks `b` over TCP, counted in its in-flight queries ([`Backend::begin`])
+/// Asks `b` over TCP (or over its encrypted link, when it has one),
+/// counted in its in-flight queries ([`Backend::begin`])
 /// until the answer or the deadline, even once the client's query no
 /// longer waits for it: least-outstanding sees the backend busy, and a copy
 /// abandoned before its deadline (another backend answered the client)
@@ -156,9 +157,15 @@ async fn over_tcp(
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut flight = b.begin().for_query(won_by);
     let (pool, addr, question) = (pool_of(state), b.addr, question.to_vec());
+    let link = b.link.clone();
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let ask = pool.tcp.exchange(addr, &query, &question, deadline);
+        let ask = async {
+            match &link {
+                Some(link) => link.exchange(addr, &query, &question, deadline).await,
+                None => pool.tcp.exchange(addr, &query, &question, deadline).await,
+            }
+        };
         tokio::pin!(ask);
         let result = tokio::select! {
             r = &mut ask => r,
@@ -397,8 +404,7 @@ impl Handler for Balancer {
     }
 
     fn handle(&self, req: Request<'_>) -> Action {
-        let (raw, transport) = (req.raw, req.transport);
-        let raw_in = raw;
+        let raw = req.raw;
         let (client, via, local) = (req.src, TapTransport::of(req.via), req.local);
         let d = self.dnstap();
         tap::client_query(d, via, client, || local, raw);
@@ -412,73 +418,99 @@ impl Handler for Balancer {
                 answered(&reply);
                 Action::Now(reply)
             }
-            Admission::Forward(state, admitted) => {
-                // The query as `ecs` in `[ls]` makes it, before the cache
-                // is asked: an added option is in the cache's key.
-                let mut edited = Vec::new();
-                let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
-                let raw = if ecs.is_some() { &edited[..] } else { raw };
-                let mut hit = Vec::new();
-                let query = (raw, transport, admitted.route(), ecs);
-                if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
-                    let asked = (raw, client.ip(), transport);
-                    super::cookies::stamp(self.cookies(), asked, &mut hit);
-                    self.on_answer(client.ip(), &hit, None);
-                    let reply = Reply::One(hit);
-                    answered(&reply);
-                    return Action::Now(reply);
-                }
-                // A datagram an XDP worker read: forwarded by the UDP
-                // worker of its address, as one its socket read.
-                let (state, admitted) = match (req.via, local) {
-                    (crate::dns::Via::Udp, Some(to)) => {
-                        match hand_off(self, to, client, (raw_in, state, admitted)) {
-                            Ok(action) => return action,
-                            Err(back) => *back,
-                        }
-                    }
-                    _ => (state, admitted),
-                };
-                let mut bytes = if ecs.is_some() {
-                    edited
-                } else {
-                    recycle::copy_of(raw)
-                };
-                super::cookies::for_backend(self.cookies(), &mut bytes, client.ip());
-                let mut job = admitted.into_job(bytes);
-                job.ecs = ecs;
-                let metrics = self.metrics.clone();
-                let arrived = std::time::Instant::now();
-                // A combinator, not an `async` block: a block would hold the
-                // job twice (its own, and the one `resolve` was given), which
-                // makes the boxed future too large for the allocator's
-                // per-thread cache (1,032 bytes), a slower allocation a query.
-                let resolved = resolve(state.clone(), job);
-                let dynblocks = self.dynblocks().clone();
-                Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
-                    LsMetrics::answered(&metrics, &reply, arrived);
-                    // A backend's answer counts for the dynamic blocks,
-                    // not one the LS made up at the deadline; both for
-                    // `dnslb top`.
-                    if let Reply::One(b) = &reply {
-                        let rcode = b.get(3).map_or(0, |b| b & 0x0f);
-                        if answered.backend.is_some() {
-                            dynblocks.on_answer(client.ip(), rcode, b.len());
-                        } else {
-                            dynblocks.on_made_up(rcode);
-                        }
-                    }
-                    answered.log(&state, &reply, arrived.elapsed());
-                    if let Reply::One(answer) = &reply {
-                        let d = tap::of(&metrics);
-                        let waited = Some(arrived.elapsed());
-                        tap::client_response(d, via, client, local, waited, answer);
-                    }
-                    reply
-                })))
-            }
+            Admission::Forward(state, admitted) => forward_admitted(self, req, state, admitted),
         }
     }
+}
+
+/// An admitted query `req` forwarded on the async path: answered from
+/// the cache, handed to the UDP worker of its address (an XDP
+/// worker's datagram), or resolved by a task. The UDP fast path sends
+/// here the queries of a route with a backend reached over TLS or QUIC
+/// (those go through the async upstream layer).
+pub(crate) fn forward_admitted(
+    b: &Balancer,
+    req: Request<'_>,
+    state: Arc<LsState>,
+    admitted: Admitted,
+) -> Action {
+    let (raw, transport) = (req.raw, req.transport);
+    let raw_in = raw;
+    let (client, via, local) = (req.src, TapTransport::of(req.via), req.local);
+    let d = b.dnstap();
+    let answered = |reply: &Reply| {
+        if let Reply::One(answer) = reply {
+            tap::client_response(d, via, client, local, None, answer);
+        }
+    };
+    // The query as `ecs` in `[ls]` makes it, before the cache
+    // is asked: an added option is in the cache's key.
+    let mut edited = Vec::new();
+    let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
+    let raw = if ecs.is_some() { &edited[..] } else { raw };
+    let mut hit = Vec::new();
+    let query = (raw, transport, admitted.route(), ecs);
+    if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
+        let asked = (raw, client.ip(), transport);
+        super::cookies::stamp(b.cookies(), asked, &mut hit);
+        b.on_answer(client.ip(), &hit, None);
+        let reply = Reply::One(hit);
+        answered(&reply);
+        return Action::Now(reply);
+    }
+    // A datagram an XDP worker read: forwarded by the UDP
+    // worker of its address, as one its socket read.
+    let encrypted = state
+        .route_at(admitted.route())
+        .backends
+        .iter()
+        .any(|b| b.link.is_some());
+    let (state, admitted) = match (req.via, local) {
+        (crate::dns::Via::Udp, Some(to)) if !encrypted => {
+            match hand_off(b, to, client, (raw_in, state, admitted)) {
+                Ok(action) => return action,
+                Err(back) => *back,
+            }
+        }
+        _ => (state, admitted),
+    };
+    let mut bytes = if ecs.is_some() {
+        edited
+    } else {
+        recycle::copy_of(raw)
+    };
+    super::cookies::for_backend(b.cookies(), &mut bytes, client.ip());
+    let mut job = admitted.into_job(bytes);
+    job.ecs = ecs;
+    let metrics = b.metrics.clone();
+    let arrived = std::time::Instant::now();
+    // A combinator, not an `async` block: a block would hold the
+    // job twice (its own, and the one `resolve` was given), which
+    // makes the boxed future too large for the allocator's
+    // per-thread cache (1,032 bytes), a slower allocation a query.
+    let resolved = resolve(state.clone(), job);
+    let dynblocks = b.dynblocks().clone();
+    Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
+        LsMetrics::answered(&metrics, &reply, arrived);
+        // A backend's answer counts for the dynamic blocks,
+        // not one the LS made up at the deadline; both for
+        // `dnslb top`.
+        if let Reply::One(b) = &reply {
+            let rcode = b.get(3).map_or(0, |b| b & 0x0f);
+            if answered.backend.is_some() {
+                dynblocks.on_answer(client.ip(), rcode, b.len());
+            } else {
+                dynblocks.on_made_up(rcode);
+            }
+        }
+        answered.log(&state, &reply, arrived.elapsed());
+        if let Reply::One(answer) = &reply {
+            let d = tap::of(&metrics);
+            let waited = Some(arrived.elapsed());
+            tap::client_response(d, via, client, local, waited, answer);
+        }
+        reply
+    })))
 }
 
 /// Hands the admitted query `raw` of `client` to `to` (the address it

@@ -439,6 +439,9 @@ mod tests {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
             notify_key: None,
+            transport: Default::default(),
+            tls_name: None,
+            ca: None,
         }
     }
 

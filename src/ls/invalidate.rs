@@ -600,6 +600,9 @@ mod tests {
                 addr: "127.0.0.1:5301".parse().unwrap(),
                 weight: 1,
                 notify_key: Some("xfr".into()),
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             }],
             notify_tsig: vec![("ts1".into(), kc)],
             ..LsConfig::default()

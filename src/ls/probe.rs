@@ -40,11 +40,20 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -
     };
     state.mark.stamp(&mut bytes, question_end, false);
     let deadline = Instant::now() + wait;
-    match state
-        .pool
-        .exchange(b.addr, &mut bytes, question_end, (deadline, None))
-        .await
-    {
+    let answer = match &b.link {
+        // Over the backend's own transport, as its client queries go.
+        Some(link) => {
+            let question = bytes.get(12..question_end).unwrap_or_default().to_vec();
+            link.exchange(b.addr, &bytes, &question, deadline).await
+        }
+        None => {
+            state
+                .pool
+                .exchange(b.addr, &mut bytes, question_end, (deadline, None))
+                .await
+        }
+    };
+    match answer {
         Ok(resp) => {
             // A backend that speaks EDNS may get an OPT the client did not send.
             b.set_speaks_edns(loopmark::has_opt(&resp));

@@ -95,7 +95,8 @@ pub async fn serve(
         // this future is dropped.
         workers.spawn(stop_on(child.clone(), stop.clone()));
         let b = balancer.clone();
-        let body = move || udp_path::run(b, client, per_worker, stop);
+        let rt = tokio::runtime::Handle::current();
+        let body = move || udp_path::run(b, client, per_worker, stop, rt);
         crate::server::thread::start_blocking(&workers, &name, &died, body);
     }
     workers.close();

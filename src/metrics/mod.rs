@@ -324,6 +324,9 @@ fn test_config(backends: &[(&str, &str)]) -> crate::config::LsConfig {
                 addr: addr.parse().unwrap(),
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             })
             .collect(),
         ..LsConfig::default()

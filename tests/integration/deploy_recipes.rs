@@ -4,8 +4,8 @@
 //!   block that follows `dnssec-signzone`, run as it stands over a KSK and a
 //!   ZSK (`dnssec-dsfromkey` over the glob of both was "fatal: extraneous
 //!   arguments");
-//! - "Secondaries and catalogs", "Zone control", "On the internet: RRL and
-//!   cookies" and "Anycast", each walked as an operator
+//! - "Secondaries and catalogs", "Zone control", "Backends in another
+//!   site", "On the internet: RRL and cookies" and "Anycast", each walked as an operator
 //!   would in a folder holding a copy of `zones/` (and of `deploy/anycast/`):
 //!   each block whose first line names a file (`# primary.toml`,
 //!   `; zones/shop.zone`) written there when the walk reaches it, each line
@@ -114,6 +114,29 @@ fn the_zone_control_recipe_runs_as_written() {
     let programs = [("dnslb", Path::new(BIN))];
     let w = walk("## Zone control", dir.path(), &rewrite, &programs, SETTLE);
     w.assert_walked(2..=2, 11);
+}
+
+/// The ports of the "Backends in another site" walk: site B's TS, its
+/// LS's plain, DoT and DoQ listeners; site A's LS and its metrics.
+const SITES_PORTS: [u16; 6] = [5301, 5400, 5853, 5854, 5353, 5390];
+
+#[test]
+fn the_backends_in_another_site_recipe_runs_as_written() {
+    const TEST: &str = "the_backends_in_another_site_recipe_runs_as_written";
+    let Some(_) = need(TEST, ["dig", "curl", "openssl"]) else {
+        return;
+    };
+    let dir = with_zones();
+    let ports = walk_ports(&SITES_PORTS);
+    let rewrite = |text: &str| move_ports(text, &SITES_PORTS, &ports);
+    let w = walk(
+        "## Backends in another site",
+        dir.path(),
+        &rewrite,
+        &[("dnslb", Path::new(BIN))],
+        SETTLE,
+    );
+    w.assert_walked(2.., 12);
 }
 
 /// The ports of the "On the internet" walk: the TS, its metrics.

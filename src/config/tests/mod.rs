@@ -97,12 +97,18 @@ fn shipped_config_parses_to_the_default_deployment() {
                 addr: addr("127.0.0.1:5301"),
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             },
             BackendConfig {
                 name: "ts2".into(),
                 addr: addr("127.0.0.1:5302"),
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             },
         ]
     );

@@ -274,6 +274,9 @@ fn configs_built_in_code_validate() {
         addr: addr("127.0.0.1:5301"),
         weight: 1,
         notify_key: None,
+        transport: Default::default(),
+        tls_name: None,
+        ca: None,
     });
     let config = Config {
         ls: Some(ls),

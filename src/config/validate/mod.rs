@@ -222,6 +222,14 @@ fn check_keys(config: &Config, check: &mut ConfigChecker<'_>) {
         .iter()
         .flat_map(|ls| ls.backend.iter().enumerate());
     for (i, b) in backends {
+        for (key, msg) in
+            super::link_problems(b.transport, b.tls_name.as_deref(), b.ca.as_deref(), b.addr)
+        {
+            check.push(
+                &[&format!("ls.backend.{i}.{key}"), &format!("ls.backend.{i}")],
+                msg,
+            );
+        }
         let Some(name) = &b.notify_key else {
             continue;
         };

@@ -64,6 +64,8 @@ pub struct Backend {
     pub admin: admin::Admin,
     /// Its probe answers carry an OPT: it speaks EDNS.
     edns: AtomicBool,
+    /// How it is reached encrypted (`transport = "tls" | "quic"`); `None`: UDP.
+    pub link: Option<Arc<crate::ls::upstream::SecureLink>>,
 }
 
 /// Counters of one backend.
@@ -126,6 +128,16 @@ impl Backend {
             limit: limit::Limit::default(),
             admin: admin::Admin::default(),
             edns: AtomicBool::new(false),
+            link: crate::ls::upstream::SecureLink::of(c),
+        }
+    }
+
+    /// Whether it is reached as `c` says (the same transport, and for an
+    /// encrypted one the same `tls_name` and `ca`).
+    pub fn reached_as(&self, c: &BackendConfig) -> bool {
+        match &self.link {
+            Some(l) => l.made_from(c),
+            None => !c.transport.encrypted(),
         }
     }
 
@@ -397,6 +409,9 @@ mod loss_tests {
             addr: "127.0.0.1:53".parse().unwrap(),
             weight: 1,
             notify_key: None,
+            transport: Default::default(),
+            tls_name: None,
+            ca: None,
         };
         let b = Arc::new(Backend::from_config(&c, false));
         b.health.set_rule(fall, 1, 1500 * MS);

@@ -97,7 +97,12 @@ impl LsState {
                 old.and_then(|o| {
                     o.backends
                         .iter()
-                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
+                        .find(|b| {
+                            b.name == bc.name
+                                && b.addr == bc.addr
+                                && b.weight == bc.weight
+                                && b.reached_as(bc)
+                        })
                         .cloned()
                 })
                 .unwrap_or_else(|| {

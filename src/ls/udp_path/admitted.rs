@@ -165,6 +165,18 @@ pub(super) fn forward(
     state: Arc<LsState>,
     admitted: Admitted,
 ) {
+    if super::divert::encrypted(&state, &admitted)
+        && let Some(lane) = &w.to_async
+    {
+        let req = Request::udp_on(raw, src.addr, w.client_local);
+        let balancer = w.balancer.clone();
+        let admitted = (state, admitted);
+        if let Some(answer) = super::divert::divert(lane, &balancer, req, src, admitted) {
+            w.to_clients.push_copy(&answer, src);
+            w.to_clients.stamp(received.into_std());
+        }
+        return;
+    }
     let mut scratch = std::mem::take(&mut w.ecs_scratch);
     let edit = ecs::edit_query(raw, state.ecs, src.addr.ip(), &mut scratch);
     let query = if edit.is_some() { &scratch[..] } else { raw };

@@ -44,7 +44,8 @@
 //! query, an upstream datagram, its timers) is in `worker`, its loop (its
 //! waits and rounds, its sockets' watch in the epoll set) in `rounds`, its
 //! flights and late entries in `flight`, which timer entries are live in
-//! `timers`, an admitted query (the cache, the
+//! `timers`, a query for a backend reached over TLS or QUIC handed to the
+//! async path in `divert`, an admitted query (the cache, the
 //! in-flight bound, a flight; or held by a `delay_ms` rule) in `admitted`. None of them
 //! imports from this one.
 //!
@@ -86,12 +87,14 @@ use crate::server::event_loop::LoopStop;
 use worker::Worker;
 
 mod admitted;
+mod divert;
 mod flight;
 mod rounds;
 mod tap;
 mod timers;
 mod worker;
 
+pub(crate) use divert::AsyncLane;
 pub use worker::UPSTREAM_SOCKETS;
 
 /// Serves UDP clients on `client` until `stop` is set, then answers the
@@ -105,8 +108,11 @@ pub(crate) fn run(
     client: std::net::UdpSocket,
     max_flights: usize,
     stop: Arc<LoopStop>,
+    rt: tokio::runtime::Handle,
 ) -> std::io::Result<()> {
-    rounds::run(&mut Worker::new(balancer, client, max_flights, stop)?)
+    let mut w = Worker::new(balancer, client, max_flights, stop)?;
+    w.to_async = AsyncLane::new(rt, &w.client);
+    rounds::run(&mut w)
 }
 
 #[cfg(test)]
@@ -148,6 +154,9 @@ mod tests {
                 addr: baddr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             }],
             ..LsConfig::default()
         };
@@ -289,6 +298,9 @@ mod tests {
                     addr,
                     weight: 1,
                     notify_key: None,
+                    transport: Default::default(),
+                    tls_name: None,
+                    ca: None,
                 })
                 .collect(),
             ..LsConfig::default()
@@ -819,6 +831,9 @@ mod tests {
                 addr: baddr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             }],
             cache: Some(CacheConfig::default()),
             ..LsConfig::default()
@@ -1003,6 +1018,9 @@ mod tests {
                 addr: new.local_addr().unwrap(),
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             }],
             ..LsConfig::default()
         });

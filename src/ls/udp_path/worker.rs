@@ -165,6 +165,8 @@ pub(super) struct Worker {
     pub(super) inbox: Option<Inbox>,
     /// The last wait found the inbox's eventfd written.
     pub(super) inbox_woken: bool,
+    /// Where its queries for encrypted backends go ([`super::divert`]).
+    pub(super) to_async: Option<super::divert::AsyncLane>,
 }
 
 /// The time of the current round (`now`: the monotonic clock when its
@@ -281,6 +283,7 @@ impl Worker {
             tap_staged: Staged::default(),
             inbox: None,
             inbox_woken: false,
+            to_async: None,
         };
         if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer

@@ -253,6 +253,9 @@ pub(crate) mod tests {
                 addr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             },
             false,
         ))

@@ -22,6 +22,7 @@
 //!   pool and a query's tries in `tcp/mod.rs`, one connection in
 //!   `tcp/conn.rs`, one backend's connections and their readers in
 //!   `tcp/lane.rs`, the pure decisions in `tcp/policy.rs`.
+//! - [`secure`]: a backend reached over TLS or QUIC ([`SecureLink`]).
 //! - [`error`]: [`UpstreamError`], why an exchange gave no response.
 //!
 //! Each item is re-exported here; the files import one another, never this
@@ -30,6 +31,7 @@ pub mod accept;
 pub mod error;
 pub mod ids;
 pub mod mailbox;
+pub mod secure;
 pub mod shared;
 pub mod sockets;
 pub mod tcp;
@@ -37,6 +39,7 @@ pub mod tcp;
 pub use accept::{DropCounters, DropReason};
 pub use error::UpstreamError;
 pub use ids::LATE_GRACE;
+pub use secure::SecureLink;
 pub use sockets::{Family, ROTATE_AFTER, wear_budget};
 pub use tcp::{
     Choice, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, TCP_TRIES, TcpConns, choose, stall_after,

@@ -492,6 +492,22 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
             e.sample(name, &labels(i), read(b));
         }
     }
+    let failures = "dnslb_backend_link_failures_total";
+    if backends.iter().any(|b| b.link.is_some()) {
+        e.family(
+            failures,
+            "counter",
+            "Connections to a backend reached over tls or quic that failed, by reason (name, unknown_ca, expired, certificate: its certificate refused; handshake; connect).",
+        );
+    }
+    for (i, b) in backends.iter().enumerate() {
+        let Some(link) = &b.link else { continue };
+        let [backend, addr] = labels(i);
+        for r in crate::ls::upstream::secure::FailReason::ALL {
+            let l = [backend, addr, ("reason", r.as_str())];
+            e.sample(failures, &l, link.guard.count(r));
+        }
+    }
     let ewma = "dnslb_backend_latency_ewma_seconds";
     e.family(
         ewma,

@@ -108,6 +108,9 @@ fn cache_families_appear_with_the_cache_only() {
             addr: "127.0.0.1:5301".parse().unwrap(),
             weight: 1,
             notify_key: None,
+            transport: Default::default(),
+            tls_name: None,
+            ca: None,
         }],
         ..crate::config::LsConfig::default()
     };

@@ -69,6 +69,25 @@ impl Dnsdist {
         Self::with_servers(bin, port, console, &server)
     }
 
+    /// dnsdist on 127.0.0.1 with plain DNS on `ports.0`, DNS over TLS
+    /// (`addTLSLocal`, the certificate and key `pair`) on `ports.1`, its
+    /// console on `ports.2`, forwarding every query to `backend` (held up).
+    pub fn dot_in_front_of(
+        bin: &Path,
+        ports: (u16, u16, u16),
+        pair: (&Path, &Path),
+        backend: SocketAddr,
+    ) -> Dnsdist {
+        let (plain, dot, console) = ports;
+        let lines = format!(
+            "addTLSLocal(\"127.0.0.1:{dot}\", \"{}\", \"{}\")\n\
+             newServer{{address=\"{backend}\", name=\"ts\"}}:setUp()\n",
+            pair.0.display(),
+            pair.1.display()
+        );
+        Self::with_servers(bin, plain, console, &lines)
+    }
+
     /// dnsdist with `servers` (its `newServer` lines).
     fn with_servers(bin: &Path, port: u16, console: u16, servers: &str) -> Dnsdist {
         let dir = tempfile::tempdir().unwrap();

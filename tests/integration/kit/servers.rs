@@ -172,6 +172,9 @@ pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
                 addr: *addr,
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             })
             .collect(),
         ..Default::default()

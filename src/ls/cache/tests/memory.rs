@@ -135,6 +135,9 @@ fn a_reload_keeps_the_cache_unless_its_table_changed() {
             addr: "127.0.0.1:5301".parse().unwrap(),
             weight: 1,
             notify_key: None,
+            transport: Default::default(),
+            tls_name: None,
+            ca: None,
         }],
         ..LsConfig::default()
     };

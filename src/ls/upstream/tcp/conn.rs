@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +27,7 @@ pub(super) struct Pending {
 
 /// One TCP connection to a backend.
 pub(super) struct Conn {
-    pub(super) writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pub(super) writer: tokio::sync::Mutex<super::dial::ConnWrite>,
     pub(super) waiting: Mutex<HashMap<u16, Pending>>,
     /// IDs of queries that ended unanswered, reserved until when (their
     /// answer, if it comes, is late): locked after `waiting` when both are.

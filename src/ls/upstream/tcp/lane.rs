@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
 
 use super::conn::{Conn, Sent, Ticket, TryError, deliver, register};
@@ -169,7 +168,7 @@ impl Lane {
 pub(super) async fn read_loop(
     lane: Arc<Lane>,
     conn: Arc<Conn>,
-    mut rd: OwnedReadHalf,
+    mut rd: super::dial::ConnRead,
     drops: Arc<DropCounters>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);

@@ -45,7 +45,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,9 +53,12 @@ use super::accept::DropCounters;
 use super::error::UpstreamError;
 
 mod conn;
+mod dial;
 mod lane;
 mod policy;
 use conn::{Conn, Sent, Ticket, TryError, register, send};
+use dial::PlainTcp;
+pub use dial::{ConnRead, ConnWrite, Dial, Dialed};
 use lane::{Lane, Pick, read_loop};
 pub use policy::{
     Choice, Event, Next, PER_CONN_TTL, SHED_MAX, STALL_MIN, TCP_CONNS, TCP_IDLE, TCP_PIPELINE,
@@ -66,6 +68,7 @@ pub use policy::{
 /// Reused TCP connections to the backends; see the module docs. Its reader
 /// tasks stop when it is shut down or dropped.
 pub struct TcpConns {
+    dial: Arc<dyn Dial>,
     lanes: Mutex<HashMap<SocketAddr, Arc<Lane>>>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
@@ -77,7 +80,13 @@ pub struct TcpConns {
 impl TcpConns {
     /// An empty pool; connections are opened on first use.
     pub fn new(drops: Arc<DropCounters>) -> Self {
+        Self::with_dial(drops, Arc::new(PlainTcp))
+    }
+
+    /// An empty pool whose connections `dial` opens.
+    pub fn with_dial(drops: Arc<DropCounters>, dial: Arc<dyn Dial>) -> Self {
         TcpConns {
+            dial,
             lanes: Mutex::new(HashMap::new()),
             drops,
             token: CancellationToken::new(),
@@ -209,10 +218,8 @@ impl TcpConns {
             }
         };
         let fail = |e: std::io::Error| TryError::Failed(e.into());
-        let s = TcpStream::connect(addr).await.map_err(fail)?;
-        s.set_nodelay(true).map_err(fail)?;
+        let (rd, wr) = self.dial.dial(addr).await.map_err(fail)?;
         self.opened.fetch_add(1, Relaxed);
-        let (rd, wr) = s.into_split();
         let conn = Arc::new(Conn {
             writer: tokio::sync::Mutex::new(wr),
             waiting: Mutex::new(HashMap::new()),
