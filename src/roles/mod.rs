@@ -24,6 +24,7 @@ pub mod ls;
 pub mod process;
 pub mod reload;
 pub mod ts;
+mod ts_doq;
 pub mod up;
 
 pub use control::{Control, Controls, SHUTDOWN_GRACE};

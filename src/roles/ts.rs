@@ -97,6 +97,8 @@ pub struct TsRole {
     secondaries: Arc<Secondaries>,
     /// Interfaces whose UDP goes through AF_XDP.
     xdp: Vec<String>,
+    /// DNS over QUIC (`quic` in its `[[ts]]`), when on.
+    doq: Option<super::ts_doq::TsDoq>,
 }
 
 impl TsRole {
@@ -135,7 +137,15 @@ impl TsRole {
                 .into());
             }
         }
-        let listeners = Listeners::bind(&listen, workers)?;
+        let mut listeners = Listeners::bind(&listen, workers)?;
+        let quic = ts
+            .settings()
+            .started_from
+            .as_ref()
+            .and_then(|(_, c)| c.quic.as_ref());
+        let doq = quic
+            .map(|q| super::ts_doq::TsDoq::start(q, &ts, &mut listeners))
+            .transpose()?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let control = ts
             .settings()
@@ -165,6 +175,7 @@ impl TsRole {
             dnstap,
             secondaries: Arc::new(secondaries),
             xdp,
+            doq,
         })
     }
 
@@ -214,6 +225,9 @@ impl TsRole {
             }
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
+        if let Some(doq) = &self.doq {
+            info!(ts = %name, addr = ?doq.addrs(), "dns over quic ready");
+        }
         info!(ts = %name, addr = ?addrs, "table server ready");
         crate::systemd::ready(&format!("{name} answering on {addrs:?}"));
         // One task sends every NOTIFY: at most one pending per zone and
@@ -272,6 +286,9 @@ impl TsRole {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
+                    if let Some(doq) = &self.doq {
+                        doq.reload(&name);
+                    }
                     // The config file first: one that does not read is a
                     // change made half, and none of it is applied.
                     let listed = listed.clone();

@@ -5,7 +5,8 @@
 //! `limits` (the largest value of each numeric key), `ls_checks` (`[ls]`,
 //! its pools and caches), `rule_checks` (`[[ls.rule]]`,
 //! `[[ls.response_rule]]`), `encrypted_checks` (`[ls.tls]`, `[ls.https]`),
-//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`), `rrl_checks` (`rrl` in `[[ts]]`);
+//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`), `rrl_checks` (`rrl` in `[[ts]]`),
+//! `quic_checks` (`quic` in `[[ts]]`, the QUIC addresses);
 //! the `[[ts]]`, `[[key]]` and listener rules are here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,6 +22,7 @@ mod checker;
 mod encrypted_checks;
 mod limits;
 mod ls_checks;
+mod quic_checks;
 mod rrl_checks;
 mod rule_checks;
 mod xdp_checks;
@@ -59,6 +61,7 @@ pub(super) fn problems_in(config: &Config, map: Option<&SourceMap<'_>>) -> Vec<C
     }
     check_keys(config, &mut check);
     check_listeners(config, &mut check);
+    quic_checks::check_quic(config, &mut check);
     check_transfers_behind_ls(config, &mut check);
     let ls_tap = config.ls.as_ref().and_then(|l| l.dnstap.as_ref());
     let ts_taps = config.ts.iter().map(|t| t.dnstap.as_ref());
