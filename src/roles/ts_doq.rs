@@ -86,11 +86,11 @@ impl TsDoq {
     pub(super) fn reload(&self, ts: &str) {
         match self.certs.reload(&self.cert, &self.key) {
             Ok(()) => {
-                info!(ts, "quic certificate reloaded");
+                info!(ts = %ts, "quic certificate reloaded");
                 super::reload::warn_expiry("ts.quic", &self.certs);
             }
             Err(err) => {
-                warn!(ts, %err, "quic certificate reload refused; the old certificate keeps serving");
+                warn!(ts = %ts, %err, "quic certificate reload refused; the old certificate keeps serving");
             }
         }
     }
