@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
+use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics, ts_doq::TsDoq};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
@@ -98,7 +98,7 @@ pub struct TsRole {
     /// Interfaces whose UDP goes through AF_XDP.
     xdp: Vec<String>,
     /// DNS over QUIC (`quic` in its `[[ts]]`), when on.
-    doq: Option<super::ts_doq::TsDoq>,
+    doq: Option<TsDoq>,
 }
 
 impl TsRole {
@@ -138,14 +138,7 @@ impl TsRole {
             }
         }
         let mut listeners = Listeners::bind(&listen, workers)?;
-        let quic = ts
-            .settings()
-            .started_from
-            .as_ref()
-            .and_then(|(_, c)| c.quic.as_ref());
-        let doq = quic
-            .map(|q| super::ts_doq::TsDoq::start(q, &ts, &mut listeners))
-            .transpose()?;
+        let doq = TsDoq::start_for(&ts, &mut listeners)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let control = ts
             .settings()
@@ -225,9 +218,7 @@ impl TsRole {
             }
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
-        if let Some(doq) = &self.doq {
-            info!(ts = %name, addr = ?doq.addrs(), "dns over quic ready");
-        }
+        TsDoq::log_ready(self.doq.as_ref(), &name);
         info!(ts = %name, addr = ?addrs, "table server ready");
         crate::systemd::ready(&format!("{name} answering on {addrs:?}"));
         // One task sends every NOTIFY: at most one pending per zone and
@@ -286,9 +277,7 @@ impl TsRole {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
-                    if let Some(doq) = &self.doq {
-                        doq.reload(&name);
-                    }
+                    TsDoq::reload(self.doq.as_ref(), &name);
                     // The config file first: one that does not read is a
                     // change made half, and none of it is applied.
                     let listed = listed.clone();

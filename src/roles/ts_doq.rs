@@ -47,6 +47,20 @@ pub(super) struct TsDoq {
 }
 
 impl TsDoq {
+    /// [`TsDoq::start`] with the `quic` of the `[[ts]]` `ts` started from;
+    /// `None` without one (a TS not started from a config file has none).
+    ///
+    /// # Errors
+    /// As [`TsDoq::start`].
+    pub(super) fn start_for(
+        ts: &TableServer,
+        listeners: &mut Listeners,
+    ) -> Result<Option<TsDoq>, RoleError> {
+        let started = ts.settings().started_from.as_ref();
+        let quic = started.and_then(|(_, c)| c.quic.as_ref());
+        quic.map(|q| TsDoq::start(q, ts, listeners)).transpose()
+    }
+
     /// Binds `quic.listen`, reads its certificate and key, and hands the
     /// endpoints to `listeners` (served with the TS's DNS server, stopped
     /// with it); counted in `ts`'s metrics. Must run inside the runtime
@@ -55,7 +69,7 @@ impl TsDoq {
     /// # Errors
     /// An address that cannot be bound, a certificate or key that cannot be
     /// served, or QUIC refusing the socket.
-    pub(super) fn start(
+    fn start(
         quic: &QuicConfig,
         ts: &TableServer,
         listeners: &mut Listeners,
@@ -75,19 +89,24 @@ impl TsDoq {
         })
     }
 
-    /// The addresses bound (with the real port when 0 was asked).
-    pub(super) fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+    /// Logs the addresses `doq` (if on) serves, bound (with the real port
+    /// when 0 was asked), once the TS of that `name` serves.
+    pub(super) fn log_ready(doq: Option<&TsDoq>, name: &str) {
+        if let Some(doq) = doq {
+            info!(ts = %name, addr = ?doq.addrs, "dns over quic ready");
+        }
     }
 
-    /// A reload's part: the certificate and key files are read again and
-    /// serve new connections; ones that cannot be served are refused (logged)
-    /// and the old pair keeps serving. Connections open keep theirs.
-    pub(super) fn reload(&self, ts: &str) {
-        match self.certs.reload(&self.cert, &self.key) {
+    /// A reload's part for `doq` (if on), the TS named `ts`: the certificate
+    /// and key files are read again and serve new connections; ones that
+    /// cannot be served are refused (logged) and the old pair keeps serving.
+    /// Connections open keep theirs.
+    pub(super) fn reload(doq: Option<&TsDoq>, ts: &str) {
+        let Some(doq) = doq else { return };
+        match doq.certs.reload(&doq.cert, &doq.key) {
             Ok(()) => {
                 info!(ts = %ts, "quic certificate reloaded");
-                super::reload::warn_expiry("ts.quic", &self.certs);
+                super::reload::warn_expiry("ts.quic", &doq.certs);
             }
             Err(err) => {
                 warn!(ts = %ts, %err, "quic certificate reload refused; the old certificate keeps serving");

@@ -27,6 +27,7 @@ mod rrl_checks;
 mod rule_checks;
 mod xdp_checks;
 
+pub(super) use checker::overlap;
 use checker::{ConfigChecker, check_names};
 use limits::{MAX_MS, MAX_WORKERS};
 use ls_checks::check_ls;
@@ -343,12 +344,4 @@ fn check_transfers_behind_ls(config: &Config, check: &mut ConfigChecker<'_>) {
             }
         }
     }
-}
-
-/// Whether sockets bound to `a` and `b` would compete for the same port.
-pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip()
-            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
 }

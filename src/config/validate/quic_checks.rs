@@ -8,8 +8,7 @@
 use std::net::SocketAddr;
 
 use super::super::{Config, load_certified_key};
-use super::checker::ConfigChecker;
-use super::overlap;
+use super::checker::{ConfigChecker, overlap};
 
 /// The rules of `quic` in each `[[ts]]`, and the UDP addresses' clashes.
 pub(super) fn check_quic(config: &Config, check: &mut ConfigChecker<'_>) {
