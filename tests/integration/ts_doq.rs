@@ -522,3 +522,45 @@ fn check_refuses_a_quic_address_used_twice_and_a_missing_certificate() {
     assert!(!passed);
     assert!(err.contains("ts.quic"), "{err}");
 }
+
+/// A measurement, not a check: queries a second to one TS over one DoQ
+/// connection (one at a time, then 32 streams at once) against one TCP
+/// connection (one at a time). Run it with `cargo test --test integration
+/// ts_doq::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn measure_doq_against_tcp_on_a_ts() {
+    const N: u32 = 3000;
+    let ts = TsDoq::start(0, "", "").await;
+    let q = question("www.example.com", RecordType::A);
+    let ep = doq_endpoint(IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+    let conn = doq_connect(&ep, ts.quic).await;
+    let t = std::time::Instant::now();
+    for _ in 0..N {
+        doq_exchange(&conn, &q).await.unwrap();
+    }
+    let doq_serial = f64::from(N) / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    for _ in 0..N / 32 {
+        let asks = (0..32).map(|_| doq_exchange(&conn, &q));
+        for a in futures_util::future::join_all(asks).await {
+            a.unwrap();
+        }
+    }
+    let doq_32 = f64::from(N / 32 * 32) / t.elapsed().as_secs_f64();
+    let mut s = tokio::net::TcpStream::connect(ts.dns).await.unwrap();
+    let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    let t = std::time::Instant::now();
+    for _ in 0..N {
+        s.write_all(&framed).await.unwrap();
+        let len = usize::from(s.read_u16().await.unwrap());
+        let mut m = vec![0; len];
+        s.read_exact(&mut m).await.unwrap();
+    }
+    let tcp_serial = f64::from(N) / t.elapsed().as_secs_f64();
+    eprintln!(
+        "TS queries/s, one at a time: doq {doq_serial:.0}, tcp {tcp_serial:.0}; doq 32 streams at once: {doq_32:.0}"
+    );
+    ts.proc.stop(Duration::from_secs(10));
+}
