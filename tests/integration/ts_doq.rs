@@ -31,7 +31,7 @@ use crate::kit::quic::{dnspython, doq_connect, doq_endpoint, doq_exchange};
 use crate::kit::tls::Pki;
 use crate::kit::{
     Proc, SECRET_256, TsState, ZoneDir, crate_dir, dnslb_check, free_ports, http_get, local,
-    or_skip, path_str, query, start_ts_named,
+    or_skip, path_str, poll_until_async, query, start_ts_named,
 };
 
 /// How long the TS may take to start answering (a signing debug build).
@@ -374,15 +374,18 @@ async fn with_xfr_key_a_signed_axfr_over_quic_is_answered_and_an_unsigned_refuse
 }
 
 /// Clients that stop reading their transfers (a small receive window, never
-/// read) hold the TS's transfer places (8) no longer than the write
+/// read, the connection kept alive) hold the TS's transfer places (8) no longer than the write
 /// timeout: a transfer over TCP is then served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_stop_reading_transfers_do_not_hold_the_places() {
     let ts = TsDoq::start(20_000, "axfr_allow = [\"127.0.0.0/8\"]", "").await;
     let mut small = quinn::TransportConfig::default();
+    // Kept alive: the connection is not closed as idle meanwhile (the
+    // client has nothing to send while the server waits on its window).
     small
         .stream_receive_window(4096u32.into())
-        .receive_window(8192u32.into());
+        .receive_window(8192u32.into())
+        .keep_alive_interval(Some(Duration::from_secs(1)));
     let ep = doq_endpoint(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(small));
     let conn = doq_connect(&ep, ts.quic).await;
     let q = question("example.com", RecordType::AXFR);
@@ -395,11 +398,23 @@ async fn clients_that_stop_reading_transfers_do_not_hold_the_places() {
         send.finish().unwrap();
         held.push((send, recv));
     }
-    // Every place taken (the transfers are stuck on the client's window):
-    // a TCP transfer is answered SERVFAIL at once, counted as busy.
+    // Every place taken once the 8 transfers started (they are stuck on the
+    // client's window): a TCP transfer is then answered SERVFAIL at once,
+    // counted as busy.
+    let started = std::time::Instant::now();
+    let all_started = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            ts.metric("dnslb_ts_xfr_total{kind=\"axfr\"} 8\n")
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(all_started.is_some(), "the 8 transfers did not start");
     let busy = "dnslb_ts_xfr_refused_busy_total 1\n";
     let mut refused_seen = false;
-    let started = std::time::Instant::now();
     let served = loop {
         let first = tcp_messages(IpAddr::V4(Ipv4Addr::LOCALHOST), ts.dns, &q, 1).await;
         let m = Message::from_vec(&first[0]).unwrap();
@@ -408,7 +423,7 @@ async fn clients_that_stop_reading_transfers_do_not_hold_the_places() {
         }
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
         refused_seen = refused_seen || ts.metric(busy).await;
-        assert!(started.elapsed() < Duration::from_secs(30), "still refused");
+        assert!(started.elapsed() < Duration::from_secs(20), "still refused");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(refused_seen, "the places were all held at first");
