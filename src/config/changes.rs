@@ -110,12 +110,13 @@ mod ts_keys {
     use super::{Differs, TsConfig};
 
     /// The `[[ts]]` keys, each read by its child at start (`name` aside: it says
-    /// which `[[ts]]` is which).
+    /// which `[[ts]]` is which); `quic`'s certificate and key files' content is
+    /// reread on reload, their paths are not.
     pub(super) const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
         fault, workers, metrics, nsid, dnssec, dnstap, service, state_dir, catalog,
         catalog_from, xdp, cookie_secret,
-        control, api_key, control_allow, rrl,
+        control, api_key, control_allow, rrl, quic,
     );
 }
 

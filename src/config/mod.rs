@@ -304,6 +304,11 @@ impl Config {
             if let Some(socket) = ts.dnstap.as_mut().and_then(|d| d.socket.as_mut()) {
                 *socket = socket_path(folder, socket);
             }
+            for file in ts.quic.iter_mut().flat_map(|q| [&mut q.cert, &mut q.key]) {
+                if file.is_relative() {
+                    *file = folder.join(&*file);
+                }
+            }
         }
         for key in &mut config.key {
             if let Some(file) = &mut key.secret_file

@@ -165,6 +165,10 @@ pub struct TsConfig {
     /// ipv6_prefix, exempt, log_only }`. \[off\]
     #[serde(default)]
     pub rrl: super::RrlConfig,
+    /// DNS over QUIC (RFC 9250), `{ listen, cert, key }` as `[ls.quic]`;
+    /// zone transfers over it as over TCP. \[off\]
+    #[serde(default)]
+    pub quic: Option<super::QuicConfig>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -217,6 +221,7 @@ impl TsConfig {
             api_key: None,
             control_allow: super::dynblock::default_control_allow(),
             rrl: super::RrlConfig::default(),
+            quic: None,
         }
     }
 
@@ -258,6 +263,7 @@ impl TsConfig {
             api_key,
             control_allow,
             rrl,
+            quic,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -289,6 +295,7 @@ impl TsConfig {
             api_key: api_key.clone(),
             control_allow: control_allow.clone(),
             rrl: rrl.clone(),
+            quic: quic.clone(),
         }
     }
 

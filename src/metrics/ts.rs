@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::json::json;
 use super::process::ProcessStats;
-use super::prom::{Expo, rcode_name, write_build_info, write_dnstap, write_process, write_xdp};
+use super::prom::{
+    Expo, rcode_name, write_build_info, write_dnstap, write_doq, write_process, write_xdp,
+};
 use super::{exposition, not_found, serve_app};
 use crate::ts::TableServer;
 use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
@@ -62,6 +64,9 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
     let mut e = Expo(String::with_capacity(4096 + catalog.zones().len() * 256));
     write_ts(&mut e, ts.metrics(), ts.tsig_refused());
     write_xdp(&mut e, "dnslb_ts", &ts.metrics().xdp);
+    if let Some(doq) = ts.metrics().doq.get() {
+        write_doq(&mut e, "dnslb_ts", doq);
+    }
 
     let zone_labels: Vec<String> = catalog
         .zones()

@@ -24,6 +24,8 @@ pub mod ls;
 pub mod process;
 pub mod reload;
 pub mod ts;
+mod ts_doq;
+mod ts_restart;
 pub mod up;
 
 pub use control::{Control, Controls, SHUTDOWN_GRACE};

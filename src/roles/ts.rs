@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
+use super::ts_restart::{restart_keys, restart_warning};
+use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics, ts_doq::TsDoq};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
@@ -97,6 +98,8 @@ pub struct TsRole {
     secondaries: Arc<Secondaries>,
     /// Interfaces whose UDP goes through AF_XDP.
     xdp: Vec<String>,
+    /// DNS over QUIC (`quic` in its `[[ts]]`), when on.
+    doq: Option<TsDoq>,
 }
 
 impl TsRole {
@@ -135,7 +138,8 @@ impl TsRole {
                 .into());
             }
         }
-        let listeners = Listeners::bind(&listen, workers)?;
+        let mut listeners = Listeners::bind(&listen, workers)?;
+        let doq = TsDoq::start_for(&ts, &mut listeners)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let control = ts
             .settings()
@@ -165,6 +169,7 @@ impl TsRole {
             dnstap,
             secondaries: Arc::new(secondaries),
             xdp,
+            doq,
         })
     }
 
@@ -214,6 +219,7 @@ impl TsRole {
             }
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
+        TsDoq::log_ready(self.doq.as_ref(), &name);
         info!(ts = %name, addr = ?addrs, "table server ready");
         crate::systemd::ready(&format!("{name} answering on {addrs:?}"));
         // One task sends every NOTIFY: at most one pending per zone and
@@ -272,6 +278,7 @@ impl TsRole {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
+                    TsDoq::reload(self.doq.as_ref(), &name);
                     // The config file first: one that does not read is a
                     // change made half, and none of it is applied.
                     let listed = listed.clone();
@@ -468,48 +475,6 @@ fn reload_whole(
         warn!(ts = %name, "{w}");
     }
     changed
-}
-
-/// The warning of a reload whose config `now` changed keys of the TS's
-/// `[[ts]]` that only a restart applies (a reload of `dnslb ts` rereads the
-/// zone files only; `dnslb up` warns the same of its children), if any.
-/// Nothing for a TS not started from a file.
-fn restart_warning(settings: &TsSettings, now: &crate::config::Config) -> Option<String> {
-    let changed = restart_changes(settings, now);
-    (!changed.is_empty()).then(|| {
-        format!(
-            "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zones \
-             are reread and `zones` applied now)",
-            changed.join("; ")
-        )
-    })
-}
-
-/// The keys of the TS's `[[ts]]` that `now` changed, as `NAME (KEY, ...)`.
-fn restart_changes(settings: &TsSettings, now: &crate::config::Config) -> Vec<String> {
-    let Some((_, started)) = settings.started_as() else {
-        return Vec::new();
-    };
-    let now: Vec<_> = now
-        .ts
-        .iter()
-        .filter(|t| t.name == started.name)
-        .cloned()
-        .collect();
-    crate::config::ts_restart_changes(std::slice::from_ref(&started), &now)
-}
-
-/// [`restart_changes`] without the TS's name: `listen, service`.
-fn restart_keys(settings: &TsSettings, now: &crate::config::Config) -> Vec<String> {
-    let own = format!("{} (", settings.name);
-    (restart_changes(settings, now).into_iter())
-        .map(
-            |c| match c.strip_prefix(&own).and_then(|k| k.strip_suffix(')')) {
-                Some(keys) => keys.to_owned(),
-                None => c,
-            },
-        )
-        .collect()
 }
 
 /// Most endpoint probes in flight at once, for all the services of a TS:

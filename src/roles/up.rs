@@ -51,11 +51,15 @@ impl LogFlags {
 /// so that `up` refuses to start rather than restart a child that can never listen.
 fn check_ts_ports(cfg: &Config) -> Result<(), RoleError> {
     for t in &cfg.ts {
-        Listeners::bind(&t.listen, 1).map_err(|source| RoleError::TsListen {
-            path: cfg.path.clone(),
-            name: t.name.clone(),
-            source,
-        })?;
+        let quic = t.quic.as_ref().map_or(&[][..], |q| &q.listen);
+        // Held together: a QUIC address taken by the TS's own DNS is refused too.
+        (Listeners::bind(&t.listen, 1))
+            .and_then(|dns| super::ts_doq::bind_sockets(quic).map(|doq| drop((dns, doq))))
+            .map_err(|source| RoleError::TsListen {
+                path: cfg.path.clone(),
+                name: t.name.clone(),
+                source,
+            })?;
         if let Some(addr) = t.metrics {
             std::net::TcpListener::bind(addr).map_err(|source| RoleError::TsMetrics {
                 path: cfg.path.clone(),

@@ -1,11 +1,14 @@
-//! DNS over QUIC (RFC 9250, ALPN `doq`) on the LS: the QUIC endpoints
-//! ([`DoqListeners`], built on quinn with rustls and ring), their limits
-//! (connections, streams per connection, idle timeout, a Retry for
-//! unvalidated addresses once many connections are open), and the protocol:
-//! one query per bidirectional stream, a two-byte length prefix, the DNS ID 0
-//! on the wire both ways, the answer then the stream's FIN. Each query goes
-//! through the server's [`super::Handler`] under its in-flight bound, as a
-//! DoT query does.
+//! DNS over QUIC (RFC 9250, ALPN `doq`) for any server, the LS's
+//! `[ls.quic]` and a TS's `quic`: the QUIC endpoints ([`DoqListeners`],
+//! built on quinn with rustls and ring), their limits (connections, streams
+//! per connection, idle timeout, a Retry for unvalidated addresses once many
+//! connections are open), and the protocol: one query per bidirectional
+//! stream, a two-byte length prefix, the DNS ID 0 on the wire both ways, the
+//! answer then the stream's FIN. Each query goes through the server's
+//! [`super::Handler`] under its in-flight bound, as a TCP query (no
+//! truncation; the TS's rate limiting is UDP's only); a zone transfer's
+//! messages go one after another on its stream, each with its length, then
+//! the FIN (RFC 9250 §4.2.2), each written within [`WRITE_TIMEOUT`].
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -53,6 +56,10 @@ const MAX_STREAMS: u32 = 100;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A query must arrive whole (with its FIN) within this long of its stream opening.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Each message of an answer must be taken by the client (its flow control)
+/// within this long, or the stream is reset: a client that stops reading a
+/// zone transfer does not hold its transfer slot for ever (as over TCP).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Past this many open connections a client with an address not yet
 /// validated is sent a Retry first (a flood of spoofed Initials costs one
 /// stateless packet each, no handshake).
@@ -408,7 +415,8 @@ async fn write_message(send: &mut SendStream, m: &[u8]) -> bool {
     let mut out = Vec::with_capacity(2 + m.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(m);
-    send.write_all(&out).await.is_ok()
+    let write = send.write_all(&out);
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 #[cfg(test)]

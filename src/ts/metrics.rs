@@ -94,6 +94,8 @@ pub struct TsMetrics {
     pub xdp: Arc<crate::xdp::XdpCounters>,
     /// Response rate limiting (`rrl` in its `[[ts]]`), when on.
     pub rrl: RrlCounters,
+    /// DNS over QUIC (`quic` in its `[[ts]]`), set when on.
+    pub doq: std::sync::OnceLock<Arc<crate::server::doq::DoqStats>>,
 }
 
 /// What response rate limiting did to UDP answers (`dnslb_ts_rrl_total`).

@@ -5,7 +5,8 @@
 //!   ZSK (`dnssec-dsfromkey` over the glob of both was "fatal: extraneous
 //!   arguments");
 //! - "Secondaries and catalogs", "Zone control", "Backends in another
-//!   site", "On the internet: RRL and cookies" and "Anycast", each walked as an operator
+//!   site", "On the internet: RRL and cookies", "DNS over QUIC" (its table
+//!   server's part) and "Anycast", each walked as an operator
 //!   would in a folder holding a copy of `zones/` (and of `deploy/anycast/`):
 //!   each block whose first line names a file (`# primary.toml`,
 //!   `; zones/shop.zone`) written there when the walk reaches it, each line
@@ -26,6 +27,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::kit::quic::dnspython;
 use crate::kit::recipes::{SETTLE, move_ports, walk, walk_ports, with_zones};
 use crate::kit::{BIN, RecipeNetns, crate_dir, need, netns_or_skip};
 
@@ -159,6 +161,30 @@ fn the_rrl_recipe_runs_as_written() {
         SETTLE,
     );
     w.assert_walked(1.., 6);
+}
+
+/// The ports of the "DNS over QUIC" walk: the TS, its QUIC, its metrics.
+const DOQ_PORTS: [u16; 3] = [5301, 8854, 5391];
+
+#[test]
+fn the_doq_recipe_runs_as_written() {
+    const TEST: &str = "the_doq_recipe_runs_as_written";
+    let Some([openssl, _]) = need(TEST, ["openssl", "curl"]) else {
+        return;
+    };
+    let Some(python) = dnspython(TEST) else {
+        return;
+    };
+    let dir = with_zones();
+    let ports = walk_ports(&DOQ_PORTS);
+    let rewrite = |text: &str| move_ports(text, &DOQ_PORTS, &ports);
+    let programs = [
+        ("dnslb", Path::new(BIN)),
+        ("python3", Path::new(&python)),
+        ("openssl", openssl.as_path()),
+    ];
+    let w = walk("## DNS over QUIC", dir.path(), &rewrite, &programs, SETTLE);
+    w.assert_walked(2..=2, 7);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test

@@ -19,6 +19,7 @@
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | DNS over QUIC | `doq.rs` |
 //! | backends reached over TLS or QUIC | `backend_tls.rs` |
+//! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
@@ -147,6 +148,7 @@ mod ts_as_nsd;
 mod ts_catalog;
 mod ts_cname_chains;
 mod ts_dnssec_proofs;
+mod ts_doq;
 mod ts_listen;
 mod ts_many_zones;
 mod ts_memory;

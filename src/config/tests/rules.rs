@@ -76,7 +76,7 @@ fn rejects_listeners_on_one_address() {
     );
     rejects(
         &ls_with("metrics = \"0.0.0.0:5301\""),
-        "config.toml:11: ts.listen: 127.0.0.1:5301 is already used by ls.metrics",
+        "config.toml:11: ts.listen: 127.0.0.1:5301 is already used by ls.metrics (TCP)",
     );
     let two_ts =
         format!("{BASE}\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"b\"]\n");
@@ -123,11 +123,11 @@ fn ts_metrics_is_off_by_default_and_an_address_of_its_own() {
     assert_eq!(c.ts[0].metrics, Some("127.0.0.1:9301".parse().unwrap()));
     rejects(
         &with("127.0.0.1:5300"),
-        "config.toml:12: ts.metrics: 127.0.0.1:5300 is already used by ls.listen",
+        "config.toml:12: ts.metrics: 127.0.0.1:5300 is already used by ls.listen (TCP)",
     );
     rejects(
         &with("0.0.0.0:5301"),
-        "config.toml:12: ts.metrics: 0.0.0.0:5301 is already used by table server \"ts1\"",
+        "config.toml:12: ts.metrics: 0.0.0.0:5301 is already used by table server \"ts1\" (TCP)",
     );
     let both = format!(
         "{}metrics = \"127.0.0.1:9300\"\n",

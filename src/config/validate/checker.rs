@@ -1,6 +1,7 @@
 //! [`ConfigChecker`]: the problems found so far, each with the line of its key
 //! when the text is known; and the rule every named table shares (names
-//! non-empty and unique).
+//! non-empty and unique), and when two listen addresses clash ([`overlap`]).
+use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::config::error::ConfigError;
@@ -73,4 +74,12 @@ pub(super) fn check_names<'n>(
         }
         seen.push(name);
     }
+}
+
+/// Whether sockets bound to `a` and `b` would compete for the same port.
+pub(in crate::config) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
 }

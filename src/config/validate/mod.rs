@@ -5,7 +5,8 @@
 //! `limits` (the largest value of each numeric key), `ls_checks` (`[ls]`,
 //! its pools and caches), `rule_checks` (`[[ls.rule]]`,
 //! `[[ls.response_rule]]`), `encrypted_checks` (`[ls.tls]`, `[ls.https]`),
-//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`), `rrl_checks` (`rrl` in `[[ts]]`);
+//! `xdp_checks` (`xdp` in `[[ts]]`, `[ls.xdp]`), `rrl_checks` (`rrl` in `[[ts]]`),
+//! `quic_checks` (`quic` in `[[ts]]`, the QUIC addresses);
 //! the `[[ts]]`, `[[key]]` and listener rules are here.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,10 +22,12 @@ mod checker;
 mod encrypted_checks;
 mod limits;
 mod ls_checks;
+mod quic_checks;
 mod rrl_checks;
 mod rule_checks;
 mod xdp_checks;
 
+pub(super) use checker::overlap;
 use checker::{ConfigChecker, check_names};
 use limits::{MAX_MS, MAX_WORKERS};
 use ls_checks::check_ls;
@@ -59,6 +62,7 @@ pub(super) fn problems_in(config: &Config, map: Option<&SourceMap<'_>>) -> Vec<C
     }
     check_keys(config, &mut check);
     check_listeners(config, &mut check);
+    quic_checks::check_quic(config, &mut check);
     check_transfers_behind_ls(config, &mut check);
     let ls_tap = config.ls.as_ref().and_then(|l| l.dnstap.as_ref());
     let ts_taps = config.ts.iter().map(|t| t.dnstap.as_ref());
@@ -296,12 +300,23 @@ fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
             let owner = format!("the zone control of {owner}");
             listeners.push((format!("ts.{i}.control"), owner, addr, TCP));
         }
+        for (j, addr) in ts.quic.iter().flat_map(|q| &q.listen).enumerate() {
+            let who = format!("the DNS over QUIC of {owner}");
+            listeners.push((format!("ts.{i}.quic.listen.{j}"), who, *addr, UDP));
+        }
     }
     for (j, (path, _, addr, sockets)) in listeners.iter().enumerate() {
         let clash =
             |l: &&(String, String, SocketAddr, u8)| l.3 & sockets != 0 && overlap(l.2, *addr);
-        if let Some((_, owner, _, _)) = listeners[..j].iter().find(clash) {
-            check.push(&[path], format!("{addr} is already used by {owner}"));
+        if let Some((_, owner, _, theirs)) = listeners[..j].iter().find(clash) {
+            // The protocol they share, when one takes more than the other.
+            let on = match theirs & sockets {
+                _ if theirs == sockets => "",
+                UDP => " (UDP)",
+                TCP => " (TCP)",
+                _ => "",
+            };
+            check.push(&[path], format!("{addr} is already used by {owner}{on}"));
         }
     }
     if let Some(ls) = &config.ls {
@@ -357,12 +372,4 @@ fn check_transfers_behind_ls(config: &Config, check: &mut ConfigChecker<'_>) {
             }
         }
     }
-}
-
-/// Whether sockets bound to `a` and `b` would compete for the same port.
-pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip()
-            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
 }

@@ -72,7 +72,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
         write_tls(&mut e, tls);
     }
     if let Some(doq) = balancer.metrics().doq.get() {
-        write_doq(&mut e, doq);
+        write_doq(&mut e, "dnslb", doq);
     }
     write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_xdp(&mut e, "dnslb", &balancer.metrics().xdp);
@@ -81,33 +81,38 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     e.0
 }
 
-/// DNS over QUIC's families (only with `[ls.quic]`).
-fn write_doq(e: &mut Expo, doq: &crate::server::doq::DoqStats) {
-    e.counter(
-        "dnslb_doq_connections_total",
-        "DNS over QUIC connections whose handshake completed.",
-        doq.connections.load(Relaxed),
+/// DNS over QUIC's families (only with `[ls.quic]`, or `quic` in a
+/// `[[ts]]`), each name after `prefix` (`dnslb`, `dnslb_ts`).
+pub(super) fn write_doq(e: &mut Expo, prefix: &str, doq: &crate::server::doq::DoqStats) {
+    let counted = format!(
+        "Client queries received over DNS over QUIC (counted in {prefix}_queries_total too)."
     );
-    e.counter(
-        "dnslb_doq_queries_total",
-        "Client queries received over DNS over QUIC (counted in dnslb_queries_total too).",
-        doq.queries.load(Relaxed),
-    );
-    e.counter(
-        "dnslb_doq_refused_total",
-        "DNS over QUIC connections refused at once: the connection cap was full.",
-        doq.refused.load(Relaxed),
-    );
-    e.counter(
-        "dnslb_doq_retries_total",
-        "QUIC Retry packets sent to clients whose address was not yet validated.",
-        doq.retries.load(Relaxed),
-    );
-    e.counter(
-        "dnslb_doq_protocol_errors_total",
-        "DNS over QUIC connections closed with DOQ_PROTOCOL_ERROR (a non-zero DNS ID, a malformed frame).",
-        doq.protocol_errors.load(Relaxed),
-    );
+    let families = [
+        (
+            "connections_total",
+            "DNS over QUIC connections whose handshake completed.",
+            &doq.connections,
+        ),
+        ("queries_total", counted.as_str(), &doq.queries),
+        (
+            "refused_total",
+            "DNS over QUIC connections refused at once: the connection cap was full.",
+            &doq.refused,
+        ),
+        (
+            "retries_total",
+            "QUIC Retry packets sent to clients whose address was not yet validated.",
+            &doq.retries,
+        ),
+        (
+            "protocol_errors_total",
+            "DNS over QUIC connections closed with DOQ_PROTOCOL_ERROR (a non-zero DNS ID, a malformed frame).",
+            &doq.protocol_errors,
+        ),
+    ];
+    for (name, help, n) in families {
+        e.counter(&format!("{prefix}_doq_{name}"), help, n.load(Relaxed));
+    }
 }
 
 /// The encrypted listeners' families (only with `[ls.tls]` or `[ls.https]`): handshakes done,

@@ -43,6 +43,9 @@
 //! * [`gdnsd`], [`pdns`]: gdnsd (`multifo` over `tcp_connect`) and PowerDNS
 //!   (an `ifportup` LUA record) answering by their endpoints' health
 //!   ([`Gdnsd`], [`Pdns`]).
+//! * [`quic`]: a raw DoQ client (quinn) reading an answer's every
+//!   message, and dnspython with aioquic (not re-exported: `use
+//!   crate::kit::quic::...`).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
@@ -81,6 +84,7 @@ pub mod netns;
 pub mod nsd;
 pub mod pdns;
 pub mod procs;
+pub mod quic;
 pub mod recipes;
 pub mod rrsets;
 pub mod servers;
