@@ -37,6 +37,10 @@ pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
         check.at_most(rate, MAX_RATE_QPS, "ls.https.conn_rate_limit");
         match (&https.cert, &https.key) {
             (Some(cert), Some(key)) => pairs.push(("ls.https", cert, key)),
+            (None, None) if https.http3 => check.push(
+                &["ls.https.http3", "ls.https"],
+                "HTTP/3 runs over QUIC, which is always encrypted: give cert and key, or leave http3 off".into(),
+            ),
             (None, None) => {}
             (Some(_), None) | (None, Some(_)) => check.push(
                 &["ls.https.cert", "ls.https.key", "ls.https"],
@@ -49,6 +53,13 @@ pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
             "needs at least one address (omit [ls.quic] to turn DNS over QUIC off)".into()
         });
         pairs.push(("ls.quic", &quic.cert, &quic.key));
+        let h3 = ls.https.as_ref().filter(|h| h.http3);
+        if let Some(addr) = h3.and_then(|h| h.listen.iter().find(|a| quic.listen.contains(a))) {
+            let msg = format!(
+                "{addr} is also [ls.https]'s with http3 on: one UDP port serves one of them"
+            );
+            check.push(&["ls.quic.listen", "ls.quic"], msg);
+        }
     }
     for (table, cert, key) in pairs {
         if let Err(e) = load_certified_key(cert, key) {
