@@ -18,6 +18,7 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | DNS over QUIC | `doq.rs` |
+//! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
@@ -67,6 +68,7 @@ mod deploy_recipes;
 mod dnssec;
 mod dnstap;
 mod docs;
+mod doh3;
 mod doh_http;
 mod doq;
 mod dot;
