@@ -279,7 +279,12 @@ async fn serve_requests<H: Handler>(
     let idle = shared.opts.tcp_idle_timeout;
     let peer = conn.remote_address();
     let mut builder = h3::server::builder();
-    builder.max_field_section_size(MAX_FIELD_SECTION);
+    // No grease (reserved frames and streams): aioquic (dnspython's HTTP/3)
+    // misses the end of a response whose last frame is one it skips, and
+    // times out waiting for it.
+    builder
+        .max_field_section_size(MAX_FIELD_SECTION)
+        .send_grease(false);
     let h3 = builder.build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()));
     let mut h3: H3Conn = tokio::select! {
         () = shared.token.cancelled() => return,
