@@ -10,7 +10,7 @@
 //! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Buf;
 use quinn::crypto::rustls::QuicClientConfig;
@@ -313,4 +313,80 @@ async fn sigterm_ends_an_ls_with_http3_clients_connected() {
     let closed = tokio::time::timeout(Duration::from_secs(5), hog.closed()).await;
     assert!(closed.is_ok(), "the holding client was not told");
     ts.stop().await;
+}
+
+/// GETs `path_query` over the HTTP/2 connection `send`: the status and the body.
+async fn h2_get(
+    send: &h2::client::SendRequest<hyper::body::Bytes>,
+    path_query: &str,
+) -> (u16, Vec<u8>) {
+    let req = hyper::Request::get(format!("https://dns.test{path_query}"))
+        .body(())
+        .unwrap();
+    let mut send = send.clone().ready().await.unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = resp.await.unwrap();
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    (status, got)
+}
+
+/// A measurement, not a check: DoH GETs a second over one HTTP/3 connection
+/// against one HTTP/2 connection to the same LS, from the same process with
+/// hyperium's clients of each (`h3`, `h2`): one request at a time, then 32 at
+/// once. Run it with `cargo test --test integration doh3::measure --
+/// --ignored --nocapture` (add `--release` for the release figure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn measure_doh3_against_doh2() {
+    const N: u32 = 3200;
+    let ls = Doh3::start(true).await;
+    let path = format!("/dns-query?dns={}", get_param());
+    let mut h3 = h3_client(connect(&client(), ls.https).await).await;
+    // Senders for 32 requests at once, kept: the h3 client closes its
+    // connection when a clone of its sender is dropped.
+    let mut h3s: Vec<_> = (0..32).map(|_| h3.clone()).collect();
+    let tls = crate::kit::tls::connect(&crate::kit::tls::connector(b"h2"), ls.https).await;
+    let (h2, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    for round in 0..2 {
+        let t = Instant::now();
+        for _ in 0..N {
+            assert_eq!(h3_get(&mut h3, &path).await.0, 200);
+        }
+        let h3_serial = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N {
+            assert_eq!(h2_get(&h2, &path).await.0, 200);
+        }
+        let h2_serial = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N / 32 {
+            let asks = h3s.iter_mut().map(|s| h3_get(s, &path));
+            for (status, _) in futures_util::future::join_all(asks).await {
+                assert_eq!(status, 200);
+            }
+        }
+        let h3_32 = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N / 32 {
+            let asks = (0..32).map(|_| h2_get(&h2, &path));
+            for (status, _) in futures_util::future::join_all(asks).await {
+                assert_eq!(status, 200);
+            }
+        }
+        let h2_32 = f64::from(N) / t.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round}: GETs/s one at a time: h3 {h3_serial:.0}, h2 {h2_serial:.0} ({:.2}x); 32 at once: h3 {h3_32:.0}, h2 {h2_32:.0} ({:.2}x)",
+            h3_serial / h2_serial,
+            h3_32 / h2_32
+        );
+    }
+    ls.stop().await;
 }
