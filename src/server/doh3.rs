@@ -355,8 +355,15 @@ fn request<'a, H: Handler>(
         let body = match result {
             Ok(dns) => {
                 reply_headers(r.headers_mut(), &dns);
-                // HEAD: GET's headers, no body (RFC 9110 §9.3.2).
-                (head.method != hyper::Method::HEAD).then(|| Bytes::from(dns))
+                if head.method == hyper::Method::HEAD {
+                    // GET's headers, no body (RFC 9110 §9.3.2), and no length:
+                    // aioquic takes a length its DATA frames do not carry for
+                    // a broken response, and with it the whole connection.
+                    r.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+                    None
+                } else {
+                    Some(Bytes::from(dns))
+                }
             }
             Err(code) => {
                 *r.status_mut() = code;
