@@ -336,8 +336,12 @@ fn request<'a, H: Handler>(
 ) -> impl Future<Output = ()> + 'a {
     async move {
         let idle = shared.opts.tcp_idle_timeout;
-        // Headers that do not come (a stream opened and left) give its place up.
-        let resolved = tokio::time::timeout(idle, resolver.resolve_request()).await;
+        // Headers that do not come (a stream opened and left) give its place
+        // up, and at a stop there is no request to wait for.
+        let resolved = tokio::select! {
+            () = shared.token.cancelled() => return,
+            r = tokio::time::timeout(idle, resolver.resolve_request()) => r,
+        };
         let Ok(Ok((req, mut stream))) = resolved else {
             return;
         };

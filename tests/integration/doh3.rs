@@ -280,7 +280,8 @@ async fn a_client_holding_every_stream_starves_no_one() {
 }
 
 /// SIGTERM ends an LS serving HTTP/3 promptly and cleanly, with an HTTP/3
-/// client connected and another holding streams without requests.
+/// client connected and another holding streams without requests: those are
+/// no queries in flight to wait the drain grace for, and the client is told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_an_ls_with_http3_clients_connected() {
     let (dir, ts) = table_ts(&table()).await;
@@ -310,6 +311,7 @@ async fn sigterm_ends_an_ls_with_http3_clients_connected() {
         .await
         .unwrap();
     assert!(out.status.success(), "exit {}: {}", out.status, out.stderr);
+    assert!(!out.stderr.contains("still in flight"), "{}", out.stderr);
     let closed = tokio::time::timeout(Duration::from_secs(5), hog.closed()).await;
     assert!(closed.is_ok(), "the holding client was not told");
     ts.stop().await;
