@@ -297,15 +297,25 @@ async fn sigterm_ends_an_ls_with_http3_clients_connected() {
     )
     .await;
     let mut answered = h3_client(connect(&client(), https).await).await;
-    let path = format!("/dns-query?dns={}", get_param());
-    assert_eq!(h3_get(&mut answered, &path).await.0, 200);
     let hog = connect(&client(), https).await;
+    let acks = hog.stats().frame_rx.acks;
     let mut held = Vec::new();
     for _ in 0..10 {
         let (mut send, recv) = hog.open_bi().await.unwrap();
         send.write_all(&[0x01]).await.unwrap();
         held.push((send, recv));
     }
+    // The LS has the held streams (it acknowledged them), and has answered a
+    // request that came after them.
+    let acked = crate::kit::poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        async || (hog.stats().frame_rx.acks > acks).then_some(()),
+    )
+    .await;
+    assert!(acked.is_some(), "the held streams were not acknowledged");
+    let path = format!("/dns-query?dns={}", get_param());
+    assert_eq!(h3_get(&mut answered, &path).await.0, 200);
     proc.signal(Signal::TERM);
     let out = tokio::task::spawn_blocking(move || proc.finish(Duration::from_secs(15)))
         .await
