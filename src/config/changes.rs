@@ -90,11 +90,11 @@ fn dot_bound(c: &LsConfig) -> Option<Vec<std::net::SocketAddr>> {
     c.tls.as_ref().map(|t| t.listen.clone())
 }
 
-/// What of `[ls.https]` is bound at start: its addresses, its path, and whether it
-/// serves TLS.
-fn doh_bound(c: &LsConfig) -> Option<(Vec<std::net::SocketAddr>, String, bool)> {
+/// What of `[ls.https]` is bound at start: its addresses, its path, whether it
+/// serves TLS, and whether HTTP/3 too.
+fn doh_bound(c: &LsConfig) -> Option<(Vec<std::net::SocketAddr>, String, bool, bool)> {
     let h = c.https.as_ref()?;
-    Some((h.listen.clone(), h.path.clone(), h.cert.is_some()))
+    Some((h.listen.clone(), h.path.clone(), h.cert.is_some(), h.http3))
 }
 
 /// The keys of `keys` whose values differ between `old` and `new`, in list order.

@@ -57,6 +57,10 @@ pub struct HttpsConfig {
     /// `allow`); from any other peer the header is ignored. Applied on SIGHUP. \[none\]
     #[serde(default, deserialize_with = "de_nets")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Also DNS over HTTP/3 (RFC 9114) on UDP at each `listen` address's port,
+    /// advertised in `Alt-Svc`; needs `cert` and `key`. \[false\]
+    #[serde(default)]
+    pub http3: bool,
 }
 
 /// The default `[ls.tls]` listen address.

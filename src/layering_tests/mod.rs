@@ -75,6 +75,8 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("server::doh", "server::Reply"),
     ("server::doh", "server::Request"),
     ("server::doh", "server::Shared"),
+    ("server::doh3", "server::Handler"),
+    ("server::doh3", "server::Shared"),
     ("server::doh_conn", "server::Handler"),
     ("server::doh_conn", "server::Shared"),
     ("server::doh_h2", "server::Handler"),

@@ -21,6 +21,7 @@ use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
 use crate::server::doh::{ALPN_DOH, DohListeners};
+use crate::server::doh3;
 use crate::server::doq::{DoqListeners, quic_server_config};
 use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::{BindError, bind_stream};
@@ -49,6 +50,8 @@ pub struct LsSockets {
     doh: Vec<(TcpListener, SocketAddr)>,
     /// The DNS over QUIC sockets (`[ls.quic]`), UDP.
     doq: Vec<std::net::UdpSocket>,
+    /// The DNS over HTTP/3 sockets (`[ls.https]` with `http3`): UDP at DoH's ports.
+    doh3: Vec<std::net::UdpSocket>,
 }
 
 impl LsSockets {
@@ -67,6 +70,9 @@ impl LsSockets {
         };
         let dot = bind(lsc.tls.as_ref().map_or(&[], |t| &t.listen), "tls")?;
         let doh = bind(lsc.https.as_ref().map_or(&[], |h| &h.listen), "https")?;
+        let h3 = lsc.https.as_ref().is_some_and(|h| h.http3);
+        let h3_addrs: Vec<_> = doh.iter().filter(|_| h3).map(|(_, a)| *a).collect();
+        let doh3 = crate::server::doh3::bind_udp(&h3_addrs)?;
         let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
         let doq = lsc.quic.as_ref().map_or(&[][..], |q| &q.listen);
         let doq = doq
@@ -85,6 +91,7 @@ impl LsSockets {
             dot,
             doh,
             doq,
+            doh3,
         })
     }
 
@@ -307,6 +314,7 @@ impl LsRole {
             .with_conn_rate(self.live().map(|l| l.dot_rate.clone()).unwrap_or_default());
             sockets.dns.set_dot(dot);
         }
+        let mut doh3_addrs = Vec::new();
         if let Some(https) = &lsc.https
             && !sockets.doh.is_empty()
         {
@@ -320,9 +328,25 @@ impl LsRole {
                 Some(l) => (l.doh_rate.clone(), l.trusted.clone()),
                 None => Default::default(),
             };
-            let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone())
-                .with_conn_rate(doh_rate)
-                .with_trusted_proxies(trusted);
+            let mut doh =
+                DohListeners::new(listeners.collect(), config, &https.path, stats.clone())
+                    .with_conn_rate(doh_rate)
+                    .with_trusted_proxies(trusted);
+            if let Some(certs) = https_certs.as_ref().filter(|_| https.http3) {
+                doh = doh.with_http3();
+                let h3 = doh3::Doh3Listeners::new(
+                    std::mem::take(&mut sockets.doh3),
+                    doh3::h3_server_config(certs.clone())?,
+                    &doh,
+                    self.balancer
+                        .metrics()
+                        .doh3
+                        .get_or_init(Default::default)
+                        .clone(),
+                )?;
+                doh3_addrs = h3.local_addrs();
+                sockets.dns.set_doh3(h3);
+            }
             sockets.dns.set_doh(doh);
         }
         let mut doq_addrs = Vec::new();
@@ -412,6 +436,9 @@ impl LsRole {
         if !doh_addrs.is_empty() {
             let tls = https_certs.is_some();
             info!(addr = ?doh_addrs, tls, "dns over https ready");
+        }
+        if !doh3_addrs.is_empty() {
+            info!(addr = ?doh3_addrs, "dns over http/3 ready");
         }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");

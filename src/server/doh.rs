@@ -158,6 +158,16 @@ pub fn max_age(answer: &[u8]) -> Option<u32> {
     min
 }
 
+/// Where a DoH listener answers: the URL path queries are asked on, and whether
+/// its answers advertise HTTP/3 on the same port (`Alt-Svc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DohRoute {
+    /// The URL path.
+    pub path: Box<str>,
+    /// HTTP/3 is served too (`http3 = true`).
+    pub http3: bool,
+}
+
 /// The DoH side of a server: its bound listeners, the TLS acceptor (none: plain
 /// HTTP behind a proxy), the path and the handshake counters.
 pub struct DohListeners {
@@ -165,8 +175,8 @@ pub struct DohListeners {
     pub(crate) listeners: Vec<TcpListener>,
     /// Does the handshakes; `None` serves plain HTTP/1.1 and HTTP/2.
     pub(crate) acceptor: Option<TlsAcceptor>,
-    /// The URL path queries are asked on.
-    pub(crate) path: Arc<str>,
+    /// The URL path queries are asked on (and whether HTTP/3 is advertised).
+    pub(crate) path: Arc<DohRoute>,
     /// Counts the handshakes.
     pub(crate) stats: Arc<TlsStats>,
     /// The new-connection limit per client.
@@ -186,7 +196,10 @@ impl DohListeners {
         DohListeners {
             listeners,
             acceptor: config.map(TlsAcceptor::from),
-            path: path.into(),
+            path: Arc::new(DohRoute {
+                path: path.into(),
+                http3: false,
+            }),
             stats,
             conn_rate: Arc::default(),
             trusted: Arc::default(),
@@ -197,6 +210,14 @@ impl DohListeners {
     #[must_use]
     pub fn with_trusted_proxies(mut self, trusted: Arc<TrustedProxies>) -> Self {
         self.trusted = trusted;
+        self
+    }
+
+    /// With answers advertising HTTP/3 on the listeners' ports (`Alt-Svc`).
+    #[must_use]
+    pub fn with_http3(mut self) -> Self {
+        let path = self.path.path.clone();
+        self.path = Arc::new(DohRoute { path, http3: true });
         self
     }
 
@@ -317,13 +338,58 @@ impl Drop for Busy {
 }
 
 /// What a connection's requests are answered by: the path, the counters, the
-/// trusted proxies; and the listener's address it came to, when known.
-pub(super) type Site = (
-    Arc<str>,
-    Arc<TlsStats>,
-    Arc<TrustedProxies>,
-    Option<SocketAddr>,
-);
+/// trusted proxies; the listener's address it came to, when known; and the
+/// `Alt-Svc` its answers carry.
+#[derive(Clone)]
+pub(super) struct Site {
+    /// The path (and whether HTTP/3 is served).
+    pub(super) route: Arc<DohRoute>,
+    /// DoH's counters.
+    pub(super) stats: Arc<TlsStats>,
+    /// The proxies whose `X-Forwarded-For` is believed.
+    pub(super) trusted: Arc<TrustedProxies>,
+    /// The listener's address.
+    pub(super) local: Option<SocketAddr>,
+    /// `h3=":PORT"; ma=86400` when HTTP/3 is served on the listener's port.
+    pub(super) alt_svc: Option<HeaderValue>,
+}
+
+impl Site {
+    /// The site of a connection to `local` (TCP), advertising HTTP/3 on its port
+    /// when the route serves it.
+    pub(super) fn new(
+        route: Arc<DohRoute>,
+        stats: Arc<TlsStats>,
+        trusted: Arc<TrustedProxies>,
+        local: Option<SocketAddr>,
+    ) -> Self {
+        let alt_svc = match local {
+            Some(at) if route.http3 => Some(alt_svc(at.port())),
+            _ => None,
+        };
+        Site {
+            route,
+            stats,
+            trusted,
+            local,
+            alt_svc,
+        }
+    }
+
+    /// Adds the `Alt-Svc` header, when HTTP/3 is advertised.
+    pub(super) fn advertise(&self, headers: &mut HeaderMap) {
+        if let Some(v) = &self.alt_svc {
+            headers.insert(hyper::header::ALT_SVC, v.clone());
+        }
+    }
+}
+
+/// The `Alt-Svc` value saying HTTP/3 is served on `port` of the same host, for a
+/// day (RFC 7838, RFC 9114 §3.1.1).
+pub fn alt_svc(port: u16) -> HeaderValue {
+    HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400"))
+        .unwrap_or_else(|_| HeaderValue::from_static("clear"))
+}
 
 /// The HTTP/1.1 response to one request from `peer`.
 async fn respond<H: Handler>(
@@ -348,7 +414,7 @@ async fn respond<H: Handler>(
         };
         match code {
             Ok(b) => b,
-            Err(code) => return status(refused(&site.1, code)),
+            Err(code) => return status(refused(&site.stats, code), site),
         }
     } else {
         Bytes::new()
@@ -357,16 +423,17 @@ async fn respond<H: Handler>(
         Ok(dns) => {
             let mut r = hyper::Response::new(Full::default());
             reply_headers(r.headers_mut(), &dns);
+            site.advertise(r.headers_mut());
             *r.body_mut() = Full::new(Bytes::from(dns));
             r
         }
-        Err(code) => status(code),
+        Err(code) => status(code, site),
     }
 }
 
 /// Does the request carry its query in a body to read (a POST on the path)?
-pub(super) fn wants_body(head: &Parts, (path, _, _, _): &Site) -> bool {
-    head.method == Method::POST && head.uri.path() == &**path
+pub(super) fn wants_body(head: &Parts, site: &Site) -> bool {
+    head.method == Method::POST && head.uri.path() == &*site.route.path
 }
 
 /// `code`, counted as a refused request.
@@ -383,8 +450,9 @@ pub(super) async fn answer<H: Handler>(
     body: &[u8],
     peer: SocketAddr,
     shared: &Shared<H>,
-    (path, stats, trusted, local): &Site,
+    site: &Site,
 ) -> Result<Vec<u8>, StatusCode> {
+    let (stats, trusted) = (&site.stats, &site.trusted);
     let http = HttpQuery {
         method: &head.method,
         path: head.uri.path(),
@@ -392,7 +460,7 @@ pub(super) async fn answer<H: Handler>(
         content_type: head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
         body,
     };
-    let raw = query_of(&http, path).map_err(|r| refused(stats, r.status()))?;
+    let raw = query_of(&http, &site.route.path).map_err(|r| refused(stats, r.status()))?;
     stats.doh_queries.fetch_add(1, Relaxed);
     let forwarded = head.headers.get_all(X_FORWARDED_FOR).iter();
     let client = trusted.client_of(peer, forwarded.map(|v| v.as_bytes()));
@@ -404,7 +472,7 @@ pub(super) async fn answer<H: Handler>(
         src: client.addr(),
         transport: Transport::Tcp,
         via: crate::dns::Via::Doh,
-        local: *local,
+        local: site.local,
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,
@@ -460,10 +528,11 @@ fn cache_control(age: u32) -> HeaderValue {
 }
 
 /// An empty response with `code` (and `content-length: 0`, which hyper would add).
-fn status(code: StatusCode) -> hyper::Response<Full<Bytes>> {
+fn status(code: StatusCode, site: &Site) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::new()));
     *r.status_mut() = code;
     error_headers(r.headers_mut(), code);
+    site.advertise(r.headers_mut());
     r
 }
 
@@ -621,6 +690,11 @@ mod tests {
         positive.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1]);
         positive.extend_from_slice(&soa(3600, 60));
         assert_eq!(max_age(&positive), Some(3600));
+    }
+
+    #[test]
+    fn alt_svc_names_the_port_for_a_day() {
+        assert_eq!(alt_svc(8443), "h3=\":8443\"; ma=86400");
     }
 
     #[test]

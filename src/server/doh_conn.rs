@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
-use super::doh::{Site, serve_http1};
+use super::doh::{DohRoute, Site, serve_http1};
 use super::doh_h2;
 use super::forwarded::TrustedProxies;
 use super::tls_stats::TlsStats;
@@ -23,20 +23,20 @@ pub(crate) async fn serve_connection<H: Handler>(
     peer: SocketAddr,
     shared: Arc<Shared<H>>,
     acceptor: Option<TlsAcceptor>,
-    path: Arc<str>,
+    path: Arc<DohRoute>,
     stats: Arc<TlsStats>,
     trusted: Arc<TrustedProxies>,
 ) {
     let local = stream.local_addr().ok();
     let Some(acceptor) = acceptor else {
-        let site = (path, stats, trusted, local);
+        let site = Site::new(path, stats, trusted, local);
         return Box::pin(serve_sniffed(stream, peer, shared, site)).await;
     };
     let stop = shared.token.clone();
     let Some(tls) = super::tls::handshake(stream, acceptor, stop, &stats).await else {
         return;
     };
-    let site = (path, stats, trusted, local);
+    let site = Site::new(path, stats, trusted, local);
     // Each protocol's state on the heap, as large as it needs: inline, every
     // connection would hold room for the largest of them.
     match tls.get_ref().1.alpn_protocol() {

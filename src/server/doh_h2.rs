@@ -232,7 +232,7 @@ fn stream<'a, H: Handler>(
             if wants_body(&head, site) {
                 match read_body(&mut body, shared.opts.tcp_idle_timeout).await {
                     Ok(b) => answer(&head, &b, peer, shared, site).await,
-                    Err(code) => Err(refused(&site.1, code)),
+                    Err(code) => Err(refused(&site.stats, code)),
                 }
             } else {
                 answer(&head, &[], peer, shared, site).await
@@ -250,6 +250,7 @@ fn stream<'a, H: Handler>(
             Ok(dns) => {
                 let mut r = Response::new(());
                 reply_headers(r.headers_mut(), &dns);
+                site.advertise(r.headers_mut());
                 if head.method == hyper::Method::HEAD {
                     // GET's headers, no body (RFC 9110 §9.3.2).
                     respond.send_response(r, true).map(drop)
@@ -271,6 +272,7 @@ fn stream<'a, H: Handler>(
                 let mut r = Response::new(());
                 *r.status_mut() = code;
                 error_headers(r.headers_mut(), code);
+                site.advertise(r.headers_mut());
                 respond.send_response(r, true).map(drop)
             }
         };

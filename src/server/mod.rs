@@ -34,6 +34,7 @@ pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod conn_rate;
 pub mod doh;
+pub mod doh3;
 mod doh_conn;
 mod doh_h2;
 pub mod doq;
@@ -248,6 +249,7 @@ pub struct Listeners {
     dot: Option<tls::DotListeners>,
     doh: Option<doh::DohListeners>,
     doq: Option<doq::DoqListeners>,
+    doh3: Option<doh3::Doh3Listeners>,
 }
 
 impl Listeners {
@@ -277,6 +279,7 @@ impl Listeners {
             dot: None,
             doh: None,
             doq: None,
+            doh3: None,
         };
         for addr in addrs {
             let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
@@ -296,6 +299,11 @@ impl Listeners {
     /// Serves DNS over QUIC on `doq` too (the LS's `[ls.quic]`).
     pub fn set_doq(&mut self, doq: doq::DoqListeners) {
         self.doq = Some(doq);
+    }
+
+    /// Serves DNS over HTTP/3 on `doh3` too (`[ls.https]` with `http3`).
+    pub fn set_doh3(&mut self, doh3: doh3::Doh3Listeners) {
+        self.doh3 = Some(doh3);
     }
 
     /// Serves DNS over TLS on `dot` too (the LS's `[ls.tls]`).
@@ -508,6 +516,12 @@ pub async fn serve_on<H: Handler>(
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), (acl, serve), at_cap);
             accepts.push(tracker.spawn(accept));
+        }
+    }
+    if let Some(h3) = listeners.doh3 {
+        for ep in h3.endpoints {
+            let serve = doh3::serve_endpoint(ep, shared.clone(), h3.side.clone(), cap);
+            accepts.push(tracker.spawn(serve));
         }
     }
     if let Some(doq) = listeners.doq {

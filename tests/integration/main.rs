@@ -20,6 +20,7 @@
 //! | DNS over QUIC | `doq.rs` |
 //! | backends reached over TLS or QUIC | `backend_tls.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
+//! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
@@ -70,6 +71,7 @@ mod deploy_recipes;
 mod dnssec;
 mod dnstap;
 mod docs;
+mod doh3;
 mod doh_http;
 mod doq;
 mod dot;

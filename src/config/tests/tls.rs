@@ -150,6 +150,35 @@ fn https_rules() {
     assert!(parse(&with_table("[ls.https]\nlisten = [\"127.0.0.1:8080\"]")).is_ok());
 }
 
+/// HTTP/3 needs TLS (QUIC has no plain mode), and its UDP port cannot be
+/// `[ls.quic]`'s too; with both, it is on.
+#[test]
+fn http3_needs_a_certificate_and_a_udp_port_of_its_own() {
+    let e = err(&with_table(
+        "[ls.https]\nlisten = [\"127.0.0.1:8080\"]\nhttp3 = true",
+    ));
+    assert!(e.contains("ls.https.http3: HTTP/3 runs over QUIC"), "{e}");
+    let pair = format!(
+        "cert = \"{}\"\nkey = \"{}\"",
+        fixture("ls.pem"),
+        fixture("ls.key")
+    );
+    let https = format!("[ls.https]\nlisten = [\"127.0.0.1:8443\"]\n{pair}\nhttp3 = true");
+    let ls = parse(&with_table(&https)).unwrap().ls.unwrap();
+    assert!(ls.https.is_some_and(|h| h.http3));
+    let clash = format!("{https}\n\n[ls.quic]\nlisten = [\"127.0.0.1:8443\"]\n{pair}");
+    let e = err(&with_table(&clash));
+    assert!(
+        e.contains("ls.quic.listen: 127.0.0.1:8443 is already used by ls.https.listen (UDP)"),
+        "{e}"
+    );
+    let off = format!(
+        "{}\n\n[ls.quic]\nlisten = [\"127.0.0.1:8443\"]\n{pair}",
+        https.replace("http3 = true", "")
+    );
+    assert!(parse(&with_table(&off)).is_ok());
+}
+
 #[test]
 fn an_encrypted_listener_cannot_share_an_address() {
     let text = with_table(&format!(

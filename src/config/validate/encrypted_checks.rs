@@ -37,6 +37,10 @@ pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
         check.at_most(rate, MAX_RATE_QPS, "ls.https.conn_rate_limit");
         match (&https.cert, &https.key) {
             (Some(cert), Some(key)) => pairs.push(("ls.https", cert, key)),
+            (None, None) if https.http3 => check.push(
+                &["ls.https.http3", "ls.https"],
+                "HTTP/3 runs over QUIC, which is always encrypted: give cert and key, or leave http3 off".into(),
+            ),
             (None, None) => {}
             (Some(_), None) | (None, Some(_)) => check.push(
                 &["ls.https.cert", "ls.https.key", "ls.https"],

@@ -276,9 +276,19 @@ fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
         if let Some(addr) = ls.metrics {
             listeners.push(("ls.metrics".into(), "ls.metrics".into(), addr, TCP));
         }
+        let https_sockets = if ls.https.as_ref().is_some_and(|h| h.http3) {
+            BOTH
+        } else {
+            TCP
+        };
         let encrypted = [
             ("ls.tls.listen", ls.tls.as_ref().map(|t| &t.listen), TCP),
-            ("ls.https.listen", ls.https.as_ref().map(|h| &h.listen), TCP),
+            // HTTP/3 takes UDP at the same port numbers.
+            (
+                "ls.https.listen",
+                ls.https.as_ref().map(|h| &h.listen),
+                https_sockets,
+            ),
             ("ls.quic.listen", ls.quic.as_ref().map(|q| &q.listen), UDP),
         ];
         for (key, addrs, sockets) in encrypted {

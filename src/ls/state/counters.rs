@@ -128,6 +128,8 @@ pub struct LsMetrics {
     pub tls: std::sync::OnceLock<Arc<crate::server::tls_stats::TlsStats>>,
     /// DNS over QUIC's counters, set when `[ls.quic]` is served.
     pub doq: std::sync::OnceLock<Arc<crate::server::doq::DoqStats>>,
+    /// DNS over HTTP/3's counters, set when `[ls.https]` serves `http3`.
+    pub doh3: std::sync::OnceLock<Arc<crate::server::doh3::Doh3Stats>>,
     /// dnstap of the client and forwarder messages, set when `[ls.dnstap]`
     /// is on (`ls::tap` reads it on both drivers).
     pub dnstap: std::sync::OnceLock<crate::dnstap::Dnstap>,

@@ -11,6 +11,7 @@ use crate::ls::{Balancer, LsMetrics, LsState};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
+mod doh3;
 mod expo;
 mod policy;
 mod xdp;
@@ -73,6 +74,9 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     }
     if let Some(doq) = balancer.metrics().doq.get() {
         write_doq(&mut e, "dnslb", doq);
+    }
+    if let Some(h3) = balancer.metrics().doh3.get() {
+        doh3::write_doh3(&mut e, h3);
     }
     write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_xdp(&mut e, "dnslb", &balancer.metrics().xdp);

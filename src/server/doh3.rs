@@ -1,0 +1,419 @@
+//! DNS over HTTPS on HTTP/3 (RFC 9114 over QUIC, ALPN `h3`): the `[ls.https]`
+//! listener's twin on UDP at the same port number (`http3 = true`). The QUIC
+//! endpoints ([`Doh3Listeners`], quinn with rustls and ring) take connections
+//! as DoQ's do ([`super::doq::admission`]: a cap, a Retry for unvalidated
+//! addresses once many are open), past the `[ls]` ACL and `[ls.https]`'s
+//! connection rate; the `h3` crate speaks HTTP/3 on each. A request is read
+//! and answered by what HTTP/1.1 and HTTP/2 share ([`super::doh`]: the path,
+//! GET `?dns=` and POST bodies, status codes, `Cache-Control`), its streams
+//! polled in the connection's own task as HTTP/2's are ([`super::doh_h2`]).
+//!
+//! The limits: [`MAX_STREAMS`] requests at once per connection (QUIC's stream
+//! credit), a request's headers and body each within the TCP idle timeout and
+//! at most 80 KiB and [`MAX_QUERY`] bytes, flow-control windows sized to that,
+//! and QUIC's idle timeout for a silent connection.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use h3::server::{RequestResolver, RequestStream};
+use hyper::body::{Buf, Bytes};
+use hyper::{Response, StatusCode};
+use quinn::crypto::rustls::QuicServerConfig;
+use quinn::{Endpoint, Incoming, VarInt};
+
+use super::conn_rate::ConnRate;
+use super::doh::{
+    DohListeners, DohRoute, MAX_QUERY, MAX_STREAMS, Site, answer, error_headers, refused,
+    reply_headers, wants_body,
+};
+use super::doq::{DoqAdmission, DoqSetupError, admission};
+use super::forwarded::TrustedProxies;
+use super::tls::CertSwap;
+use super::tls_stats::TlsStats;
+use super::{Handler, Shared};
+
+/// The ALPN protocol of HTTP/3 (RFC 9114 §3.1).
+pub const ALPN_H3: &[u8] = b"h3";
+/// HTTP/3's "no error" (RFC 9114 §8.1): a connection closed at the server's stop.
+const H3_NO_ERROR: u32 = 0x100;
+/// Unidirectional streams a client may have open: its control stream, QPACK's
+/// two, and room for reserved (grease) ones.
+const UNI_STREAMS: u32 = 8;
+/// A connection with no packet for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request header section taken (as HTTP/2's: room for a GET of the
+/// largest query).
+const MAX_FIELD_SECTION: u64 = 80 * 1024;
+/// The flow-control window of a request stream: its headers and body.
+const STREAM_WINDOW: u32 = 80 * 1024 + MAX_QUERY as u32;
+/// The flow-control window of a connection (as HTTP/2's: 1 MiB).
+const CONN_WINDOW: u32 = 1024 * 1024;
+
+/// The counters of DNS over HTTP/3 (the metrics' `dnslb_doh3_*`); its requests
+/// are counted among DoH's too.
+#[derive(Debug, Default)]
+pub struct Doh3Stats {
+    /// Connections whose handshake completed.
+    pub connections: AtomicU64,
+    /// Connections refused at once: the cap was full.
+    pub refused: AtomicU64,
+    /// Retries sent to unvalidated addresses.
+    pub retries: AtomicU64,
+    /// Requests whose headers came (those carrying a query are DoH's queries too).
+    pub requests: AtomicU64,
+}
+
+/// The quinn server configuration of DoH/3: TLS 1.3 with ALPN `h3`, the
+/// certificate of `certs` (a reload swaps it), session tickets, no 0-RTT (a
+/// replayed request could change something), and the limits above.
+///
+/// # Errors
+/// rustls or quinn refuse the configuration.
+pub fn h3_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, DoqSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    tls.alpn_protocols = vec![ALPN_H3.to_vec()];
+    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(UNI_STREAMS))
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
+        .receive_window(VarInt::from_u32(CONN_WINDOW))
+        .max_idle_timeout(Some(IDLE_TIMEOUT.try_into().unwrap_or(VarInt::MAX.into())));
+    config
+        .transport_config(Arc::new(transport))
+        .migration(false);
+    Ok(config)
+}
+
+/// Binds a UDP socket at each of `addrs` (the TCP listeners' bound addresses,
+/// so port 0 takes the port TCP got).
+///
+/// # Errors
+/// The first address that cannot be bound.
+pub fn bind_udp(
+    addrs: &[SocketAddr],
+) -> Result<Vec<std::net::UdpSocket>, super::socket::BindError> {
+    addrs
+        .iter()
+        .map(|addr| {
+            std::net::UdpSocket::bind(addr).map_err(|source| super::socket::BindError {
+                addr: *addr,
+                proto: "https (http3, udp)",
+                source,
+            })
+        })
+        .collect()
+}
+
+/// What every DoH/3 connection shares: DoH's path, counters, trusted proxies and
+/// connection rate, and HTTP/3's own counters.
+pub(crate) struct Doh3Side {
+    route: Arc<DohRoute>,
+    tls: Arc<TlsStats>,
+    trusted: Arc<TrustedProxies>,
+    conn_rate: Arc<ConnRate>,
+    stats: Arc<Doh3Stats>,
+}
+
+/// The DoH/3 side of a server: its endpoints and what their connections share.
+pub struct Doh3Listeners {
+    /// One endpoint per `[ls.https]` address.
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// Shared by their connections.
+    pub(crate) side: Arc<Doh3Side>,
+}
+
+impl Doh3Listeners {
+    /// DoH/3 on the bound UDP `sockets` with `config` (see [`h3_server_config`]),
+    /// answering as `doh` does (its path, counters, proxies and connection rate).
+    /// Must run inside the tokio runtime that will serve them.
+    ///
+    /// # Errors
+    /// A socket quinn cannot use.
+    pub fn new(
+        sockets: Vec<std::net::UdpSocket>,
+        config: quinn::ServerConfig,
+        doh: &DohListeners,
+        stats: Arc<Doh3Stats>,
+    ) -> Result<Self, DoqSetupError> {
+        let mut endpoints = Vec::new();
+        for sock in sockets {
+            sock.set_nonblocking(true)?;
+            let runtime = Arc::new(quinn::TokioRuntime);
+            let ep = Endpoint::new(Default::default(), Some(config.clone()), sock, runtime)?;
+            endpoints.push(ep);
+        }
+        let side = Arc::new(Doh3Side {
+            route: doh.path.clone(),
+            tls: doh.stats.clone(),
+            trusted: doh.trusted.clone(),
+            conn_rate: doh.conn_rate.clone(),
+            stats,
+        });
+        Ok(Doh3Listeners { endpoints, side })
+    }
+
+    /// The addresses the endpoints are bound to.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.local_addr().ok())
+            .collect()
+    }
+}
+
+/// Accepts connections on `ep` (at most `cap` open) until the server stops; then
+/// each connection ends gracefully (GOAWAY, its requests in progress answered)
+/// and the endpoint closes once they have, or at the drain's abort.
+pub(crate) async fn serve_endpoint<H: Handler>(
+    ep: Endpoint,
+    shared: Arc<Shared<H>>,
+    side: Arc<Doh3Side>,
+    cap: usize,
+) {
+    let stop = shared.token.clone();
+    let port = ep.local_addr().map_or(0, |a| a.port());
+    loop {
+        let incoming = tokio::select! {
+            () = stop.cancelled() => break,
+            i = ep.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let ip = incoming.remote_address().ip();
+        // A trusted proxy's requests name their clients: the ACL is theirs.
+        if !(side.trusted.trusts(ip) || shared.handler.admits_connection(ip)) {
+            side.tls.doh_acl_refused.fetch_add(1, Relaxed);
+            incoming.ignore();
+            continue;
+        }
+        match admission(
+            ep.open_connections(),
+            cap,
+            incoming.remote_address_validated(),
+        ) {
+            DoqAdmission::Refuse => {
+                side.stats.refused.fetch_add(1, Relaxed);
+                incoming.refuse();
+            }
+            DoqAdmission::Retry => {
+                side.stats.retries.fetch_add(1, Relaxed);
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().ignore();
+                }
+            }
+            DoqAdmission::Accept if !side.conn_rate.admit(ip) => {
+                side.tls.doh_rate_refused.fetch_add(1, Relaxed);
+                incoming.refuse();
+            }
+            DoqAdmission::Accept => {
+                let conn = serve_connection(incoming, port, shared.clone(), side.clone());
+                shared.tracker.spawn(conn);
+            }
+        }
+    }
+    tokio::select! {
+        () = ep.wait_idle() => {}
+        () = shared.abort.cancelled() => {}
+    }
+    ep.close(VarInt::from_u32(H3_NO_ERROR), b"");
+    let _ = tokio::time::timeout(Duration::from_secs(1), ep.wait_idle()).await;
+}
+
+/// One connection: its QUIC handshake and HTTP/3's SETTINGS, then its requests
+/// (polled together, so the handler may batch what one poll sends).
+async fn serve_connection<H: Handler>(
+    incoming: Incoming,
+    port: u16,
+    shared: Arc<Shared<H>>,
+    side: Arc<Doh3Side>,
+) {
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    let stop = shared.token.clone();
+    let conn = tokio::select! {
+        () = stop.cancelled() => return,
+        c = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, connecting) => match c {
+            Ok(Ok(c)) => c,
+            _ => return,
+        },
+    };
+    side.stats.connections.fetch_add(1, Relaxed);
+    let site = Site {
+        route: side.route.clone(),
+        stats: side.tls.clone(),
+        trusted: side.trusted.clone(),
+        local: conn.local_ip().map(|ip| SocketAddr::new(ip, port)),
+        alt_svc: None,
+    };
+    let requests = serve_requests(conn, &shared, &site, &side.stats);
+    shared.handler.wrap_connection(requests).await;
+}
+
+/// The QUIC connection of an HTTP/3 client.
+type H3Conn = h3::server::Connection<h3_quinn::Connection, Bytes>;
+
+/// HTTP/3 on `conn` until the client closes it, it fails, or the server stops:
+/// then GOAWAY, the requests in progress answered (unless the drain is cut
+/// short), and the connection closed with H3_NO_ERROR.
+async fn serve_requests<H: Handler>(
+    conn: quinn::Connection,
+    shared: &Shared<H>,
+    site: &Site,
+    stats: &Doh3Stats,
+) {
+    let idle = shared.opts.tcp_idle_timeout;
+    let peer = conn.remote_address();
+    let mut builder = h3::server::builder();
+    // No grease (reserved frames and streams): aioquic (dnspython's HTTP/3)
+    // misses the end of a response whose last frame is one it skips, and
+    // times out waiting for it.
+    builder
+        .max_field_section_size(MAX_FIELD_SECTION)
+        .send_grease(false);
+    let h3 = builder.build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()));
+    let mut h3: H3Conn = tokio::select! {
+        () = shared.token.cancelled() => return,
+        r = tokio::time::timeout(idle, h3) => match r {
+            Ok(Ok(h3)) => h3,
+            _ => return,
+        },
+    };
+    let mut streams = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.abort.cancelled() => break,
+            Some(()) = streams.next(), if !streams.is_empty() => {}
+            () = shared.token.cancelled() => {
+                // GOAWAY: the streams already accepted are still answered.
+                let _ = tokio::time::timeout(idle, h3.shutdown(0)).await;
+                break;
+            }
+            accepted = h3.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    streams.push(request(resolver, peer, shared, site, stats));
+                }
+                // Closed by the client, idle, or ended for an error.
+                Ok(None) | Err(_) => break,
+            },
+        }
+    }
+    tokio::select! {
+        () = async { while streams.next().await.is_some() {} } => {}
+        () = shared.abort.cancelled() => {}
+    }
+    conn.close(VarInt::from_u32(H3_NO_ERROR), b"");
+    drop(h3);
+}
+
+/// A request stream of a connection.
+type H3Stream = RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
+
+/// One request answered: its headers and body read (each within the idle
+/// timeout), the handler asked, the answer (or an error status) sent.
+#[allow(clippy::manual_async_fn)] // as an `async fn` it would hold its arguments twice
+fn request<'a, H: Handler>(
+    resolver: RequestResolver<h3_quinn::Connection, Bytes>,
+    peer: SocketAddr,
+    shared: &'a Shared<H>,
+    site: &'a Site,
+    stats: &'a Doh3Stats,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        let idle = shared.opts.tcp_idle_timeout;
+        // Headers that do not come (a stream opened and left) give its place
+        // up, and at a stop there is no request to wait for.
+        let resolved = tokio::select! {
+            () = shared.token.cancelled() => return,
+            r = tokio::time::timeout(idle, resolver.resolve_request()) => r,
+        };
+        let Ok(Ok((req, mut stream))) = resolved else {
+            return;
+        };
+        stats.requests.fetch_add(1, Relaxed);
+        let (head, ()) = req.into_parts();
+        let result = if wants_body(&head, site) {
+            match read_body(&mut stream, idle).await {
+                Ok(b) => answer(&head, &b, peer, shared, site).await,
+                Err(code) => Err(refused(&site.stats, code)),
+            }
+        } else {
+            answer(&head, &[], peer, shared, site).await
+        };
+        let mut r = Response::new(());
+        let body = match result {
+            Ok(dns) => {
+                reply_headers(r.headers_mut(), &dns);
+                if head.method == hyper::Method::HEAD {
+                    // GET's headers, no body (RFC 9110 §9.3.2), and no length:
+                    // aioquic takes a length its DATA frames do not carry for
+                    // a broken response, and with it the whole connection.
+                    r.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+                    None
+                } else {
+                    Some(Bytes::from(dns))
+                }
+            }
+            Err(code) => {
+                *r.status_mut() = code;
+                error_headers(r.headers_mut(), code);
+                None
+            }
+        };
+        // A reset stream, or a closed connection: nobody to answer.
+        if stream.send_response(r).await.is_err() {
+            return;
+        }
+        if let Some(body) = body
+            && stream.send_data(body).await.is_err()
+        {
+            return;
+        }
+        let _ = stream.finish().await;
+    }
+}
+
+/// The whole body of `stream` (at most [`MAX_QUERY`] bytes).
+///
+/// # Errors
+/// 413 for a larger body, 408 when it has not come within `limit`, 400 when the
+/// stream fails.
+async fn read_body(stream: &mut H3Stream, limit: Duration) -> Result<Bytes, StatusCode> {
+    let read = async {
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(mut chunk) = stream
+            .recv_data()
+            .await
+            .map_err(|_| StatusCode::BAD_REQUEST)?
+        {
+            if body.len() + chunk.remaining() > MAX_QUERY {
+                return Err(super::doh::DohRefusal::TooLarge.status());
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                body.extend_from_slice(part);
+                let n = part.len();
+                chunk.advance(n);
+            }
+        }
+        Ok(Bytes::from(body))
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| StatusCode::REQUEST_TIMEOUT)?
+}

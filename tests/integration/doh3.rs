@@ -1,0 +1,404 @@
+//! DNS over HTTPS on HTTP/3 on the LS (`http3 = true` in `[ls.https]`):
+//! dnspython (`dns.query.https` with `HTTPVersion.H3`, over aioquic) gets by GET
+//! and by POST the answers TCP gets (an A, a CNAME, an NXDOMAIN, an answer too
+//! large for UDP) and a 404 on another path; HTTP/2 and HTTP/1.1 answers
+//! advertise HTTP/3 in `Alt-Svc` (curl), and do not without `http3`; a raw
+//! quinn client holding every stream it may without a request starves no
+//! other client (an h3 client is answered), and SIGTERM still ends the LS.
+//!
+//! dnspython and aioquic are run with `$DNSLB_PYTHON` (default `python3`);
+//! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Buf;
+use quinn::crypto::rustls::QuicClientConfig;
+use rustix::process::Signal;
+
+use crate::kit::tls::{AnyCert, TABLE, answers_ten, curl, get_param};
+use crate::kit::{
+    LsRoleRun, Proc, TestTs, ZoneDir, crate_dir, free_ports, local, need, or_skip, path_str,
+    start_ls_role, table_ts, wait_answers,
+};
+
+/// The table behind the LS: [`TABLE`]'s A, a CNAME to it, and 60 A records
+/// under one name (an answer larger than UDP's 512 bytes).
+fn table() -> String {
+    let mut t = format!("{TABLE}alias.example.com www.example.com CNAME\n");
+    for i in 1..=60 {
+        t.push_str(&format!("big.example.com 198.51.100.{i} A\n"));
+    }
+    t
+}
+
+/// The `[ls]` config of an LS on `dns` with `[ls.https]` on `https` (TLS with
+/// the test certificate, HTTP/3 when `http3`) in front of `backend`.
+fn config(dns: u16, https: SocketAddr, http3: bool, backend: SocketAddr) -> String {
+    let data = crate_dir().join("tests/data/tls");
+    format!(
+        "[ls]\nlisten = [\"127.0.0.1:{dns}\"]\nworkers = 1\n\n\
+         [ls.https]\nlisten = [\"{https}\"]\ncert = \"{}\"\nkey = \"{}\"\nhttp3 = {http3}\n\n\
+         [[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n",
+        path_str(&data.join("ls.pem")),
+        path_str(&data.join("ls.key")),
+    )
+}
+
+/// An LS (in the test process) with `[ls.https]` in front of a TS serving [`table`].
+struct Doh3 {
+    dir: ZoneDir,
+    ts: TestTs,
+    run: LsRoleRun,
+    https: SocketAddr,
+}
+
+impl Doh3 {
+    async fn start(http3: bool) -> Doh3 {
+        let (dir, ts) = table_ts(&table()).await;
+        let p = free_ports(2);
+        let https = local(p[1]);
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config(p[0], https, http3, ts.addr)).unwrap();
+        let run = start_ls_role(&path).await;
+        Doh3 {
+            dir,
+            ts,
+            run,
+            https,
+        }
+    }
+
+    async fn stop(self) {
+        self.run.stop().await;
+        self.ts.stop().await;
+    }
+}
+
+/// A QUIC client offering ALPN `h3`, trusting any certificate.
+fn client() -> quinn::Endpoint {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).unwrap();
+    let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    ep
+}
+
+async fn connect(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
+    let connecting = ep.connect(addr, "dns.test").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .expect("handshake in time")
+        .expect("handshake")
+}
+
+/// An HTTP/3 client on `conn` (the `h3` crate), its connection driven in a task.
+async fn h3_client(
+    conn: quinn::Connection,
+) -> h3::client::SendRequest<h3_quinn::OpenStreams, hyper::body::Bytes> {
+    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .expect("HTTP/3 settings");
+    tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    send
+}
+
+/// GETs `path_query` over `send`: the status and the body (5 s at most).
+async fn h3_get(
+    send: &mut h3::client::SendRequest<h3_quinn::OpenStreams, hyper::body::Bytes>,
+    path_query: &str,
+) -> (u16, Vec<u8>) {
+    let ask = async {
+        let req = hyper::Request::get(format!("https://dns.test{path_query}"))
+            .body(())
+            .unwrap();
+        let mut stream = send.send_request(req).await.unwrap();
+        stream.finish().await.unwrap();
+        let resp = stream.recv_response().await.unwrap();
+        let mut body = Vec::new();
+        while let Some(mut chunk) = stream.recv_data().await.unwrap() {
+            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+        }
+        (resp.status().as_u16(), body)
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .expect("an answer within 5 s")
+}
+
+/// The Python that runs dnspython with aioquic, or `None` (skipped, or a
+/// failure under `DNSLB_REQUIRE_PEERS=1`).
+fn dnspython(test: &str) -> Option<String> {
+    let python = std::env::var("DNSLB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import dns.query, aioquic"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    crate::kit::skip(test, &format!("{python} has no dnspython with aioquic"));
+    None
+}
+
+/// dnspython's DoH over HTTP/3 (aioquic, an independent QUIC and HTTP/3 stack)
+/// gets by POST and by GET what TCP gets for an A, a CNAME, an NXDOMAIN and a
+/// 60-record answer; another path gets 404; the requests and connections are
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnspython_gets_over_http3_what_tcp_gets() {
+    const TEST: &str = "dnspython_gets_over_http3_what_tcp_gets";
+    let python = or_skip!(dnspython(TEST));
+    let ls = Doh3::start(true).await;
+    let script = "import sys, dns.message, dns.query, dns.rcode\n\
+        port, dns_port = int(sys.argv[1]), int(sys.argv[2])\n\
+        url = f'https://127.0.0.1:{port}/dns-query'\n\
+        H3 = dns.query.HTTPVersion.H3\n\
+        for n in ['www.example.com', 'alias.example.com', 'nope.example.com', 'big.example.com']:\n\
+        \x20   for post in (True, False):\n\
+        \x20       r = dns.query.https(dns.message.make_query(n, 'A'), url, http_version=H3, post=post, verify=False, timeout=5)\n\
+        \x20       u = dns.query.tcp(dns.message.make_query(n, 'A'), '127.0.0.1', port=dns_port, timeout=5)\n\
+        \x20       same = r.rcode() == u.rcode() and sorted(map(str, r.answer)) == sorted(map(str, u.answer))\n\
+        \x20       rrs = sum(len(s) for s in r.answer)\n\
+        \x20       print(n, 'POST' if post else 'GET', dns.rcode.to_text(r.rcode()), rrs, 'same' if same else 'differs')\n\
+        try:\n\
+        \x20   dns.query.https(dns.message.make_query('www.example.com', 'A'), f'https://127.0.0.1:{port}/nope', http_version=H3, verify=False, timeout=5)\n\
+        \x20   print('other path answered')\n\
+        except ValueError as e:\n\
+        \x20   print('other path:', e)\n";
+    let args = [
+        "-c".to_string(),
+        script.to_string(),
+        ls.https.port().to_string(),
+        ls.run.addr.port().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for method in ["POST", "GET"] {
+        for line in [
+            format!("www.example.com {method} NOERROR 1 same"),
+            format!("alias.example.com {method} NOERROR 2 same"),
+            format!("nope.example.com {method} NXDOMAIN 0 same"),
+            format!("big.example.com {method} NOERROR 60 same"),
+        ] {
+            assert!(stdout.contains(&line), "no {line:?} in:\n{stdout}");
+        }
+    }
+    assert!(
+        stdout.contains("other path: 127.0.0.1 responded with status code 404"),
+        "{stdout}"
+    );
+    let text = dnslb::metrics::render_prometheus(&ls.run.balancer);
+    assert!(text.contains("dnslb_doh3_requests_total 9\n"), "{text}");
+    assert!(text.contains("dnslb_doh3_connections_total 9\n"), "{text}");
+    assert!(
+        text.contains("dnslb_encrypted_queries_total{transport=\"https\"} 8\n"),
+        "{text}"
+    );
+    ls.stop().await;
+}
+
+/// The value of the header `name` in `headers` (lowercase, as `curl` keeps them).
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+}
+
+/// With `http3` on, the HTTP/2 and HTTP/1.1 answers (a query's and a 404) say
+/// `Alt-Svc: h3=":PORT"; ma=86400`, PORT the listener's; with it off they say
+/// nothing of HTTP/3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_answers_advertise_http3_when_it_is_on() {
+    const TEST: &str = "http2_answers_advertise_http3_when_it_is_on";
+    let [curl_bin] = or_skip!(need(TEST, ["curl"]));
+    for http3 in [true, false] {
+        let ls = Doh3::start(http3).await;
+        let want = format!("h3=\":{}\"; ma=86400", ls.https.port());
+        let url = format!("https://{}/dns-query?dns={}", ls.https, get_param());
+        let other = format!("https://{}/other", ls.https);
+        for (version, shown) in [("--http2", "2"), ("--http1.1", "1.1")] {
+            let got = curl(&curl_bin, ls.dir.path(), &["-k", version, &url]);
+            assert_eq!((got.code.as_str(), got.version.as_str()), ("200", shown));
+            assert!(answers_ten(&got.body));
+            let alt = header(&got.headers, "alt-svc");
+            assert_eq!(alt, http3.then_some(want.as_str()), "{}", got.headers);
+            let nope = curl(&curl_bin, ls.dir.path(), &["-k", version, &other]);
+            assert_eq!(nope.code, "404");
+            let alt = header(&nope.headers, "alt-svc");
+            assert_eq!(alt, http3.then_some(want.as_str()), "{}", nope.headers);
+        }
+        ls.stop().await;
+    }
+}
+
+/// A client that opens every request stream it may and sends no request on
+/// any is granted no more, and does not keep another client's GET from being
+/// answered; both over HTTP/3 on the same endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holding_every_stream_starves_no_one() {
+    let ls = Doh3::start(true).await;
+    let ep = client();
+    let hog = connect(&ep, ls.https).await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let (mut send, recv) = hog.open_bi().await.unwrap();
+        // A HEADERS frame's type, and nothing more: a request that never comes.
+        send.write_all(&[0x01]).await.unwrap();
+        held.push((send, recv));
+    }
+    let more = tokio::time::timeout(Duration::from_millis(300), hog.open_bi()).await;
+    assert!(more.is_err(), "a stream past the limit was granted");
+    let mut other = h3_client(connect(&client(), ls.https).await).await;
+    let path = format!("/dns-query?dns={}", get_param());
+    let (status, body) = h3_get(&mut other, &path).await;
+    assert_eq!(status, 200);
+    assert!(answers_ten(&body));
+    let (status, _) = h3_get(&mut other, "/elsewhere").await;
+    assert_eq!(status, 404);
+    ls.stop().await;
+}
+
+/// SIGTERM ends an LS serving HTTP/3 promptly and cleanly, with an HTTP/3
+/// client connected and another holding streams without requests: those are
+/// no queries in flight to wait the drain grace for, and the client is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_an_ls_with_http3_clients_connected() {
+    let (dir, ts) = table_ts(&table()).await;
+    let p = free_ports(2);
+    let https = local(p[1]);
+    dir.write("config.toml", &config(p[0], https, true, ts.addr));
+    let mut proc = Proc::dnslb("dnslb ls", &["ls", "-c", "config.toml"], dir.path());
+    wait_answers(
+        local(p[0]),
+        "www.example.com",
+        "192.0.2.10",
+        &mut [&mut proc],
+    )
+    .await;
+    let mut answered = h3_client(connect(&client(), https).await).await;
+    let hog = connect(&client(), https).await;
+    let acks = hog.stats().frame_rx.acks;
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let (mut send, recv) = hog.open_bi().await.unwrap();
+        send.write_all(&[0x01]).await.unwrap();
+        held.push((send, recv));
+    }
+    // The LS has the held streams (it acknowledged them), and has answered a
+    // request that came after them.
+    let acked = crate::kit::poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        async || (hog.stats().frame_rx.acks > acks).then_some(()),
+    )
+    .await;
+    assert!(acked.is_some(), "the held streams were not acknowledged");
+    let path = format!("/dns-query?dns={}", get_param());
+    assert_eq!(h3_get(&mut answered, &path).await.0, 200);
+    proc.signal(Signal::TERM);
+    let out = tokio::task::spawn_blocking(move || proc.finish(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "exit {}: {}", out.status, out.stderr);
+    assert!(!out.stderr.contains("still in flight"), "{}", out.stderr);
+    let closed = tokio::time::timeout(Duration::from_secs(5), hog.closed()).await;
+    assert!(closed.is_ok(), "the holding client was not told");
+    ts.stop().await;
+}
+
+/// GETs `path_query` over the HTTP/2 connection `send`: the status and the body.
+async fn h2_get(
+    send: &h2::client::SendRequest<hyper::body::Bytes>,
+    path_query: &str,
+) -> (u16, Vec<u8>) {
+    let req = hyper::Request::get(format!("https://dns.test{path_query}"))
+        .body(())
+        .unwrap();
+    let mut send = send.clone().ready().await.unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = resp.await.unwrap();
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    (status, got)
+}
+
+/// A measurement, not a check: DoH GETs a second over one HTTP/3 connection
+/// against one HTTP/2 connection to the same LS, from the same process with
+/// hyperium's clients of each (`h3`, `h2`): one request at a time, then 32 at
+/// once. Run it with `cargo test --test integration doh3::measure --
+/// --ignored --nocapture` (add `--release` for the release figure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn measure_doh3_against_doh2() {
+    const N: u32 = 3200;
+    let ls = Doh3::start(true).await;
+    let path = format!("/dns-query?dns={}", get_param());
+    let mut h3 = h3_client(connect(&client(), ls.https).await).await;
+    // Senders for 32 requests at once, kept: the h3 client closes its
+    // connection when a clone of its sender is dropped.
+    let mut h3s: Vec<_> = (0..32).map(|_| h3.clone()).collect();
+    let tls = crate::kit::tls::connect(&crate::kit::tls::connector(b"h2"), ls.https).await;
+    let (h2, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    for round in 0..2 {
+        let t = Instant::now();
+        for _ in 0..N {
+            assert_eq!(h3_get(&mut h3, &path).await.0, 200);
+        }
+        let h3_serial = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N {
+            assert_eq!(h2_get(&h2, &path).await.0, 200);
+        }
+        let h2_serial = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N / 32 {
+            let asks = h3s.iter_mut().map(|s| h3_get(s, &path));
+            for (status, _) in futures_util::future::join_all(asks).await {
+                assert_eq!(status, 200);
+            }
+        }
+        let h3_32 = f64::from(N) / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..N / 32 {
+            let asks = (0..32).map(|_| h2_get(&h2, &path));
+            for (status, _) in futures_util::future::join_all(asks).await {
+                assert_eq!(status, 200);
+            }
+        }
+        let h2_32 = f64::from(N) / t.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round}: GETs/s one at a time: h3 {h3_serial:.0}, h2 {h2_serial:.0} ({:.2}x); 32 at once: h3 {h3_32:.0}, h2 {h2_32:.0} ({:.2}x)",
+            h3_serial / h2_serial,
+            h3_32 / h2_32
+        );
+    }
+    ls.stop().await;
+}
