@@ -1,6 +1,6 @@
 //! The reader's walk over a master file's entries: directives (`$ORIGIN`,
-//! `$TTL`, and `$INCLUDE`, handed back to the caller: `include.rs` opens
-//! the file), the owner (`@`, relative, blank for the
+//! `$TTL`, `$GENERATE`, made by `generate.rs`, and `$INCLUDE`, handed back
+//! to the caller: `include.rs` opens the file), the owner (`@`, relative, blank for the
 //! previous one), TTL and class in either order, the type and its data; then
 //! the checks a server needs ([`check`]).
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -37,6 +37,8 @@ pub(super) struct Reader {
     /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
+    /// Records the `$GENERATE` lines read so far made.
+    pub(super) generated: u64,
     /// An owner being read (it becomes `owner` once read whole), and a
     /// record's data: buffers kept from one record to the next, so a record
     /// costs no allocation of its own.
@@ -106,6 +108,7 @@ impl Reader {
             owner: None,
             owner_text: kept.owner_text,
             ttls_over: None,
+            generated: 0,
             scratch: kept.scratch,
             spare: kept.owner,
         }
@@ -124,6 +127,9 @@ impl Reader {
             return Ok(None);
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
+            if first.text.eq_ignore_ascii_case(b"$GENERATE") {
+                return super::generate::expand(self, entry, out).map(|()| None);
+            }
             return self.directive(entry);
         }
         if !entry.blank_owner {
