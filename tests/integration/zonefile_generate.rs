@@ -5,11 +5,11 @@
 //!   read again, TTL and class given, names and data of several types) are
 //!   the ones `named-compilezone` makes of the same file: the zone as
 //!   transferred by AXFR from the TS is the zone BIND prints, record for
-//!   record.
+//!   record (`$$` is a `$` there).
 //! - A `$GENERATE` the TS cannot make (a range too big, backwards, a step
-//!   of 0, a bad modifier, a number below 0, a record it makes that is bad)
-//!   is refused at its `file:line`, quickly (nothing is made for a range of
-//!   four billion).
+//!   of 0, a bad modifier, a number below 0, a record it makes that is bad,
+//!   a line whose records would fill hundreds of megabytes) is refused at its
+//!   `file:line`, quickly (nothing is made for a range of four billion).
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,7 @@ $GENERATE 1-2 d$ DNAME other$.example.
 $GENERATE 5-6 ${-5,2,d}zero A 10.9.9.$
 $GENERATE 1-1 q$ TXT "x\"y z\"" ; a comment
 $GENERATE 1-2 sub$ NS ns$.elsewhere.example.
+$GENERATE 1-2 dollar$$${0,1} A 10.9.8.$
 "#;
 
 /// `text`'s records one a line, fields split by single spaces, owners
@@ -126,7 +127,10 @@ fn refused(body: &str) -> String {
 
 #[test]
 fn a_generate_the_ts_cannot_make_is_refused_at_its_line() {
+    // One line of long data that would make 330 MB.
+    let long = format!("$GENERATE 0-65535 h$ TXT \"{}\"\n", "x".repeat(5_000));
     for (body, says) in [
+        (long.as_str(), "bytes of records made in this zone"),
         (
             "$GENERATE 0-4294967295 h$ A 10.0.0.1\n",
             "over the 65536 allowed",
@@ -140,6 +144,7 @@ fn a_generate_the_ts_cannot_make_is_refused_at_its_line() {
         ("$GENERATE 1-2 h${0,300} A 10.0.0.1\n", "width over 255"),
         ("$GENERATE 1-2 h${-2} A 10.0.0.1\n", "below 0"),
         ("$GENERATE 1-2 h$\n", "needs a range"),
+        ("$GENERATE 1-2 h$ TXT \"a\nb\"\n", "more than one entry"),
         ("$GENERATE 250-260 h$ A 10.0.0.$\n", "at 256"),
         ("$GENERATE 1-2 h${0,70} A 10.0.0.1\n", "at 1"),
     ] {

@@ -4,13 +4,14 @@
 //! replaced by the number and each `${offset[,width[,base]]}` by the number
 //! plus `offset`, zero-padded to `width`, in `base` (`d` decimal, `o` octal,
 //! `x`/`X` hexadecimal, `n`/`N` reversed nibbles with dots, the width
-//! counting the dots); `\$` is a literal `$`. A quoted `rhs` is read again
+//! counting the dots); `\$` and `$$` are a literal `$`. A quoted `rhs` is read again
 //! as a record's data after the numbers are put in (`"10 mail$"` makes an
 //! MX), as BIND does; the data may also be written as several fields. Each
 //! record made is read as a record written on the `$GENERATE`'s line is.
 //!
 //! Bounds: a line makes at most [`LINE_MAX`] records and a zone file (with
-//! what it includes) at most [`ZONE_MAX`], counted before any is made; a
+//! what it includes) at most [`ZONE_MAX`] and [`BYTES_MAX`] bytes of text,
+//! counted before any is made; a
 //! reversed range, a step of 0, a bad modifier, a width over [`WIDTH_MAX`]
 //! or a number below 0 is refused at the line.
 use super::cursor;
@@ -25,8 +26,26 @@ pub(super) const LINE_MAX: u64 = 65_536;
 /// The most records the `$GENERATE` lines of one zone file make in all.
 pub(super) const ZONE_MAX: u64 = 1_048_576;
 
+/// The most bytes of text the `$GENERATE` lines of one zone file may make
+/// in all, counted before any is made from each line's longest record (one
+/// line of long data would otherwise make gigabytes).
+pub(super) const BYTES_MAX: u64 = 256 << 20;
+
 /// The widest a `${offset,width}` pads (a name is at most 255 bytes).
 const WIDTH_MAX: usize = 255;
+
+/// The longest a number without a width is written (2^32 + 2^32 in
+/// octal, 12 digits; in nibbles, 17 with their dots).
+const NUMBER_MAX: usize = 20;
+
+/// What a zone file's `$GENERATE` lines made so far.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Made {
+    /// Records.
+    pub(super) records: u64,
+    /// Bytes of text, at most (each line's longest record times its count).
+    pub(super) bytes: u64,
+}
 
 /// How a number is written.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,13 +102,22 @@ pub(super) fn expand(
             "{count} records in one line, over the {LINE_MAX} allowed"
         )));
     }
-    let total = reader.generated + count;
+    let total = reader.generated.records + count;
     if total > ZONE_MAX {
         return Err(at(format!(
             "{total} records made in this zone, over the {ZONE_MAX} allowed"
         )));
     }
-    reader.generated = total;
+    let bytes = reader.generated.bytes + count * longest(&read.fields);
+    if bytes > BYTES_MAX {
+        return Err(at(format!(
+            "up to {bytes} bytes of records made in this zone, over the {BYTES_MAX} allowed"
+        )));
+    }
+    reader.generated = Made {
+        records: total,
+        bytes,
+    };
     let lowest = read.fields.iter().flatten().filter_map(|part| match part {
         Part::Number { offset, .. } => Some(*offset),
         Part::Text(_) => None,
@@ -114,6 +142,19 @@ pub(super) fn expand(
     Ok(())
 }
 
+/// The most bytes of text one record of `fields` is written in.
+fn longest(fields: &[Vec<Part>]) -> u64 {
+    let part = |p: &Part| match p {
+        Part::Text(t) => t.len(),
+        Part::Number { width, .. } => (*width).max(NUMBER_MAX),
+    };
+    let all: usize = fields
+        .iter()
+        .map(|f| f.iter().map(part).sum::<usize>() + 1)
+        .sum();
+    all as u64
+}
+
 /// Reads `text`, one record made, as an entry on line `line`.
 fn one_record(
     reader: &mut Reader,
@@ -127,6 +168,14 @@ fn one_record(
         let fail = |msg: String| LexError { line, msg };
         if std::mem::replace(&mut seen, true) {
             return Err(fail("the record made spans more than one entry".into()));
+        }
+        // Every `$` written is put in or escaped: no directive can be made.
+        if made
+            .tokens
+            .first()
+            .is_some_and(|t| t.text.starts_with(b"$"))
+        {
+            return Err(fail("the record made reads as a directive".into()));
         }
         let tokens: Vec<Token<'_>> = made.tokens.iter().map(|t| Token { line, ..*t }).collect();
         let entry = MasterEntry {
@@ -224,7 +273,7 @@ fn quoted_again(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A field's template: `$`, `${offset[,width[,base]]}`, `\$` a literal `$`
+/// A field's template: `$`, `${offset[,width[,base]]}`, `\$` and `$$` a literal `$`
 /// (kept escaped, as every escape is, for the record's reader).
 fn template(raw: &[u8]) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
@@ -236,6 +285,11 @@ fn template(raw: &[u8]) -> Result<Vec<Part>, String> {
                 let end = (i + 2).min(raw.len());
                 text.extend_from_slice(&raw[i..end]);
                 i = end;
+            }
+            // `$$` is a `$`, as BIND reads it (escaped, for the reader).
+            b'$' if raw.get(i + 1) == Some(&b'$') => {
+                text.extend_from_slice(b"\\$");
+                i += 2;
             }
             b'$' => {
                 if !text.is_empty() {
@@ -392,6 +446,7 @@ mod tests {
         assert_eq!(rendered("o${0,3,o}", 8), "o010");
         assert_eq!(rendered("${-1}", 1), "0");
         assert_eq!(rendered("a\\$b$", 7), "a\\$b7");
+        assert_eq!(rendered("a$$b$", 7), "a\\$b7");
         for (width, n, want) in [
             (0, 0, "0"),
             (2, 0, "0."),
@@ -462,9 +517,9 @@ mod tests {
         let mut out = WireRecords::for_text(0);
         let text = b"$GENERATE 1-10 h$ A 10.0.0.1\n";
         let entries = lexer::entries(text).unwrap();
-        reader.generated = ZONE_MAX - 10;
+        reader.generated.records = ZONE_MAX - 10;
         expand(&mut reader, &entries[0], &mut out).unwrap();
-        assert_eq!(reader.generated, ZONE_MAX);
+        assert_eq!(reader.generated.records, ZONE_MAX);
         let (line, msg) = expand(&mut reader, &entries[0], &mut out).unwrap_err();
         assert_eq!(line, 1);
         assert!(msg.contains("over the 1048576 allowed"), "{msg}");

@@ -37,8 +37,8 @@ pub(super) struct Reader {
     /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
-    /// Records the `$GENERATE` lines read so far made.
-    pub(super) generated: u64,
+    /// What the `$GENERATE` lines read so far made.
+    pub(super) generated: super::generate::Made,
     /// An owner being read (it becomes `owner` once read whole), and a
     /// record's data: buffers kept from one record to the next, so a record
     /// costs no allocation of its own.
@@ -108,7 +108,7 @@ impl Reader {
             owner: None,
             owner_text: kept.owner_text,
             ttls_over: None,
-            generated: 0,
+            generated: super::generate::Made::default(),
             scratch: kept.scratch,
             spare: kept.owner,
         }
