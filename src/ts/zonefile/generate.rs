@@ -16,8 +16,6 @@
 //! or a number below 0 is refused at the line.
 use super::cursor;
 use super::lexer::{self, LexError, MasterEntry, Token};
-use super::reader::Reader;
-use super::records::WireRecords;
 
 /// The most records one `$GENERATE` line makes (a /16's reverse zone is
 /// 65,536 PTRs).
@@ -40,7 +38,7 @@ const NUMBER_MAX: usize = 20;
 
 /// What a zone file's `$GENERATE` lines made so far.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Made {
+pub(super) struct Generated {
     /// Records.
     pub(super) records: u64,
     /// Bytes of text, at most (each line's longest record times its count).
@@ -82,15 +80,17 @@ struct Line {
     fields: Vec<Vec<Part>>,
 }
 
-/// Reads the `$GENERATE` `entry` and adds its records to `out`.
+/// Reads the `$GENERATE` `entry` and hands each record it makes to
+/// `record`, as an entry on its line; `made` counts what the zone file's
+/// lines made so far.
 ///
 /// # Errors
 /// The line and what is wrong: with the line itself, or with a record it
-/// makes (that record's number named).
+/// makes (that record's number named), `record`'s error among them.
 pub(super) fn expand(
-    reader: &mut Reader,
     entry: &MasterEntry<'_>,
-    out: &mut WireRecords,
+    made: &mut Generated,
+    mut record: impl FnMut(&MasterEntry<'_>) -> Result<(), cursor::Bad>,
 ) -> Result<(), cursor::Bad> {
     let line = entry.first_line;
     let at = |msg: String| (line, format!("$GENERATE: {msg}"));
@@ -102,19 +102,19 @@ pub(super) fn expand(
             "{count} records in one line, over the {LINE_MAX} allowed"
         )));
     }
-    let total = reader.generated.records + count;
+    let total = made.records + count;
     if total > ZONE_MAX {
         return Err(at(format!(
             "{total} records made in this zone, over the {ZONE_MAX} allowed"
         )));
     }
-    let bytes = reader.generated.bytes + count * longest(&read.fields);
+    let bytes = made.bytes + count * longest(&read.fields);
     if bytes > BYTES_MAX {
         return Err(at(format!(
             "up to {bytes} bytes of records made in this zone, over the {BYTES_MAX} allowed"
         )));
     }
-    reader.generated = Made {
+    *made = Generated {
         records: total,
         bytes,
     };
@@ -136,7 +136,7 @@ pub(super) fn expand(
             render(field, n, &mut text);
             text.push(b' ');
         }
-        one_record(reader, &text, line, out).map_err(|(_, m)| at(format!("at {n}: {m}")))?;
+        one_record(&text, line, &mut record).map_err(|(_, m)| at(format!("at {n}: {m}")))?;
         n += read.step;
     }
     Ok(())
@@ -155,12 +155,11 @@ fn longest(fields: &[Vec<Part>]) -> u64 {
     all as u64
 }
 
-/// Reads `text`, one record made, as an entry on line `line`.
+/// Hands `text`, one record made, to `record` as an entry on line `line`.
 fn one_record(
-    reader: &mut Reader,
     text: &[u8],
     line: usize,
-    out: &mut WireRecords,
+    record: &mut impl FnMut(&MasterEntry<'_>) -> Result<(), cursor::Bad>,
 ) -> Result<(), cursor::Bad> {
     let mut result = Ok(());
     let mut seen = false;
@@ -184,7 +183,7 @@ fn one_record(
             blank_owner: false,
             tokens,
         };
-        if let Err(e) = reader.entry(&entry, out) {
+        if let Err(e) = record(&entry) {
             result = Err(e);
         }
         Ok(())
@@ -513,15 +512,23 @@ mod tests {
     /// The zone's cap counts every line's records, before any is made.
     #[test]
     fn the_zone_cap_counts_every_line() {
-        let mut reader = Reader::new(Some(b"\x03gen\x04test\x00".to_vec()));
-        let mut out = WireRecords::for_text(0);
         let text = b"$GENERATE 1-10 h$ A 10.0.0.1\n";
         let entries = lexer::entries(text).unwrap();
-        reader.generated.records = ZONE_MAX - 10;
-        expand(&mut reader, &entries[0], &mut out).unwrap();
-        assert_eq!(reader.generated.records, ZONE_MAX);
-        let (line, msg) = expand(&mut reader, &entries[0], &mut out).unwrap_err();
+        let mut made = Generated {
+            records: ZONE_MAX - 10,
+            bytes: 0,
+        };
+        let mut owners = Vec::new();
+        let mut keep = |e: &MasterEntry<'_>| {
+            owners.push(String::from_utf8_lossy(e.tokens[0].text).into_owned());
+            Ok(())
+        };
+        expand(&entries[0], &mut made, &mut keep).unwrap();
+        assert_eq!(made.records, ZONE_MAX);
+        let (line, msg) = expand(&entries[0], &mut made, &mut keep).unwrap_err();
         assert_eq!(line, 1);
         assert!(msg.contains("over the 1048576 allowed"), "{msg}");
+        assert_eq!(owners.len(), 10);
+        assert_eq!(owners[9], "h10");
     }
 }

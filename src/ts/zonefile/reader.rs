@@ -38,7 +38,7 @@ pub(super) struct Reader {
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
     /// What the `$GENERATE` lines read so far made.
-    pub(super) generated: super::generate::Made,
+    pub(super) generated: super::generate::Generated,
     /// An owner being read (it becomes `owner` once read whole), and a
     /// record's data: buffers kept from one record to the next, so a record
     /// costs no allocation of its own.
@@ -108,7 +108,7 @@ impl Reader {
             owner: None,
             owner_text: kept.owner_text,
             ttls_over: None,
-            generated: super::generate::Made::default(),
+            generated: super::generate::Generated::default(),
             scratch: kept.scratch,
             spare: kept.owner,
         }
@@ -128,7 +128,12 @@ impl Reader {
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
             if first.text.eq_ignore_ascii_case(b"$GENERATE") {
-                return super::generate::expand(self, entry, out).map(|()| None);
+                // A record made is never a directive: no `$INCLUDE` back.
+                let mut made = self.generated;
+                let each = |e: &MasterEntry<'_>| self.entry(e, out).map(drop);
+                let expanded = super::generate::expand(entry, &mut made, each);
+                self.generated = made;
+                return expanded.map(|()| None);
             }
             return self.directive(entry);
         }
