@@ -122,6 +122,7 @@ impl Live {
         let (applied, refused) = self.reloads().await;
         self.ts.reload();
         let this = &*self;
+        // Every 4 ms: each look is a /metrics page the TS renders meanwhile.
         let done = kit::poll_until_async(FOLLOW, Duration::from_millis(4), async || {
             let (a, r) = this.reloads().await;
             (a + r > applied + refused).then_some(a > applied)
