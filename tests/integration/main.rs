@@ -23,7 +23,7 @@
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
-//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
+//! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `zonefile_generate.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
 //! | the TS: operations, metrics, NOTIFY sent, several listen addresses | `ts_ops.rs`, `ts_listen.rs`, `ts_metrics.rs`, `ts_zone_queries.rs`, `ts_notify.rs` |
 //! | the TS on the internet: response rate limiting | `ts_rrl.rs` |
 //! | UDP through AF_XDP (the TS in `xdp.rs`, the LS in `xdp_path.rs`, its upstream queries in `xdp_upstream.rs`; network namespaces) | `xdp.rs`, `xdp_path.rs`, `xdp_upstream.rs` |
@@ -170,6 +170,7 @@ mod xfr_compression;
 mod xfr_edns;
 mod zone_control;
 mod zonefile_as_nsd;
+mod zonefile_generate;
 mod zonefile_include;
 mod zonefile_reader;
 mod zones_live;

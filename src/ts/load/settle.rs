@@ -12,6 +12,12 @@
 //! ([`Opened`]), so a version renamed over its path during the pause does
 //! not hide a writer still at work on the one read.
 //!
+//! A file that had not changed for [`RACY`] before the look that precedes
+//! its read, nor since (the `fstat` after the read finds the look's stamp),
+//! is looked at again without the pause ([`FileRead::needs_settle`]): no
+//! writer was at work in it (a reload that adds a zone whose file was
+//! written long ago waits for nothing).
+//!
 //! A reload takes a file whose stamp is the one it was read at as unchanged,
 //! without reading it (NSD and Knot compare the modified time alone). Time
 //! stamps are coarse (a kernel tick; a second or two on some file systems),
@@ -312,6 +318,23 @@ impl FileRead {
     pub(crate) fn including(self, includes: Includes) -> FileRead {
         FileRead { includes, ..self }
     }
+
+    /// Whether the look after this read waits out the settle pause. It
+    /// does not when the file read is the one the look before the read
+    /// found (`before`), with the same stamp, not empty, and changed more
+    /// than [`RACY`] before that look (`looked`): no writer was at work in
+    /// it. A writer between truncating a file and writing the rest changes
+    /// it again within the pause, which such a file outlasted already; and
+    /// `open(O_TRUNC)` empties a file a moment before it moves its times, a
+    /// moment that a look and a read with the same non-empty stamp cannot
+    /// both fall in. A file that included others waits: they had no look.
+    fn needs_settle(&self, before: Option<&FileStamp>, looked: i128) -> bool {
+        let Some(opened) = &self.opened else {
+            return false;
+        };
+        let still = before == Some(&opened.stamp) && opened.stamp.len > 0;
+        !still || opened.stamp.racy(looked) || self.includes.is_some()
+    }
 }
 
 /// The file a read came from, as it was just after the read: its stamp
@@ -586,8 +609,9 @@ const LOOK_RUN: usize = 4096;
 /// [`still`] of each file read, looked at `settle` after its own read
 /// (the `fstat` after it), in runs of [`LOOK_RUN`] files in their order:
 /// before each run, `pause` for what is left of `settle` since the last
-/// read of the run (nothing when its files were read long enough ago: the
-/// looks at the runs before took that long). A file not read (its zone
+/// read of the run that needs it ([`FileRead::needs_settle`]: nothing when
+/// its files were still long before their reads, or read long enough ago:
+/// the looks at the runs before took that long). A file not read (its zone
 /// kept) is looked at with its run. `Err` with the index of the first file
 /// that changed; the runs after it are not looked at.
 fn still_after(
@@ -603,21 +627,19 @@ fn still_after(
     loop {
         let to = (from + LOOK_RUN).min(files.len());
         let run_reads = reads.get(from..to.min(reads.len())).unwrap_or_default();
+        let run_before = before.get(from..to).unwrap_or_default();
         let last_read = run_reads
             .iter()
-            .flatten()
-            .filter_map(|r| r.opened.as_ref().map(|o| o.read_at))
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
+            .filter(|(i, r)| r.needs_settle(run_before.get(*i).copied().flatten().as_ref(), looked))
+            .filter_map(|(_, r)| r.opened.as_ref().map(|o| o.read_at))
             .max();
         if let Some(wait) = last_read.and_then(|at| left_of(settle, at, Instant::now())) {
             pause(wait);
         }
-        let run = still(
-            &files[from..to],
-            before.get(from..to).unwrap_or_default(),
-            Some(run_reads),
-            looked,
-        )
-        .map_err(|i| from + i)?;
+        let run =
+            still(&files[from..to], run_before, Some(run_reads), looked).map_err(|i| from + i)?;
         same.extend(run);
         if to == files.len() {
             return Ok(same);
@@ -851,6 +873,58 @@ mod settle_tests {
             pauses[0] > Duration::ZERO && pauses[0] <= SETTLE / 2,
             "{pauses:?}"
         );
+    }
+
+    /// A file that had not changed for [`RACY`] before the look preceding
+    /// its read is looked at again with no pause (the look's clock set
+    /// ahead: the file as if written long before); one changed within that
+    /// while waits out the whole settle, as does one whose included file
+    /// changed then.
+    #[test]
+    fn a_file_still_long_before_its_read_is_looked_at_without_a_pause() {
+        let (_dir, f) = one_file("whole\n");
+        let files = std::slice::from_ref(&f);
+        let later = now_ns() + 3 * RACY.as_nanos() as i128;
+        for (looked, want) in [(later, vec![]), (now_ns(), vec![SETTLE])] {
+            let look = Look {
+                at: looked,
+                stamps: stamps(files),
+                blind: false,
+            };
+            let mut pauses = Vec::new();
+            let (text, seen) = read_settled(
+                "t",
+                files,
+                SETTLE,
+                Some(look),
+                |_| Ok(read_one(&f, true)),
+                |d| pauses.push(d),
+            )
+            .unwrap();
+            assert_eq!((text.as_str(), &pauses), ("whole\n", &want));
+            assert_eq!(seen[0].as_ref().map(|s| s.stamp), FileStamp::of(&f));
+        }
+        let (_, mut reads) = read_one(&f, true);
+        let read = reads.pop().flatten().unwrap();
+        let stamp = FileStamp::of(&f).unwrap();
+        assert!(!read.needs_settle(Some(&stamp), later));
+        // No look before the read, or another stamp then (emptied by
+        // `open(O_TRUNC)`, its times not yet moved): the pause.
+        assert!(read.needs_settle(None, later));
+        let emptied = FileStamp { len: 0, ..stamp };
+        assert!(read.needs_settle(Some(&emptied), later));
+        let included = IncludeSeen {
+            path: f.clone(),
+            stamp,
+            racy: false,
+        };
+        let read = read.including(Some(Arc::from(vec![included])));
+        assert!(read.needs_settle(Some(&stamp), later), "it included a file");
+        let (_dir, empty) = one_file("");
+        let (_, mut reads) = read_one(&empty, true);
+        let read = reads.pop().flatten().unwrap();
+        let stamp = FileStamp::of(&empty).unwrap();
+        assert!(read.needs_settle(Some(&stamp), later), "an empty file");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: `lexer` splits the text into
 //! entries and tokens (parentheses, quoted strings, `;` comments, backslash escapes);
 //! `reader` reads the directives (`$ORIGIN`, `$TTL`, `$INCLUDE`: `include` reads the
-//! file named, beside the including file, and locates its problems in it), the owner (`@`, relative names, a blank owner for the
+//! file named, beside the including file, and locates its problems in it; `$GENERATE`:
+//! `generate` makes its records, as BIND does), the owner (`@`, relative names, a blank owner for the
 //! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
 //! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
 //! `\# LENGTH HEX` for any type; `loc` and `svcb` the two types with a syntax of
@@ -37,6 +38,7 @@ use crate::ts::table;
 mod cursor;
 mod extra;
 mod fields;
+mod generate;
 mod include;
 mod lexer;
 mod loc;

@@ -1,6 +1,6 @@
 //! The reader's walk over a master file's entries: directives (`$ORIGIN`,
-//! `$TTL`, and `$INCLUDE`, handed back to the caller: `include.rs` opens
-//! the file), the owner (`@`, relative, blank for the
+//! `$TTL`, `$GENERATE`, made by `generate.rs`, and `$INCLUDE`, handed back
+//! to the caller: `include.rs` opens the file), the owner (`@`, relative, blank for the
 //! previous one), TTL and class in either order, the type and its data; then
 //! the checks a server needs ([`check`]).
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -38,6 +38,8 @@ pub(super) struct Reader {
     /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
+    /// What the `$GENERATE` lines read so far made.
+    pub(super) generated: super::generate::Generated,
     /// An owner being read (it becomes `owner` once read whole), and a
     /// record's data: buffers kept from one record to the next, so a record
     /// costs no allocation of its own.
@@ -107,6 +109,7 @@ impl Reader {
             owner: None,
             owner_text: kept.owner_text,
             ttls_over: None,
+            generated: super::generate::Generated::default(),
             scratch: kept.scratch,
             spare: kept.owner,
         }
@@ -125,6 +128,14 @@ impl Reader {
             return Ok(None);
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
+            if first.text.eq_ignore_ascii_case(b"$GENERATE") {
+                // A record made is never a directive: no `$INCLUDE` back.
+                let mut made = self.generated;
+                let each = |e: &MasterEntry<'_>| self.entry(e, out).map(drop);
+                let expanded = super::generate::expand(entry, &mut made, each);
+                self.generated = made;
+                return expanded.map(|()| None);
+            }
             return self.directive(entry);
         }
         if !entry.blank_owner {
