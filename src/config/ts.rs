@@ -165,6 +165,10 @@ pub struct TsConfig {
     /// ipv6_prefix, exempt, log_only }`. \[off\]
     #[serde(default)]
     pub rrl: super::RrlConfig,
+    /// Senders (LSs, front load balancers) whose PROXY protocol v2 header
+    /// is required and believed. \[none\]
+    #[serde(default, deserialize_with = "de_nets")]
+    pub proxy_from: Vec<IpNet>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -217,6 +221,7 @@ impl TsConfig {
             api_key: None,
             control_allow: super::dynblock::default_control_allow(),
             rrl: super::RrlConfig::default(),
+            proxy_from: Vec::new(),
         }
     }
 
@@ -258,6 +263,7 @@ impl TsConfig {
             api_key,
             control_allow,
             rrl,
+            proxy_from,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -289,6 +295,7 @@ impl TsConfig {
             api_key: api_key.clone(),
             control_allow: control_allow.clone(),
             rrl: rrl.clone(),
+            proxy_from: proxy_from.clone(),
         }
     }
 

@@ -62,6 +62,17 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
     let mut e = Expo(String::with_capacity(4096 + catalog.zones().len() * 256));
     write_ts(&mut e, ts.metrics(), ts.tsig_refused());
     write_xdp(&mut e, "dnslb_ts", &ts.metrics().xdp);
+    let gate = crate::server::Handler::proxy_gate(ts);
+    let none = std::sync::atomic::AtomicU64::new(0);
+    e.by_label(
+        "dnslb_ts_proxy_headers_total",
+        "PROXY protocol v2 headers (proxy_from): taken (accepted), or refused with their datagram dropped or connection closed (refused).",
+        "outcome",
+        [
+            ("accepted", gate.map_or(&none, |g| &g.accepted)),
+            ("refused", gate.map_or(&none, |g| &g.refused)),
+        ],
+    );
 
     let zone_labels: Vec<String> = catalog
         .zones()
