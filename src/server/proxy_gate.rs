@@ -97,7 +97,7 @@ impl ProxyGate {
                     StreamStart::Refuse
                 }
             }
-        } else if buf.len() < SIGNATURE.len() && proxy_v2::looks_proxied(buf) {
+        } else if buf.is_empty() || (buf.len() < SIGNATURE.len() && proxy_v2::looks_proxied(buf)) {
             StreamStart::More
         } else if buf.starts_with(&SIGNATURE) {
             self.count(false);
@@ -157,6 +157,11 @@ mod tests {
         );
         assert_eq!(g.stream_start(d.as_bytes(), other), StreamStart::Refuse);
         assert_eq!(g.stream_start(&d.as_bytes()[..5], other), StreamStart::More);
+        assert_eq!(
+            g.stream_start(b"", other),
+            StreamStart::More,
+            "nothing read yet"
+        );
         assert_eq!(g.stream_start(b"\x00\x1d", other), StreamStart::Plain);
         assert_eq!(counts(&g), (0, 2));
         assert!(g.trusts("::ffff:10.0.0.1".parse().unwrap()), "v4-mapped");

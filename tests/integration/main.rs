@@ -18,6 +18,7 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | DNS over QUIC | `doq.rs` |
+//! | PROXY protocol v2 (a client's address carried from a load balancer in front) | `proxy.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
@@ -120,6 +121,7 @@ mod presigned_table;
 mod promises;
 mod props;
 mod props_signed;
+mod proxy;
 mod rate_limit;
 mod reloads;
 mod resolve;
