@@ -56,7 +56,7 @@ pub enum ProxyError {
 /// LOCAL (the sender's own traffic: a health check) or PROXY (a relayed
 /// client's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+pub enum ProxyCommand {
     /// The sender speaks for itself; the connection's own addresses hold.
     Local,
     /// The sender relays a client: [`Header::addrs`] says who.
@@ -78,7 +78,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// LOCAL or PROXY.
-    pub command: Command,
+    pub command: ProxyCommand,
     /// The transport the client used.
     pub protocol: Protocol,
     /// The client's address and the address it reached, for a PROXY header
@@ -93,7 +93,7 @@ impl Header {
     #[must_use]
     pub fn client_or(&self, sender: SocketAddr) -> SocketAddr {
         match (self.command, self.addrs) {
-            (Command::Proxy, Some((src, _))) => src,
+            (ProxyCommand::Proxy, Some((src, _))) => src,
             _ => sender,
         }
     }
@@ -123,8 +123,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
         return Err(ProxyError::Version(version));
     }
     let command = match fixed[12] & 0x0f {
-        0 => Command::Local,
-        1 => Command::Proxy,
+        0 => ProxyCommand::Local,
+        1 => ProxyCommand::Proxy,
         c => return Err(ProxyError::Command(c)),
     };
     let protocol = match fixed[13] & 0x0f {
@@ -148,8 +148,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
         return Ok(None);
     };
     let addrs = match (command, fixed[13] >> 4) {
-        (Command::Proxy, 1) => Some(v4_pair(body)),
-        (Command::Proxy, 2) => Some(v6_pair(body)),
+        (ProxyCommand::Proxy, 1) => Some(v4_pair(body)),
+        (ProxyCommand::Proxy, 2) => Some(v6_pair(body)),
         _ => None,
     };
     let header = Header {
@@ -306,7 +306,7 @@ mod tests {
                 let mut datagram = b.as_bytes().to_vec();
                 datagram.extend_from_slice(b"dns");
                 let (h, rest) = parse_datagram(&datagram).unwrap();
-                assert_eq!(h.command, Command::Proxy);
+                assert_eq!(h.command, ProxyCommand::Proxy);
                 let want = if stream {
                     Protocol::Stream
                 } else {
@@ -344,7 +344,7 @@ mod tests {
     fn a_local_header_keeps_the_senders_address() {
         let local = Built::local();
         let (h, rest) = parse_datagram(local.as_bytes()).unwrap();
-        assert_eq!(h.command, Command::Local);
+        assert_eq!(h.command, ProxyCommand::Local);
         assert_eq!(h.addrs, None);
         assert!(rest.is_empty());
         assert_eq!(h.client_or(addr("10.0.0.1:1")), addr("10.0.0.1:1"));
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn af_unspec_and_af_unix_carry_no_address() {
         let (h, _) = parse_datagram(&raw(0x21, 0x00, &[])).unwrap();
-        assert_eq!((h.command, h.addrs), (Command::Proxy, None));
+        assert_eq!((h.command, h.addrs), (ProxyCommand::Proxy, None));
         let (h, _) = parse_datagram(&raw(0x21, 0x31, &[0; 216])).unwrap();
         assert_eq!(h.addrs, None);
         assert_eq!(h.client_or(addr("10.0.0.1:1")), addr("10.0.0.1:1"));
