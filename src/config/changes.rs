@@ -116,7 +116,7 @@ mod ts_keys {
         listen, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
         fault, workers, metrics, nsid, dnssec, dnstap, service, state_dir, catalog,
         catalog_from, xdp, cookie_secret,
-        control, api_key, control_allow, rrl, quic,
+        control, api_key, control_allow, rrl, quic, proxy_from,
     );
 }
 

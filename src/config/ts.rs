@@ -169,6 +169,10 @@ pub struct TsConfig {
     /// zone transfers over it as over TCP. \[off\]
     #[serde(default)]
     pub quic: Option<super::QuicConfig>,
+    /// Senders (LSs, front load balancers) whose PROXY protocol v2 header
+    /// is required and believed. \[none\]
+    #[serde(default, deserialize_with = "de_nets")]
+    pub proxy_from: Vec<IpNet>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -222,6 +226,7 @@ impl TsConfig {
             control_allow: super::dynblock::default_control_allow(),
             rrl: super::RrlConfig::default(),
             quic: None,
+            proxy_from: Vec::new(),
         }
     }
 
@@ -264,6 +269,7 @@ impl TsConfig {
             control_allow,
             rrl,
             quic,
+            proxy_from,
         } = self;
         TsConfig {
             name: name.clone(),
@@ -296,6 +302,7 @@ impl TsConfig {
             control_allow: control_allow.clone(),
             rrl: rrl.clone(),
             quic: quic.clone(),
+            proxy_from: proxy_from.clone(),
         }
     }
 

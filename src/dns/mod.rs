@@ -35,6 +35,7 @@ mod identity;
 mod limits;
 mod nsid;
 mod padding;
+pub mod proxy_v2;
 mod query;
 mod synth;
 pub mod tsig;

@@ -67,6 +67,17 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
     if let Some(doq) = ts.metrics().doq.get() {
         write_doq(&mut e, "dnslb_ts", doq);
     }
+    let gate = crate::server::Handler::proxy_gate(ts);
+    let none = std::sync::atomic::AtomicU64::new(0);
+    e.by_label(
+        "dnslb_ts_proxy_headers_total",
+        "PROXY protocol v2 headers (proxy_from): taken (accepted), or refused with their datagram dropped or connection closed (refused).",
+        "outcome",
+        [
+            ("accepted", gate.map_or(&none, |g| &g.accepted)),
+            ("refused", gate.map_or(&none, |g| &g.refused)),
+        ],
+    );
 
     let zone_labels: Vec<String> = catalog
         .zones()

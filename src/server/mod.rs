@@ -42,6 +42,7 @@ pub(crate) mod event_loop;
 pub mod fdlimit;
 pub mod forwarded;
 pub(crate) mod places;
+pub mod proxy_gate;
 pub(crate) mod recycle;
 pub mod shed;
 pub mod socket;
@@ -205,6 +206,12 @@ pub trait Handler: Send + Sync + 'static {
     /// with [`ServerOptions::drain_grace`]). The server waits the longer of
     /// the two. `None` by default. Must not block.
     fn drain_grace(&self) -> Option<Duration> {
+        None
+    }
+    /// Who may put a PROXY protocol v2 header before a UDP query or at a
+    /// plain TCP connection's start (`proxy_from`), and its counters;
+    /// `None` (by default): no header is looked for.
+    fn proxy_gate(&self) -> Option<&proxy_gate::ProxyGate> {
         None
     }
 }

@@ -188,6 +188,9 @@ pub(crate) struct Connection<H, S> {
     /// Over DNS over TLS: its counters; answers to padded queries are padded
     /// (RFC 8467).
     encrypted: Option<Arc<super::tls_stats::TlsStats>>,
+    /// A plain connection to a server with `proxy_from`: its first bytes
+    /// are still to be judged ([`super::proxy_gate::ProxyGate::stream_start`]).
+    awaiting_start: bool,
 }
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
@@ -196,11 +199,12 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             stream,
             peer,
             local: None,
-            shared,
             buf: Vec::with_capacity(1024),
             pending: AnswerSlots::default(),
             out: Vec::new(),
             encrypted: None,
+            awaiting_start: shared.handler.proxy_gate().is_some(),
+            shared,
         }
     }
 
@@ -221,6 +225,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
     ) -> Self {
         Connection {
             encrypted: Some(stats),
+            awaiting_start: false,
             ..Connection::new(stream, peer, shared)
         }
     }
@@ -303,6 +308,9 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
     /// connection must close.
     async fn drain_frames(&mut self, max_pipeline: usize) -> Result<bool, ()> {
         let mut any = false;
+        if self.awaiting_start && !self.take_start()? {
+            return Ok(false);
+        }
         loop {
             if self.pending.len() >= max_pipeline {
                 return Ok(any);
@@ -339,6 +347,32 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 return Err(());
             }
         }
+    }
+
+    /// Judges the connection's first bytes under the server's PROXY gate:
+    /// `Ok(true)` once DNS frames may follow (a header taken: its client is
+    /// the connection's from now on), `Ok(false)` while more bytes are
+    /// needed, `Err` when the connection must close.
+    fn take_start(&mut self) -> Result<bool, ()> {
+        use super::proxy_gate::StreamStart;
+        let Some(gate) = self.shared.handler.proxy_gate() else {
+            self.awaiting_start = false;
+            return Ok(true);
+        };
+        match gate.stream_start(&self.buf, self.peer) {
+            StreamStart::More => return Ok(false),
+            StreamStart::Refuse => {
+                debug!(peer = %self.peer, "PROXY header refused, closing");
+                return Err(());
+            }
+            StreamStart::Plain => {}
+            StreamStart::Header(len, client) => {
+                self.buf.drain(..len);
+                self.peer = client;
+            }
+        }
+        self.awaiting_start = false;
+        Ok(true)
     }
 
     /// Hands the query `raw` (borrowed from the connection's buffer) to the

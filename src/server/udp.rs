@@ -174,7 +174,14 @@ fn handle_one<H: Handler>(
     peer: Peer,
     out: &mut Vec<(Vec<u8>, Peer)>,
 ) {
-    let req = Request::udp(raw, peer.addr);
+    let (raw, src) = match shared.handler.proxy_gate() {
+        None => (raw, peer.addr),
+        Some(gate) => match gate.datagram(raw, peer.addr) {
+            Some(taken) => taken,
+            None => return,
+        },
+    };
+    let req = Request::udp(raw, src);
     match shared.handler.handle(req) {
         Action::Now(reply) => {
             if let Some(bytes) = first(reply) {

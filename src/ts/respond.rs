@@ -517,6 +517,10 @@ fn tapped(ts: &TableServer, req: &Request<'_>) -> Option<Tapped> {
 }
 
 impl Handler for TableServer {
+    fn proxy_gate(&self) -> Option<&crate::server::proxy_gate::ProxyGate> {
+        self.proxy.as_ref()
+    }
+
     fn tcp_cap_refused(&self) {
         self.metrics
             .tcp_cap_refused

@@ -66,6 +66,8 @@ pub struct TsSettings {
     pub cookies_on: bool,
     /// Response rate limiting of its UDP answers (`rrl`); off by default.
     pub rrl: RrlConfig,
+    /// Senders whose PROXY v2 header is required and believed; none: off.
+    pub proxy_from: Vec<IpNet>,
 }
 
 /// A zone served as a secondary of a primary.
@@ -125,6 +127,7 @@ impl TsSettings {
             cookies: c.cookie_secret.server_secrets(),
             cookies_on: c.cookie_secret.is_set(),
             rrl: c.rrl.clone(),
+            proxy_from: c.proxy_from.clone(),
         }
     }
 
@@ -189,6 +192,7 @@ impl TsSettings {
             cookies: ServerSecrets::random(),
             cookies_on: false,
             rrl: RrlConfig::default(),
+            proxy_from: Vec::new(),
         }
     }
 }

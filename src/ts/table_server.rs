@@ -79,6 +79,8 @@ pub struct TableServer {
     pub(super) applied: ArcSwap<TsSettings>,
     /// Response rate limiting of its UDP answers (`rrl`); `None`: off.
     pub(super) rrl: Option<super::rrl::Rrl>,
+    /// Who may send a PROXY v2 header (`proxy_from`); `None`: nobody.
+    pub(super) proxy: Option<crate::server::proxy_gate::ProxyGate>,
 }
 
 /// A change to the secondary zones a TS serves
@@ -230,6 +232,7 @@ impl TableServer {
         let signed_sets = service::SignedSets::new(service::SignedSets::bound_for(&services.list));
         let applied = ArcSwap::from_pointee(settings.clone());
         let rrl = super::rrl::Rrl::new(&settings.rrl);
+        let settings_proxy_from = settings.proxy_from.clone();
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -251,6 +254,7 @@ impl TableServer {
             secondary: std::sync::Mutex::default(),
             applied,
             rrl,
+            proxy: crate::server::proxy_gate::ProxyGate::new(&settings_proxy_from),
         };
         ts.save_serials(contents.as_deref());
         Ok(ts)

@@ -278,9 +278,15 @@ fn answer<H: Handler>(
         c.upstream_answers.fetch_add(1, Relaxed);
         return None;
     }
+    // Past a `proxy_from` sender's PROXY header, its client asks; the
+    // answer still goes to the sender.
+    let (raw, client) = match parts.handler.proxy_gate() {
+        None => (raw, d.src),
+        Some(gate) => gate.datagram(raw, d.src)?,
+    };
     let reply = match parts
         .handler
-        .handle(Request::udp_on(raw, d.src, Some(d.dst)))
+        .handle(Request::udp_on(raw, client, Some(d.dst)))
     {
         Action::Now(reply) => first(reply),
         // The server's UDP worker of the address answers it, through the

@@ -6,7 +6,8 @@
 //!   arguments");
 //! - "Secondaries and catalogs", "Zone control", "Backends in another
 //!   site", "On the internet: RRL and cookies", "DNS over QUIC" (its table
-//!   server's part) and "Anycast", each walked as an operator
+//!   server's part), "PROXY protocol" (its dnsdist config a `-- NAME` block)
+//!   and "Anycast", each walked as an operator
 //!   would in a folder holding a copy of `zones/` (and of `deploy/anycast/`):
 //!   each block whose first line names a file (`# primary.toml`,
 //!   `; zones/shop.zone`) written there when the walk reaches it, each line
@@ -185,6 +186,28 @@ fn the_doq_recipe_runs_as_written() {
     ];
     let w = walk("## DNS over QUIC", dir.path(), &rewrite, &programs, SETTLE);
     w.assert_walked(2..=2, 7);
+}
+
+/// The "PROXY protocol" walk's ports: dnsdist's, the TS's, its metrics'.
+const PROXY_PORTS: [u16; 3] = [5300, 5301, 5391];
+
+#[test]
+fn the_proxy_protocol_recipe_runs_as_written() {
+    const TEST: &str = "the_proxy_protocol_recipe_runs_as_written";
+    let Some(_) = need(TEST, ["dig", "curl", "dnsdist"]) else {
+        return;
+    };
+    let dir = with_zones();
+    let ports = walk_ports(&PROXY_PORTS);
+    let rewrite = |text: &str| move_ports(text, &PROXY_PORTS, &ports);
+    let w = walk(
+        "## PROXY protocol",
+        dir.path(),
+        &rewrite,
+        &[("dnslb", Path::new(BIN))],
+        SETTLE,
+    );
+    w.assert_walked(2.., 8);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test

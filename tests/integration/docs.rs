@@ -18,8 +18,9 @@
 //! * `json`: parses as JSON (one document, or one per line).
 //! * `promql`: every `dnslb_*` metric it names exists in the source.
 //! * `nsd.conf`, `knot.conf`, `unbound.conf`, `prometheus.yml`,
-//!   `bird.conf`: checked by `nsd-checkconf`, `knotc conf-check`,
-//!   `unbound-checkconf`, `promtool check config`, `bird -p -c`.
+//!   `bird.conf`, `dnsdist.conf`: checked by `nsd-checkconf`, `knotc
+//!   conf-check`, `unbound-checkconf`, `promtool check config`, `bird -p
+//!   -c`, `dnsdist --check-config -C`.
 //! * `LANG no-run REASON` (or `no-check`): not run, with the reason why
 //!   (it installs, it needs root, it runs the whole suite...).
 //! * `text`: output shown as an example, a file format, or a usage line.
@@ -86,6 +87,7 @@ fn kind(info: &str) -> Result<Kind, String> {
         ["unbound.conf"] => Ok(Kind::Checked("unbound.conf")),
         ["prometheus.yml"] => Ok(Kind::Checked("prometheus.yml")),
         ["bird.conf"] => Ok(Kind::Checked("bird.conf")),
+        ["dnsdist.conf"] => Ok(Kind::Checked("dnsdist.conf")),
         ["text"] => Ok(Kind::Text),
         _ => Err(format!("unknown info string {info:?}")),
     }
@@ -334,6 +336,7 @@ fn peer_configs_pass_their_own_checkers() {
             "unbound.conf" => ("unbound-checkconf", &[]),
             "prometheus.yml" => ("promtool", &["check", "config"]),
             "bird.conf" => ("bird", &["-p"]),
+            "dnsdist.conf" => ("dnsdist", &["--check-config", "-C"]),
             _ => unreachable!(),
         };
         let Some(bin) = crate::kit::find_program(prog) else {

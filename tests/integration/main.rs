@@ -21,6 +21,7 @@
 //! | backends reached over TLS or QUIC | `backend_tls.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
+//! | PROXY protocol v2 (a client's address carried from a load balancer in front) | `proxy.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
 //! | the TS: master files and tables | `zonefile_reader.rs`, `zonefile_as_nsd.rs`, `zonefile_include.rs`, `zonefile_generate.rs`, `ts_many_zones.rs`, `ts_memory.rs` |
@@ -125,6 +126,7 @@ mod presigned_table;
 mod promises;
 mod props;
 mod props_signed;
+mod proxy;
 mod rate_limit;
 mod reloads;
 mod resolve;

@@ -88,8 +88,9 @@ impl Dnsdist {
         Self::with_servers(bin, plain, console, &lines)
     }
 
-    /// dnsdist with `servers` (its `newServer` lines).
-    fn with_servers(bin: &Path, port: u16, console: u16, servers: &str) -> Dnsdist {
+    /// dnsdist with `servers` (its `newServer` lines, and any other Lua
+    /// after them).
+    pub fn with_servers(bin: &Path, port: u16, console: u16, servers: &str) -> Dnsdist {
         let dir = tempfile::tempdir().unwrap();
         let key = base64(&rand::random::<[u8; 32]>());
         let mut lua = format!(

@@ -52,13 +52,14 @@ pub fn with_zones() -> tempfile::TempDir {
     dir
 }
 
-/// The file a block is, from its first line (`# NAME` or `; NAME`, one
-/// word with a dot): a recipe's file.
+/// The file a block is, from its first line (`# NAME`, `; NAME` or
+/// `-- NAME`, one word with a dot): a recipe's file.
 pub fn file_of(body: &str) -> Option<&str> {
     let first = body.lines().next()?;
     let name = first
         .strip_prefix("# ")
-        .or(first.strip_prefix("; "))?
+        .or(first.strip_prefix("; "))
+        .or(first.strip_prefix("-- "))?
         .trim();
     (!name.contains(' ') && name.contains('.')).then_some(name)
 }
