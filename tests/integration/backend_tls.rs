@@ -304,6 +304,49 @@ async fn a_hedge_between_a_tls_and_a_udp_backend_answers_at_the_fast_ones_pace()
     ts.stop().await;
 }
 
+/// UDP queries for a route with an encrypted backend wait on the async
+/// path holding places of `max_inflight`: past it they are SERVFAIL at
+/// once and counted as shed (a flood makes no unbounded heap of tasks),
+/// and the places come back as the answers do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn udp_queries_for_a_tls_backend_are_held_to_max_inflight() {
+    let pki = or_skip!(Pki::new("backend_tls"));
+    let mut slow = ts_settings(vec![pki.dir.write("s.txt", TABLE)]);
+    slow.fault = delay_all(400);
+    let slow = start_ts(slow).await;
+    let p = free_ports(3);
+    let far = far_ls(&pki, slow.addr, [p[0], p[1], p[2]]).await;
+    let b = backend(
+        "dot",
+        crate::kit::local(p[1]),
+        "tls",
+        &trust(&pki.ca(), None),
+    );
+    let keys = "workers = 1
+max_inflight = 4
+timeout_ms = 3000
+";
+    let front = front_ls(pki.path(), keys, &b).await;
+    let asks: Vec<_> = (0..40).map(|_| ask(front.addr)).collect();
+    let answers = futures_util::future::join_all(asks).await;
+    let answered = answers.iter().flatten().filter(|m| is_www(m)).count();
+    let servfail = answers
+        .iter()
+        .flatten()
+        .filter(|m| m.metadata.response_code == ResponseCode::ServFail)
+        .count();
+    assert_eq!(answered + servfail, 40, "each answered or refused");
+    assert!((1..=8).contains(&answered), "a few held places: {answered}");
+    let shed = front.balancer.metrics().shed_inflight.load(Relaxed);
+    assert!(shed as usize >= servfail, "counted: {shed} for {servfail}");
+    // The places came back with the answers.
+    let m = ask(front.addr).await.expect("an answer");
+    assert!(is_www(&m), "{m}");
+    front.stop().await;
+    far.stop().await;
+    slow.stop().await;
+}
+
 /// dnsdist 1.7's DoT (`addTLSLocal`) in front of a TS, and Unbound's
 /// (`tls-service-key`, the name from local data): third-party DoT servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,6 +12,8 @@
 use std::net::UdpSocket;
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use crate::ls::balancer::Balancer;
 use crate::ls::door::Admitted;
 use crate::ls::state::LsState;
@@ -19,18 +21,24 @@ use crate::server::batch::{self, Peer};
 use crate::server::{Action, Reply, Request};
 
 /// Where a worker's diverted queries go: the runtime their tasks run on,
-/// and the copy of its client socket their answers leave from.
+/// the copy of its client socket their answers leave from, and the places
+/// of its share of `max_inflight` they hold while they wait (a flood of
+/// queries for an encrypted route is SERVFAIL past it, as on any path,
+/// never an unbounded heap of tasks).
 pub(crate) struct AsyncLane {
     rt: tokio::runtime::Handle,
     sock: Arc<UdpSocket>,
+    places: Arc<Semaphore>,
 }
 
 impl AsyncLane {
-    /// The lane of a worker serving `client`; `None` when the socket
-    /// cannot be copied (its queries for encrypted backends then fail).
-    pub(crate) fn new(rt: tokio::runtime::Handle, client: &UdpSocket) -> Option<Self> {
+    /// The lane of a worker serving `client`, with `max` places; `None`
+    /// when the socket cannot be copied (its queries for encrypted
+    /// backends then fail).
+    pub(crate) fn new(rt: tokio::runtime::Handle, client: &UdpSocket, max: usize) -> Option<Self> {
         let sock = Arc::new(client.try_clone().ok()?);
-        Some(AsyncLane { rt, sock })
+        let places = Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)));
+        Some(AsyncLane { rt, sock, places })
     }
 }
 
@@ -52,12 +60,19 @@ pub(super) fn divert(
     to: Peer,
     (state, admitted): (Arc<LsState>, Admitted),
 ) -> Option<Vec<u8>> {
+    let raw = req.raw;
     match crate::ls::async_path::forward_admitted(balancer, req, state, admitted) {
         Action::Now(Reply::One(answer)) => Some(answer),
         Action::Later(answer) => {
+            let Ok(place) = lane.places.clone().try_acquire_owned() else {
+                crate::server::Handler::inflight_refused(balancer);
+                return crate::dns::servfail_for(raw);
+            };
             let sock = lane.sock.clone();
             lane.rt.spawn(async move {
-                if let Reply::One(answer) = answer.await {
+                let reply = answer.await;
+                drop(place);
+                if let Reply::One(answer) = reply {
                     let _ = batch::send_some(&*sock, &[(answer, to)]);
                 }
             });

@@ -111,7 +111,7 @@ pub(crate) fn run(
     rt: tokio::runtime::Handle,
 ) -> std::io::Result<()> {
     let mut w = Worker::new(balancer, client, max_flights, stop)?;
-    w.to_async = AsyncLane::new(rt, &w.client);
+    w.to_async = AsyncLane::new(rt, &w.client, max_flights);
     rounds::run(&mut w)
 }
 
