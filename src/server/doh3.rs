@@ -22,7 +22,6 @@ use futures_util::stream::FuturesUnordered;
 use h3::server::{RequestResolver, RequestStream};
 use hyper::body::{Buf, Bytes};
 use hyper::{Response, StatusCode};
-use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Endpoint, Incoming, VarInt};
 
 use super::conn_rate::ConnRate;
@@ -74,16 +73,7 @@ pub struct Doh3Stats {
 /// # Errors
 /// rustls or quinn refuse the configuration.
 pub fn h3_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, DoqSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
-    tls.alpn_protocols = vec![ALPN_H3.to_vec()];
-    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    tls.max_early_data_size = 0;
-    let crypto = QuicServerConfig::try_from(tls)?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut config = super::doq::quic_tls(certs, ALPN_H3)?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS))
@@ -148,13 +138,7 @@ impl Doh3Listeners {
         doh: &DohListeners,
         stats: Arc<Doh3Stats>,
     ) -> Result<Self, DoqSetupError> {
-        let mut endpoints = Vec::new();
-        for sock in sockets {
-            sock.set_nonblocking(true)?;
-            let runtime = Arc::new(quinn::TokioRuntime);
-            let ep = Endpoint::new(Default::default(), Some(config.clone()), sock, runtime)?;
-            endpoints.push(ep);
-        }
+        let endpoints = super::doq::endpoints(sockets, &config)?;
         let side = Arc::new(Doh3Side {
             route: doh.path.clone(),
             tls: doh.stats.clone(),
@@ -167,10 +151,7 @@ impl Doh3Listeners {
 
     /// The addresses the endpoints are bound to.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.endpoints
-            .iter()
-            .filter_map(|e| e.local_addr().ok())
-            .collect()
+        super::doq::bound_addrs(&self.endpoints)
     }
 }
 

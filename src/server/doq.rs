@@ -103,18 +103,7 @@ pub enum DoqSetupError {
 /// # Errors
 /// rustls or quinn refuse the configuration.
 pub fn quic_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, DoqSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_cert_resolver(certs);
-    tls.alpn_protocols = vec![ALPN_DOQ.to_vec()];
-    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    // No 0-RTT: early data could be replayed, and a query that changes
-    // something (NOTIFY, UPDATE) must not be.
-    tls.max_early_data_size = 0;
-    let crypto = QuicServerConfig::try_from(tls)?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut config = quic_tls(certs, ALPN_DOQ)?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS))
@@ -125,6 +114,62 @@ pub fn quic_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, D
         .retry_token_lifetime(RETRY_TOKEN_LIFETIME)
         .migration(false);
     Ok(config)
+}
+
+/// A QUIC server config of TLS 1.3 with `certs` (re-read on SIGHUP),
+/// offering `alpn`, with session tickets for resumption and no 0-RTT (early
+/// data could be replayed, and a query that changes something, a NOTIFY or
+/// an UPDATE, must not be); its transport is the caller's.
+///
+/// # Errors
+/// rustls or quinn refusing the TLS config.
+pub(crate) fn quic_tls(
+    certs: Arc<CertSwap>,
+    alpn: &[u8],
+) -> Result<quinn::ServerConfig, DoqSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    tls.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(tls)?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+}
+
+/// A quinn endpoint serving `config` on each of the bound UDP `sockets`
+/// (made non-blocking). Must run inside the tokio runtime that will serve
+/// them.
+///
+/// # Errors
+/// A socket quinn cannot use.
+pub(crate) fn endpoints(
+    sockets: Vec<std::net::UdpSocket>,
+    config: &quinn::ServerConfig,
+) -> Result<Vec<Endpoint>, DoqSetupError> {
+    let mut endpoints = Vec::new();
+    for sock in sockets {
+        sock.set_nonblocking(true)?;
+        let runtime = Arc::new(quinn::TokioRuntime);
+        let ep = Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config.clone()),
+            sock,
+            runtime,
+        )?;
+        endpoints.push(ep);
+    }
+    Ok(endpoints)
+}
+
+/// The addresses `endpoints` are bound to.
+pub(crate) fn bound_addrs(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
+    endpoints
+        .iter()
+        .filter_map(|e| e.local_addr().ok())
+        .collect()
 }
 
 /// The DoQ side of a server: its endpoints and counters.
@@ -146,27 +191,13 @@ impl DoqListeners {
         config: quinn::ServerConfig,
         stats: Arc<DoqStats>,
     ) -> Result<Self, DoqSetupError> {
-        let mut endpoints = Vec::new();
-        for sock in sockets {
-            sock.set_nonblocking(true)?;
-            let runtime = Arc::new(quinn::TokioRuntime);
-            let ep = Endpoint::new(
-                quinn::EndpointConfig::default(),
-                Some(config.clone()),
-                sock,
-                runtime,
-            )?;
-            endpoints.push(ep);
-        }
+        let endpoints = endpoints(sockets, &config)?;
         Ok(DoqListeners { endpoints, stats })
     }
 
     /// The addresses the endpoints are bound to.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.endpoints
-            .iter()
-            .filter_map(|e| e.local_addr().ok())
-            .collect()
+        bound_addrs(&self.endpoints)
     }
 }
 

@@ -9,14 +9,13 @@
 //! dnspython and aioquic are run with `$DNSLB_PYTHON` (default `python3`);
 //! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Buf;
-use quinn::crypto::rustls::QuicClientConfig;
 use rustix::process::Signal;
 
-use crate::kit::tls::{AnyCert, TABLE, answers_ten, curl, get_param};
+use crate::kit::quic::{dnspython, doq_connect, local_quic_client};
+use crate::kit::tls::{TABLE, answers_ten, curl, get_param};
 use crate::kit::{
     LsRoleRun, Proc, TestTs, ZoneDir, crate_dir, free_ports, local, need, or_skip, path_str,
     start_ls_role, table_ts, wait_answers,
@@ -75,30 +74,6 @@ impl Doh3 {
     }
 }
 
-/// A QUIC client offering ALPN `h3`, trusting any certificate.
-fn client() -> quinn::Endpoint {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).unwrap();
-    let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    ep
-}
-
-async fn connect(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
-    let connecting = ep.connect(addr, "dns.test").unwrap();
-    tokio::time::timeout(Duration::from_secs(5), connecting)
-        .await
-        .expect("handshake in time")
-        .expect("handshake")
-}
-
 /// An HTTP/3 client on `conn` (the `h3` crate), its connection driven in a task.
 async fn h3_client(
     conn: quinn::Connection,
@@ -131,21 +106,6 @@ async fn h3_get(
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await
         .expect("an answer within 5 s")
-}
-
-/// The Python that runs dnspython with aioquic, or `None` (skipped, or a
-/// failure under `DNSLB_REQUIRE_PEERS=1`).
-fn dnspython(test: &str) -> Option<String> {
-    let python = std::env::var("DNSLB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import dns.query, aioquic"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    crate::kit::skip(test, &format!("{python} has no dnspython with aioquic"));
-    None
 }
 
 /// dnspython's DoH over HTTP/3 (aioquic, an independent QUIC and HTTP/3 stack)
@@ -258,8 +218,8 @@ async fn http2_answers_advertise_http3_when_it_is_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holding_every_stream_starves_no_one() {
     let ls = Doh3::start(true).await;
-    let ep = client();
-    let hog = connect(&ep, ls.https).await;
+    let ep = local_quic_client(b"h3");
+    let hog = doq_connect(&ep, ls.https).await;
     let mut held = Vec::new();
     for _ in 0..100 {
         let (mut send, recv) = hog.open_bi().await.unwrap();
@@ -269,7 +229,7 @@ async fn a_client_holding_every_stream_starves_no_one() {
     }
     let more = tokio::time::timeout(Duration::from_millis(300), hog.open_bi()).await;
     assert!(more.is_err(), "a stream past the limit was granted");
-    let mut other = h3_client(connect(&client(), ls.https).await).await;
+    let mut other = h3_client(doq_connect(&local_quic_client(b"h3"), ls.https).await).await;
     let path = format!("/dns-query?dns={}", get_param());
     let (status, body) = h3_get(&mut other, &path).await;
     assert_eq!(status, 200);
@@ -296,8 +256,8 @@ async fn sigterm_ends_an_ls_with_http3_clients_connected() {
         &mut [&mut proc],
     )
     .await;
-    let mut answered = h3_client(connect(&client(), https).await).await;
-    let hog = connect(&client(), https).await;
+    let mut answered = h3_client(doq_connect(&local_quic_client(b"h3"), https).await).await;
+    let hog = doq_connect(&local_quic_client(b"h3"), https).await;
     let acks = hog.stats().frame_rx.acks;
     let mut held = Vec::new();
     for _ in 0..10 {
@@ -360,7 +320,7 @@ async fn measure_doh3_against_doh2() {
     const N: u32 = 3200;
     let ls = Doh3::start(true).await;
     let path = format!("/dns-query?dns={}", get_param());
-    let mut h3 = h3_client(connect(&client(), ls.https).await).await;
+    let mut h3 = h3_client(doq_connect(&local_quic_client(b"h3"), ls.https).await).await;
     // Senders for 32 requests at once, kept: the h3 client closes its
     // connection when a clone of its sender is dropped.
     let mut h3s: Vec<_> = (0..32).map(|_| h3.clone()).collect();

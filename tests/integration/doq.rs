@@ -8,14 +8,13 @@
 //! dnspython and aioquic are run with `$DNSLB_PYTHON` (default `python3`);
 //! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use quinn::crypto::rustls::QuicClientConfig;
 
-use crate::kit::tls::{AnyCert, Pki, TABLE};
+use crate::kit::quic::{dnspython, doq_connect, local_quic_client};
+use crate::kit::tls::{Pki, TABLE};
 use crate::kit::{
     LsRoleRun, TestTs, exchange, free_ports, or_skip, path_str, query, start_ls_role, start_ts,
     start_ts_table, ts_settings,
@@ -87,30 +86,6 @@ impl Doq {
     }
 }
 
-/// A QUIC client offering ALPN `doq`, trusting any certificate.
-fn client() -> quinn::Endpoint {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"doq".to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).unwrap();
-    let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    ep
-}
-
-async fn connect_quic(ep: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
-    let connecting = ep.connect(addr, "dns.test").unwrap();
-    tokio::time::timeout(Duration::from_secs(5), connecting)
-        .await
-        .expect("handshake in time")
-        .expect("handshake")
-}
-
 /// Sends the message `q` (as it is: its ID is not changed) on a new stream
 /// and reads the answer's message, without its length prefix.
 async fn ask_raw(conn: &quinn::Connection, q: &[u8]) -> Result<Vec<u8>, String> {
@@ -147,8 +122,8 @@ fn records(m: &Message) -> (ResponseCode, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doq_answers_as_udp_does_with_the_id_0() {
     let ls = or_skip!(Doq::start("doq_answers_as_udp_does_with_the_id_0").await);
-    let ep = client();
-    let conn = connect_quic(&ep, ls.quic).await;
+    let ep = local_quic_client(b"doq");
+    let conn = doq_connect(&ep, ls.quic).await;
     for (name, qtype) in [
         ("www.example.com", RecordType::A),
         ("alias.example.com", RecordType::A),
@@ -181,7 +156,7 @@ async fn doq_answers_as_udp_does_with_the_id_0() {
 async fn a_rule_names_doq_as_its_own_transport() {
     let rule = "\n[[ls.rule]]\nname = \"quic-only\"\nmatch = { transport = [\"doq\"] }\naction = \"refuse\"\n";
     let ls = or_skip!(Doq::start_with("a_rule_names_doq_as_its_own_transport", rule).await);
-    let conn = connect_quic(&client(), ls.quic).await;
+    let conn = doq_connect(&local_quic_client(b"doq"), ls.quic).await;
     let q = question("www.example.com", RecordType::A);
     let over_quic = Message::from_vec(&ask_raw(&conn, &q).await.unwrap()).unwrap();
     assert_eq!(over_quic.metadata.response_code, ResponseCode::Refused);
@@ -200,7 +175,7 @@ async fn a_truncated_backend_answer_reaches_a_doq_client_whole() {
     let q = question("txt.big.test", RecordType::TXT);
     let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
     assert!(over_udp.metadata.truncation, "UDP gets TC=1");
-    let conn = connect_quic(&client(), ls.quic).await;
+    let conn = doq_connect(&local_quic_client(b"doq"), ls.quic).await;
     let over_quic = Message::from_vec(&ask_raw(&conn, &q).await.unwrap()).unwrap();
     assert!(!over_quic.metadata.truncation, "DoQ never sees TC=1");
     assert_eq!(over_quic.answers.len(), 20, "the whole answer");
@@ -212,8 +187,8 @@ async fn a_truncated_backend_answer_reaches_a_doq_client_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_padded_query_gets_a_padded_answer() {
     let ls = or_skip!(Doq::start("a_padded_query_gets_a_padded_answer").await);
-    let ep = client();
-    let conn = connect_quic(&ep, ls.quic).await;
+    let ep = local_quic_client(b"doq");
+    let conn = doq_connect(&ep, ls.quic).await;
     let plain = question("www.example.com", RecordType::A);
     // The OPT record is last: add a padding option (code 12) of 8 bytes.
     let mut padded = plain.clone();
@@ -232,8 +207,8 @@ async fn a_padded_query_gets_a_padded_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_zero_id_is_a_protocol_error() {
     let ls = or_skip!(Doq::start("a_non_zero_id_is_a_protocol_error").await);
-    let ep = client();
-    let conn = connect_quic(&ep, ls.quic).await;
+    let ep = local_quic_client(b"doq");
+    let conn = doq_connect(&ep, ls.quic).await;
     let mut q = question("www.example.com", RecordType::A);
     q[..2].copy_from_slice(&7u16.to_be_bytes());
     assert!(ask_raw(&conn, &q).await.is_err(), "no answer to the ID 7");
@@ -254,8 +229,8 @@ async fn a_non_zero_id_is_a_protocol_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_holding_every_stream_starves_no_one() {
     let ls = or_skip!(Doq::start("a_client_holding_every_stream_starves_no_one").await);
-    let ep = client();
-    let hog = connect_quic(&ep, ls.quic).await;
+    let ep = local_quic_client(b"doq");
+    let hog = doq_connect(&ep, ls.quic).await;
     let mut held = Vec::new();
     for _ in 0..100 {
         let (mut send, recv) = hog.open_bi().await.unwrap();
@@ -266,7 +241,7 @@ async fn a_client_holding_every_stream_starves_no_one() {
     // The 101st stream is not granted while the others are open.
     let more = tokio::time::timeout(Duration::from_millis(300), hog.open_bi()).await;
     assert!(more.is_err(), "a stream past the limit was granted");
-    let other = connect_quic(&client(), ls.quic).await;
+    let other = doq_connect(&local_quic_client(b"doq"), ls.quic).await;
     let raw = ask_raw(&other, &question("www.example.com", RecordType::A))
         .await
         .unwrap();
@@ -280,8 +255,8 @@ async fn a_client_holding_every_stream_starves_no_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_closes_an_idle_connection_with_no_error_at_once() {
     let ls = or_skip!(Doq::start("a_stop_closes_an_idle_connection_with_no_error_at_once").await);
-    let ep = client();
-    let conn = connect_quic(&ep, ls.quic).await;
+    let ep = local_quic_client(b"doq");
+    let conn = doq_connect(&ep, ls.quic).await;
     ask_raw(&conn, &question("www.example.com", RecordType::A))
         .await
         .unwrap();
@@ -297,21 +272,6 @@ async fn a_stop_closes_an_idle_connection_with_no_error_at_once() {
         }
         other => panic!("closed otherwise: {other:?}"),
     }
-}
-
-/// The Python that runs dnspython with aioquic, or `None` (skipped, or a
-/// failure under `DNSLB_REQUIRE_PEERS=1`).
-fn dnspython(test: &str) -> Option<String> {
-    let python = std::env::var("DNSLB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import dns.query, aioquic"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    crate::kit::skip(test, &format!("{python} has no dnspython with aioquic"));
-    None
 }
 
 /// dnspython's `dns.query.quic` (aioquic, an independent QUIC stack) gets the
@@ -393,8 +353,8 @@ async fn measure_doq_against_dot() {
     .await;
     const N: u32 = 3000;
     let q = question("www.example.com", RecordType::A);
-    let ep = client();
-    let conn = connect_quic(&ep, quic).await;
+    let ep = local_quic_client(b"doq");
+    let conn = doq_connect(&ep, quic).await;
     let t = Instant::now();
     for _ in 0..N {
         ask_raw(&conn, &q).await.unwrap();
@@ -421,8 +381,8 @@ async fn measure_doq_against_dot() {
     let pid = ls.proc.pid();
     let before = cpu_ms(pid);
     for _ in 0..FRESH {
-        let ep = client();
-        let conn = connect_quic(&ep, quic).await;
+        let ep = local_quic_client(b"doq");
+        let conn = doq_connect(&ep, quic).await;
         ask_raw(&conn, &q).await.unwrap();
         conn.close(0u32.into(), b"");
         ep.wait_idle().await;

@@ -18,6 +18,22 @@ const QUIC_WAIT: Duration = Duration::from_secs(10);
 /// A QUIC client bound to `from` (port 0) offering ALPN `doq`, trusting
 /// any certificate, with `transport` (quinn's defaults when `None`).
 pub fn doq_endpoint(from: IpAddr, transport: Option<quinn::TransportConfig>) -> quinn::Endpoint {
+    quic_endpoint(from, b"doq", transport)
+}
+
+/// A QUIC client on 127.0.0.1 offering ALPN `alpn` (`doq`, `h3`), trusting
+/// any certificate, with quinn's transport defaults.
+pub fn local_quic_client(alpn: &[u8]) -> quinn::Endpoint {
+    quic_endpoint(IpAddr::from([127, 0, 0, 1]), alpn, None)
+}
+
+/// A QUIC client bound to `from` (port 0) offering ALPN `alpn`, trusting
+/// any certificate, with `transport` (quinn's defaults when `None`).
+fn quic_endpoint(
+    from: IpAddr,
+    alpn: &[u8],
+    transport: Option<quinn::TransportConfig>,
+) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -25,7 +41,7 @@ pub fn doq_endpoint(from: IpAddr, transport: Option<quinn::TransportConfig>) -> 
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCert))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"doq".to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = QuicClientConfig::try_from(tls).unwrap();
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     if let Some(t) = transport {
