@@ -35,6 +35,9 @@ fn config(rate_limit_qps: u32) -> LsConfig {
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 weight: 1,
                 notify_key: None,
+                transport: Default::default(),
+                tls_name: None,
+                ca: None,
             })
             .collect(),
         // A pool, so that the door's route lookup reads every question too.
