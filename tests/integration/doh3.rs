@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Buf;
 use rustix::process::Signal;
 
-use crate::kit::quic::{dnspython, doq_connect, local_quic_client};
+use crate::kit::quic::{dnspython, doq_connect, local_quic_client, run_python};
 use crate::kit::tls::{TABLE, answers_ten, curl, get_param};
 use crate::kit::{
     LsRoleRun, Proc, TestTs, ZoneDir, crate_dir, free_ports, local, need, or_skip, path_str,
@@ -139,20 +139,7 @@ async fn dnspython_gets_over_http3_what_tcp_gets() {
         ls.https.port().to_string(),
         ls.run.addr.port().to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(python, args.to_vec()).await;
     for method in ["POST", "GET"] {
         for line in [
             format!("www.example.com {method} NOERROR 1 same"),

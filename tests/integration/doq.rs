@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::kit::quic::{dnspython, doq_connect, local_quic_client};
+use crate::kit::quic::{dnspython, doq_connect, local_quic_client, run_python};
 use crate::kit::tls::{Pki, TABLE};
 use crate::kit::{
     LsRoleRun, TestTs, exchange, free_ports, or_skip, path_str, query, start_ls_role, start_ts,
@@ -289,20 +289,7 @@ async fn dnspython_gets_the_answers_over_quic() {
          \x20   print(n, dns.rcode.to_text(r.rcode()), sorted(str(a) for a in r.answer))\n",
         ls.quic.port()
     );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(["-c", &script])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(python, vec!["-c".into(), script]).await;
     assert!(
         stdout.contains("www.example.com NOERROR") && stdout.contains("192.0.2.10"),
         "{stdout}"

@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::kit::quic::{dnspython, doq_connect, doq_endpoint, doq_exchange};
+use crate::kit::quic::{dnspython, doq_connect, doq_endpoint, doq_exchange, run_python};
 use crate::kit::tls::Pki;
 use crate::kit::{
     Proc, SECRET_256, TsState, ZoneDir, crate_dir, dnslb_check, free_ports, http_get, local,
@@ -195,20 +195,7 @@ async fn dnspython_gets_over_quic_the_bytes_tcp_gets() {
     let ts = TsDoq::start(0, dnssec, "").await;
     let script = format!("CASES = {CASES}\n{COMPARE}");
     let (dns, quic) = (ts.dns.port().to_string(), ts.quic.port().to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(["-c", &script, &dns, &quic])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(python, vec!["-c".into(), script, dns, quic]).await;
     let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(lines.len(), 8, "{stdout}");
     for l in &lines {

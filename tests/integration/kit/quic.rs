@@ -108,3 +108,23 @@ pub fn dnspython(test: &str) -> Option<String> {
     skip(test, &format!("{python} has no dnspython with aioquic"));
     None
 }
+
+/// `python ARGS` (the interpreter [`dnspython`] found) run to its end off
+/// the runtime: its stdout; panics with both outputs when it fails.
+pub async fn run_python(python: String, args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
