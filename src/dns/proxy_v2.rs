@@ -7,7 +7,10 @@
 //! [`parse`] reads one header from the start of a buffer that may hold
 //! only part of it (a TCP stream), [`parse_datagram`] one that must be
 //! whole (a UDP datagram). Both are pure and treat every byte as hostile:
-//! version 1's text header is refused, TLVs are skipped, a length past
+//! version 1's text header is refused; the TLVs after the addresses are
+//! checked (each one's length must end inside the header) and skipped; a
+//! header longer than [`MAX_LEN`] is refused before its bytes are awaited
+//! (a stream never swallows DNS bytes as a lying header's); a length past
 //! the bytes at hand is an error or "more needed", never a read beyond.
 //! [`Built`] is a header written for one query (`PROXY`) or for a
 //! health check (`LOCAL`).
@@ -26,6 +29,10 @@ const FIXED: usize = 16;
 /// The longest header [`Built`] writes: the fixed part and two IPv6
 /// addresses and ports.
 pub const MAX_BUILT: usize = FIXED + 36;
+/// The longest header body (addresses and TLVs, after the fixed sixteen
+/// bytes) this reader takes: dnsdist's default maximum PROXY payload.
+/// Longer is refused (a datagram dropped, a connection closed).
+pub const MAX_LEN: usize = 512;
 
 /// Why a buffer does not start with a header this reader takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +58,12 @@ pub enum ProxyError {
     /// A datagram shorter than the header it announces.
     #[error("PROXY header longer than the datagram")]
     Truncated,
+    /// The header announces a body longer than [`MAX_LEN`].
+    #[error("PROXY header length {0} over the limit")]
+    TooLong(u16),
+    /// A TLV after the addresses runs past the header's end.
+    #[error("PROXY header TLV runs past the header")]
+    Tlv,
 }
 
 /// LOCAL (the sender's own traffic: a health check) or PROXY (a relayed
@@ -143,10 +156,14 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
     if usize::from(len) < need {
         return Err(ProxyError::ShortAddresses(len));
     }
+    if usize::from(len) > MAX_LEN {
+        return Err(ProxyError::TooLong(len));
+    }
     let total = FIXED + usize::from(len);
     let Some(body) = buf.get(FIXED..total) else {
         return Ok(None);
     };
+    check_tlvs(body.get(need..).unwrap_or_default())?;
     let addrs = match (command, fixed[13] >> 4) {
         (ProxyCommand::Proxy, 1) => Some(v4_pair(body)),
         (ProxyCommand::Proxy, 2) => Some(v6_pair(body)),
@@ -158,6 +175,19 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Header, usize)>, ProxyError> {
         addrs,
     };
     Ok(Some((header, total)))
+}
+
+/// Checks the TLVs after the addresses: each one's type, two-byte length
+/// and value must end inside the header (no byte left over).
+fn check_tlvs(mut tlvs: &[u8]) -> Result<(), ProxyError> {
+    while !tlvs.is_empty() {
+        let Some(&[_, hi, lo]) = tlvs.get(..3) else {
+            return Err(ProxyError::Tlv);
+        };
+        let end = 3 + usize::from(u16::from_be_bytes([hi, lo]));
+        tlvs = tlvs.get(end..).ok_or(ProxyError::Tlv)?;
+    }
+    Ok(())
 }
 
 /// Reads the header a datagram starts with: the header and the DNS
@@ -374,6 +404,48 @@ mod tests {
     }
 
     #[test]
+    fn a_tlv_running_past_the_header_or_a_stray_byte_is_refused() {
+        let addrs = [192, 0, 2, 1, 127, 0, 0, 1, 0x9c, 0x40, 0, 53];
+        let with = |tlvs: &[u8]| {
+            let mut body = addrs.to_vec();
+            body.extend_from_slice(tlvs);
+            raw(0x21, 0x12, &body)
+        };
+        // A TLV claiming 60000 bytes with 10 at hand.
+        let mut long = vec![0x04, 0xea, 0x60];
+        long.extend_from_slice(&[0; 10]);
+        assert_eq!(parse(&with(&long)), Err(ProxyError::Tlv));
+        assert_eq!(parse_datagram(&with(&long)), Err(ProxyError::Tlv));
+        // One byte past the header.
+        assert_eq!(parse(&with(&[0x04, 0, 2, b'a'])), Err(ProxyError::Tlv));
+        // A type with no length, a type and half a length.
+        assert_eq!(parse(&with(&[0x04])), Err(ProxyError::Tlv));
+        assert_eq!(parse(&with(&[0x04, 0])), Err(ProxyError::Tlv));
+        // Two good TLVs, one empty.
+        let good = with(&[0x04, 0, 0, 0x01, 0, 2, b'h', b'2']);
+        assert_eq!(parse(&good).unwrap().unwrap().1, good.len());
+        // A LOCAL header with TLVs and no addresses: checked alike.
+        assert_eq!(parse(&raw(0x20, 0x00, &[0x04, 0, 9])), Err(ProxyError::Tlv));
+        assert!(parse(&raw(0x20, 0x00, &[0x04, 0, 1, 0])).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_header_longer_than_the_limit_is_refused_before_its_bytes_arrive() {
+        let mut h = raw(0x21, 0x12, &[0; 12]);
+        let over = u16::try_from(MAX_LEN + 1).unwrap();
+        h[14..16].copy_from_slice(&over.to_be_bytes());
+        // Over a stream the fixed part alone decides: no waiting for
+        // bytes that would be the client's DNS messages.
+        assert_eq!(parse(&h[..16]), Err(ProxyError::TooLong(over)));
+        assert_eq!(parse_datagram(&h), Err(ProxyError::TooLong(over)));
+        // The limit itself is taken.
+        let mut body = vec![0u8; 12];
+        body.extend_from_slice(&[0x04, 0x01, 0xf1]);
+        body.resize(MAX_LEN, 0);
+        assert!(parse(&raw(0x21, 0x12, &body)).unwrap().is_some());
+    }
+
+    #[test]
     fn af_unspec_and_af_unix_carry_no_address() {
         let (h, _) = parse_datagram(&raw(0x21, 0x00, &[])).unwrap();
         assert_eq!((h.command, h.addrs), (ProxyCommand::Proxy, None));
@@ -394,8 +466,9 @@ mod tests {
             );
         }
         let mut long = raw(0x21, 0x12, &[0; 12]);
-        long[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
+        long[14..16].copy_from_slice(&300u16.to_be_bytes());
         assert_eq!(parse_datagram(&long).unwrap_err(), ProxyError::Truncated);
+        assert_eq!(parse(&long), Ok(None));
     }
 
     #[test]

@@ -26,6 +26,9 @@ use crate::dns;
 
 /// A client that does not take an answer within this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a `proxy_from` sender has to send its whole PROXY header
+/// after connecting (dnsdist's read timeout); then the connection closes.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Room kept free in a connection's buffer for each read.
 const READ_AT_LEAST: usize = 1024;
 /// A connection's buffer grown past this by a large frame shrinks back to it.
@@ -242,7 +245,15 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
     async fn run(&mut self) {
         let idle = self.shared.opts.tcp_idle_timeout;
         let max_pipeline = self.shared.opts.tcp_max_pipeline.max(1);
-        let mut deadline = Instant::now() + idle;
+        // A trusted sender's header must come whole in a short while.
+        let header_wait = self.awaiting_start
+            && (self.shared.handler.proxy_gate()).is_some_and(|g| g.trusts(self.peer.ip()));
+        let first_wait = if header_wait {
+            idle.min(PROXY_HEADER_TIMEOUT)
+        } else {
+            idle
+        };
+        let mut deadline = Instant::now() + first_wait;
         // The client closed its side (its queries already read are still answered).
         let mut eof = false;
         // The server stops: no more queries are taken, those in progress are answered.
@@ -252,8 +263,13 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             // the rest wait in the buffer (and nothing more is read) until
             // answers going out make room.
             if !stopping {
+                let judging = self.awaiting_start;
                 match self.drain_frames(max_pipeline).await {
                     Ok(true) => deadline = Instant::now() + idle,
+                    // Its start judged: the idle timeout from now on.
+                    Ok(false) if judging && !self.awaiting_start => {
+                        deadline = Instant::now() + idle;
+                    }
                     Ok(false) => {}
                     Err(()) => break,
                 }
@@ -284,6 +300,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 }
                 _ = sleep_until(deadline), if self.pending.is_empty() => {
                     debug!(peer = %self.peer, "tcp idle timeout");
+                    if header_wait && self.awaiting_start
+                        && let Some(gate) = self.shared.handler.proxy_gate()
+                    {
+                        gate.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     break;
                 }
             }
