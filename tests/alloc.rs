@@ -313,6 +313,7 @@ fn ls_config(echoes: &[Echo]) -> LsConfig {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             })
             .collect(),
         ..LsConfig::default()

@@ -404,6 +404,7 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             },
             false,
         ))

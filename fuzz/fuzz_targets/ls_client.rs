@@ -38,6 +38,7 @@ fn config(rate_limit_qps: u32) -> LsConfig {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             })
             .collect(),
         // A pool, so that the door's route lookup reads every question too.

@@ -4,6 +4,7 @@
 //! the config's own rules and each zone's, one rule needs both: a signed
 //! zone must not be split across the partitions of a partitioned LS (docs/CONFIG.md (the TS)).
 pub mod pool_cover;
+pub mod proxy_senders;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -235,6 +236,9 @@ pub fn check_all(path: &Path) -> CheckReport {
         }
     }
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    for (at, msg) in proxy_senders::wide_senders(&cfg) {
+        warnings.push(cfg.problem_at(&text, &at, msg).to_string());
+    }
     for (i, ts) in cfg.ts.iter().enumerate() {
         if let Some(msg) = open_control(ts) {
             let at = format!("ts.{i}.control");

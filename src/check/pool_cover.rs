@@ -92,6 +92,7 @@ mod tests {
             transport: Default::default(),
             tls_name: None,
             ca: None,
+            proxy: false,
         };
         LsConfig {
             backend: vec![backend("ts1", 5301), backend("ts2", 5302)],

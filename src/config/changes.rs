@@ -44,6 +44,7 @@ mod ls_keys {
         ("anycast", |o, n| o.anycast != n.anycast),
         ("xdp", |o, n| o.xdp != n.xdp),
         ("cookie_secret", |o, n| o.cookie_secret != n.cookie_secret),
+        ("proxy_from", |o, n| o.proxy_from != n.proxy_from),
     ];
 
     /// The `[ls]` keys a reload applies, besides the policy keys

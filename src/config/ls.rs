@@ -187,6 +187,11 @@ pub struct LsConfig {
     /// itself, 32 hex digits each: the first makes server cookies, each is
     /// accepted. \[a random one made at start\]
     pub cookie_secret: super::cookie::CookieSecrets,
+    /// Front load balancers whose PROXY protocol v2 header is required and
+    /// believed: everything the LS does per client then uses the client it
+    /// names. \[none\]
+    #[serde(deserialize_with = "de_nets")]
+    pub proxy_from: Vec<IpNet>,
 }
 });
 
@@ -233,6 +238,7 @@ impl Default for LsConfig {
             response_rule: Vec::new(),
             notify_tsig: Vec::new(),
             cookie_secret: Default::default(),
+            proxy_from: Vec::new(),
         } })
     }
 }
@@ -297,6 +303,12 @@ pub struct BackendConfig {
     /// quic; required with them); relative to the config file's folder.
     #[serde(default)]
     pub ca: Option<std::path::PathBuf>,
+    /// Send it a PROXY protocol v2 header naming the client: before each
+    /// UDP query, at the start of a TCP connection (one client's queries
+    /// a connection: no reuse across clients); a LOCAL one before each
+    /// health check. Not with `tls` or `quic`. \[false\]
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 /// The default backend weight.

@@ -94,13 +94,14 @@ async fn exchange(
         .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
     if tcp_only(job) || b.link.is_some() {
-        return over_tcp(state, b, query, question, deadline, won_by).await;
+        return over_tcp(state, b, (query, job), question, deadline, won_by).await;
     }
     let sent = Instant::now();
     let mut local = None;
+    let head = b.proxy.then(|| super::proxy_out::header(job));
     let resp = pool_of(state)
         .exchange_from(
-            (b.addr, &mut local),
+            (b.addr, &mut local, head.as_ref().map(|h| h.as_bytes())),
             &mut query,
             job.question_end,
             deadline,
@@ -132,7 +133,7 @@ async fn exchange(
     }
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
-        return over_tcp(state, b, query, question, deadline, won_by).await;
+        return over_tcp(state, b, (query, job), question, deadline, won_by).await;
     }
     recycle::give(query);
     Ok(resp)
@@ -150,7 +151,7 @@ async fn exchange(
 async fn over_tcp(
     state: &Arc<LsState>,
     b: &Arc<Backend>,
-    query: Vec<u8>,
+    (query, job): (Vec<u8>, &Job),
     question: &[u8],
     deadline: Instant,
     won_by: Arc<WonBy>,
@@ -158,12 +159,19 @@ async fn over_tcp(
     let mut flight = b.begin().for_query(won_by);
     let (pool, addr, question) = (pool_of(state), b.addr, question.to_vec());
     let link = b.link.clone();
+    // A backend with `proxy`: a connection of the query's own, opened by
+    // its client's PROXY header.
+    let head = b.proxy.then(|| super::proxy_out::header(job));
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let ask = async {
-            match &link {
-                Some(link) => link.exchange(addr, &query, &question, deadline).await,
-                None => pool.tcp.exchange(addr, &query, &question, deadline).await,
+            match (&link, head) {
+                (Some(link), _) => link.exchange(addr, &query, &question, deadline).await,
+                (None, Some(head)) => {
+                    let head = head.as_bytes();
+                    super::proxy_out::exchange_tcp(addr, head, &query, &question, deadline).await
+                }
+                (None, None) => pool.tcp.exchange(addr, &query, &question, deadline).await,
             }
         };
         tokio::pin!(ask);
@@ -367,8 +375,14 @@ impl Handler for Balancer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// A `proxy_from` sender's connection is let in: the ACL judges the
+    /// client its header names, query by query.
     fn admits_connection(&self, ip: std::net::IpAddr) -> bool {
-        self.state().allow.contains(ip)
+        self.state().allow.contains(ip) || self.proxy_gate.as_ref().is_some_and(|g| g.trusts(ip))
+    }
+
+    fn proxy_gate(&self) -> Option<&crate::server::proxy_gate::ProxyGate> {
+        self.proxy_gate.as_ref()
     }
 
     fn inflight_refused(&self) {

@@ -69,6 +69,9 @@ pub struct Balancer {
     replaced_end: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// The UDP workers that take the XDP workers' forwarded queries.
     handoffs: Arc<super::handoff::Handoffs>,
+    /// Who may put a PROXY v2 header before a query (`proxy_from`, read at
+    /// start), and its counters; `None`: nobody.
+    pub(crate) proxy_gate: Option<crate::server::proxy_gate::ProxyGate>,
 }
 
 /// A fast-path worker's own hold on the snapshot, kept from query to query
@@ -132,6 +135,7 @@ impl Balancer {
             reloads: AtomicU64::new(0),
             replaced_end: std::sync::Mutex::new(None),
             handoffs: Arc::default(),
+            proxy_gate: crate::server::proxy_gate::ProxyGate::new(&c.proxy_from),
         }
     }
 
@@ -442,6 +446,7 @@ mod tests {
             transport: Default::default(),
             tls_name: None,
             ca: None,
+            proxy: false,
         }
     }
 

@@ -399,6 +399,7 @@ impl<'a> QueryAtDoor<'a> {
             log,
             cache_generation,
             delay,
+            client: (req.src, req.local),
             unnoted: hit.filter(|_| self.late),
         }
     }
@@ -424,6 +425,8 @@ pub struct Admitted {
     log: Option<QueryLine>,
     cache_generation: u64,
     delay: Option<std::time::Duration>,
+    /// The client's address and the LS's it reached ([`Job::client`]).
+    client: (std::net::SocketAddr, Option<std::net::SocketAddr>),
     /// A late query's rule hit, not counted or logged yet
     /// ([`Balancer::spared`](super::balancer::Balancer::spared) does).
     pub(super) unnoted: Option<RuleHit>,
@@ -434,6 +437,12 @@ impl Admitted {
     /// (UDP only); `None`: at once.
     pub fn delay(&self) -> Option<std::time::Duration> {
         self.delay
+    }
+
+    /// The client (past a `proxy_from` sender's PROXY header, the one it
+    /// names).
+    pub fn client(&self) -> std::net::SocketAddr {
+        self.client.0
     }
 
     /// End of the question section in the query.
@@ -459,6 +468,7 @@ impl Admitted {
             log: self.log,
             cache_generation: self.cache_generation,
             ecs: None,
+            client: self.client,
         }
     }
 }

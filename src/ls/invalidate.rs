@@ -603,6 +603,7 @@ mod tests {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             }],
             notify_tsig: vec![("ts1".into(), kc)],
             ..LsConfig::default()

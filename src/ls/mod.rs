@@ -65,6 +65,7 @@ pub mod loopmark;
 pub mod notify_peers;
 pub mod order;
 pub mod probe;
+pub mod proxy_out;
 pub mod reply;
 pub mod resolution;
 pub mod rules;

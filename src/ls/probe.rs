@@ -46,6 +46,14 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -
             let question = bytes.get(12..question_end).unwrap_or_default().to_vec();
             link.exchange(b.addr, &bytes, &question, deadline).await
         }
+        // A backend with `proxy` is told the probe is the LS's own.
+        None if b.proxy => {
+            let local = crate::dns::proxy_v2::Built::local();
+            let to = (b.addr, &mut None, Some(local.as_bytes()));
+            let pool = &state.pool;
+            pool.exchange_from(to, &mut bytes, question_end, deadline, None, None)
+                .await
+        }
         None => {
             state
                 .pool

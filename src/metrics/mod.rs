@@ -327,6 +327,7 @@ fn test_config(backends: &[(&str, &str)]) -> crate::config::LsConfig {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             })
             .collect(),
         ..LsConfig::default()

@@ -100,6 +100,7 @@ fn shipped_config_parses_to_the_default_deployment() {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             },
             BackendConfig {
                 name: "ts2".into(),
@@ -109,6 +110,7 @@ fn shipped_config_parses_to_the_default_deployment() {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             },
         ]
     );

@@ -277,6 +277,7 @@ fn configs_built_in_code_validate() {
         transport: Default::default(),
         tls_name: None,
         ca: None,
+        proxy: false,
     });
     let config = Config {
         ls: Some(ls),

@@ -10,6 +10,17 @@ use super::limits::MAX_RATE_QPS;
 /// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key
 /// files that can be read, parse, and belong together.
 pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
+    // The PROXY header is sent over UDP and TCP only.
+    for (i, b) in ls.backend.iter().enumerate() {
+        check.require(
+            !b.proxy || !b.transport.encrypted(),
+            &format!("ls.backend.{i}.proxy"),
+            || {
+                "a PROXY header is sent over udp (and TCP) only: not with transport tls or quic"
+                    .into()
+            },
+        );
+    }
     let mut pairs = Vec::new();
     if let Some(tls) = &ls.tls {
         check.require(!tls.listen.is_empty(), "ls.tls.listen", || {

@@ -66,6 +66,8 @@ pub struct Backend {
     edns: AtomicBool,
     /// How it is reached encrypted (`transport = "tls" | "quic"`); `None`: UDP.
     pub link: Option<Arc<crate::ls::upstream::SecureLink>>,
+    /// It is sent a PROXY protocol v2 header (`proxy`).
+    pub proxy: bool,
 }
 
 /// Counters of one backend.
@@ -129,16 +131,18 @@ impl Backend {
             admin: admin::Admin::default(),
             edns: AtomicBool::new(false),
             link: crate::ls::upstream::SecureLink::of(c),
+            proxy: c.proxy,
         }
     }
 
     /// Whether it is reached as `c` says (the same transport, and for an
     /// encrypted one the same `tls_name` and `ca`).
     pub fn reached_as(&self, c: &BackendConfig) -> bool {
-        match &self.link {
+        let link = match &self.link {
             Some(l) => l.made_from(c),
             None => !c.transport.encrypted(),
-        }
+        };
+        link && self.proxy == c.proxy
     }
 
     /// Whether its last probe answer carried an OPT (it speaks EDNS).
@@ -412,6 +416,7 @@ mod loss_tests {
             transport: Default::default(),
             tls_name: None,
             ca: None,
+            proxy: false,
         };
         let b = Arc::new(Backend::from_config(&c, false));
         b.health.set_rule(fall, 1, 1500 * MS);

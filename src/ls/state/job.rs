@@ -33,6 +33,10 @@ pub struct Job {
     /// ([`crate::ls::ecs::edit_query`]); every answer is mended by it
     /// before the client gets it.
     pub ecs: Option<EcsEdit>,
+    /// The client's address (past a `proxy_from` sender's PROXY header,
+    /// the client it names) and the LS's address it reached, when known:
+    /// what a PROXY header to a backend with `proxy` carries.
+    pub client: (std::net::SocketAddr, Option<std::net::SocketAddr>),
 }
 
 impl Job {

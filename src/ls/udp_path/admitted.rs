@@ -33,7 +33,7 @@ use crate::server::{Reply, Request, batch, shed};
 /// call [`on_client_late`]).
 #[cfg(test)]
 pub(super) fn on_client(w: &mut Worker, raw: &[u8], src: batch::Peer, at: Instant) {
-    on_client_late(w, raw, src, at, None);
+    on_client_late(w, raw, (src, src.addr), at, None);
 }
 
 /// One client datagram, arrived `at`; `late`: its wait and the queue
@@ -42,10 +42,13 @@ pub(super) fn on_client(w: &mut Worker, raw: &[u8], src: batch::Peer, at: Instan
 /// ([`QueueGate::shed_late`](crate::server::shed::QueueGate::shed_late): one the door would answer itself is
 /// dropped, one to be forwarded is spared while such are few): shed,
 /// it is counted as such (`queue`) and nothing else is done for it.
+/// `src` is where the answer goes, `who` the client (the one a
+/// `proxy_from` sender's PROXY header names, else `src`'s address): the
+/// door, the flight and everything per client judge `who`.
 pub(super) fn on_client_late(
     w: &mut Worker,
     raw: &[u8],
-    src: batch::Peer,
+    (src, who): (batch::Peer, std::net::SocketAddr),
     at: Instant,
     late: Option<(Duration, Duration)>,
 ) {
@@ -55,14 +58,14 @@ pub(super) fn on_client_late(
             (w.balancer.dnstap(), &mut w.tap_staged),
             w.client_local,
             raw,
-            src.addr,
+            who,
             || w.clock.stamps(),
         );
     };
     if late.is_none() {
         tap_query(w);
     }
-    let req = Request::udp_on(raw, src.addr, w.client_local);
+    let req = Request::udp_on(raw, who, w.client_local);
     let state = Arc::clone(w.balancer.refresh(&mut w.kept));
     let mine = (Some(&mut w.counts), Some(&mut w.tap_staged));
     let admission = w.balancer.admit_on(state, req, mine, late.is_some());
@@ -78,7 +81,7 @@ pub(super) fn on_client_late(
         // Its CLIENT_QUERY before its rule's frame, as one on time.
         tap_query(w);
         if let Admission::Forward(state, admitted) = &admission {
-            let req = Request::udp_on(raw, src.addr, w.client_local);
+            let req = Request::udp_on(raw, who, w.client_local);
             let staged = Some(&mut w.tap_staged);
             w.balancer.spared(state, &req, admitted, staged);
         }
@@ -109,7 +112,7 @@ pub(super) fn hold(
     admitted: Admitted,
     delay: Duration,
 ) {
-    let group = state.client_group(src.addr.ip());
+    let group = state.client_group(admitted.client().ip());
     if !w.held.try_take(group, w.max_flights) {
         let shed = (&*state, &admitted);
         servfail_now(w, raw, (src, received), shed, |m| &m.shed_inflight);
@@ -168,7 +171,7 @@ pub(super) fn forward(
     if super::divert::encrypted(&state, &admitted)
         && let Some(lane) = &w.to_async
     {
-        let req = Request::udp_on(raw, src.addr, w.client_local);
+        let req = Request::udp_on(raw, admitted.client(), w.client_local);
         let balancer = w.balancer.clone();
         let admitted = (state, admitted);
         if let Some(answer) = super::divert::divert(lane, &balancer, req, src, admitted) {
@@ -178,7 +181,7 @@ pub(super) fn forward(
         return;
     }
     let mut scratch = std::mem::take(&mut w.ecs_scratch);
-    let edit = ecs::edit_query(raw, state.ecs, src.addr.ip(), &mut scratch);
+    let edit = ecs::edit_query(raw, state.ecs, admitted.client().ip(), &mut scratch);
     let query = if edit.is_some() { &scratch[..] } else { raw };
     forward_edited(w, (query, edit), (src, received), state, admitted);
     w.ecs_scratch = scratch;
@@ -199,15 +202,16 @@ fn forward_edited(
         let query = (raw, Transport::Udp, admitted.route(), edit);
         let out = w.to_clients.push_at(src, received.into_std());
         if reply::from_cache(&state, query, w.clock.now.into_std(), out) {
-            let client = (raw, src.addr.ip(), Transport::Udp);
+            let who = admitted.client().ip();
+            let client = (raw, who, Transport::Udp);
             crate::ls::cookies::stamp(w.balancer.cookies(), client, out);
-            w.balancer
-                .on_answer(src.addr.ip(), out, Some(&mut w.counts));
+            w.balancer.on_answer(who, out, Some(&mut w.counts));
             return;
         }
         w.to_clients.pop();
     }
-    let group = state.client_group(src.addr.ip());
+    let who = admitted.client().ip();
+    let group = state.client_group(who);
     let now = w.clock.now;
     // Over the in-flight bound, or over the client's share of
     // it while it is contended ([`crate::guard::fair`]); or no
@@ -235,7 +239,7 @@ fn forward_edited(
     let mut buf = w.spare.pop().unwrap_or_default();
     buf.clear();
     buf.extend_from_slice(raw);
-    crate::ls::cookies::for_backend(w.balancer.cookies(), &mut buf, src.addr.ip());
+    crate::ls::cookies::for_backend(w.balancer.cookies(), &mut buf, who);
     let mut job = admitted.into_job(buf);
     job.ecs = edit;
     let idx = w.flights.insert(Flight {

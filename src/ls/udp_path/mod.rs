@@ -157,6 +157,7 @@ mod tests {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             }],
             ..LsConfig::default()
         };
@@ -301,6 +302,7 @@ mod tests {
                     transport: Default::default(),
                     tls_name: None,
                     ca: None,
+                    proxy: false,
                 })
                 .collect(),
             ..LsConfig::default()
@@ -834,6 +836,7 @@ mod tests {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             }],
             cache: Some(CacheConfig::default()),
             ..LsConfig::default()
@@ -1021,6 +1024,7 @@ mod tests {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             }],
             ..LsConfig::default()
         });

@@ -304,7 +304,16 @@ fn on_clients(w: &mut Worker, slots: &mut RecvBatch, got: std::io::Result<usize>
                     // When it arrived: the batch's time less its wait
                     // in the kernel, no clock read.
                     let at = wait.map_or(now, |d| now.checked_sub(d).unwrap_or(now));
-                    admitted::on_client_late(w, raw, src, at, late);
+                    // Past a `proxy_from` sender's PROXY header, its
+                    // client asks; the answer still goes to the sender.
+                    let (raw, who) = match &w.balancer.proxy_gate {
+                        None => (raw, src.addr),
+                        Some(gate) => match gate.datagram(raw, src.addr) {
+                            Some(taken) => taken,
+                            None => continue,
+                        },
+                    };
+                    admitted::on_client_late(w, raw, (src, who), at, late);
                 }
             }
             if n < batch::BATCH {

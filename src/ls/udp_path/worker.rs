@@ -478,27 +478,27 @@ impl Worker {
         let took = now.into_std().saturating_duration_since(f.arrived);
         answered.log(&state, &reply, took);
         let to = (f.client, f.received);
+        let who = f.job.client.0.ip();
         let raw = std::mem::take(&mut f.job.raw);
         self.flights.discard(idx);
-        self.answer(reply, to, (took, from_backend));
+        self.answer(reply, to, (took, from_backend, who));
         self.recycle(raw);
     }
 
     /// Counts a forwarded query's reply and queues it for the client; a
     /// backend's answer (`from_backend`: not one the LS made up at the
     /// deadline) counts for the dynamic blocks too, and every one for
-    /// `dnslb top`.
+    /// `dnslb top` (by the client `who`).
     fn answer(
         &mut self,
         reply: Reply,
         (to, received): (batch::Peer, Instant),
-        (took, from_backend): (Duration, bool),
+        (took, from_backend, who): (Duration, bool, std::net::IpAddr),
     ) {
         self.balancer.metrics.answered_after(&reply, took);
         if let Reply::One(b) = reply {
             if from_backend {
-                self.balancer
-                    .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
+                self.balancer.on_answer(who, &b, Some(&mut self.counts));
             } else {
                 self.balancer.on_made_up(&b, Some(&mut self.counts));
             }
@@ -538,6 +538,9 @@ impl Worker {
             f.state
                 .mark
                 .stamp(query, f.job.question_end, b.speaks_edns());
+            if b.proxy {
+                crate::ls::proxy_out::prefix(query, &f.job);
+            }
         }
         t.attempts.push(Attempt {
             backend,

@@ -256,6 +256,7 @@ pub(crate) mod tests {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             },
             false,
         ))

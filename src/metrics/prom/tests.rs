@@ -111,6 +111,7 @@ fn cache_families_appear_with_the_cache_only() {
             transport: Default::default(),
             tls_name: None,
             ca: None,
+            proxy: false,
         }],
         ..crate::config::LsConfig::default()
     };

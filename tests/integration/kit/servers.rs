@@ -175,6 +175,7 @@ pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
+                proxy: false,
             })
             .collect(),
         ..Default::default()

@@ -138,6 +138,7 @@ fn a_reload_keeps_the_cache_unless_its_table_changed() {
             transport: Default::default(),
             tls_name: None,
             ca: None,
+            proxy: false,
         }],
         ..LsConfig::default()
     };

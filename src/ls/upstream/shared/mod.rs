@@ -314,16 +314,18 @@ impl SharedSockets {
         // Never through the XDP workers: a probe's datagram is the kernel's
         // own, which keeps its neighbour table current.
         let wait = (deadline, inflight, None);
-        self.ask(to, query, question_end, wait, false).await
+        self.ask(to, query, question_end, wait, (false, None)).await
     }
 
     /// As [`SharedSockets::exchange`] to `addr`, writing to `local` the
     /// address of the socket the query left from (for dnstap), once picked;
     /// through the XDP workers when the pool has them
-    /// ([`SharedSockets::attach_xsk`]) and they reach `addr`.
+    /// ([`SharedSockets::attach_xsk`]) and they reach `addr`. With a
+    /// PROXY header `head` (a backend with `proxy`), the datagram is the
+    /// header and then the query, through the sockets.
     pub async fn exchange_from(
         &self,
-        to: (SocketAddr, &mut Option<SocketAddr>),
+        (addr, local, head): (SocketAddr, &mut Option<SocketAddr>, Option<&[u8]>),
         query: &mut [u8],
         question_end: usize,
         deadline: Instant,
@@ -331,18 +333,20 @@ impl SharedSockets {
         hedge_pct: Option<f64>,
     ) -> Result<Vec<u8>, UpstreamError> {
         let wait = (deadline, inflight, hedge_pct);
-        self.ask(to, query, question_end, wait, true).await
+        let to = (addr, local);
+        self.ask(to, query, question_end, wait, (head.is_none(), head))
+            .await
     }
 
     /// The exchange of [`SharedSockets::exchange_from`]; through the XDP
-    /// workers only when `lane_ok`.
+    /// workers only when `lane_ok`; `head` before the query when given.
     async fn ask(
         &self,
         (addr, local): (SocketAddr, &mut Option<SocketAddr>),
         query: &mut [u8],
         question_end: usize,
         (deadline, inflight, hedge_pct): (Instant, Option<InFlight>, Option<f64>),
-        lane_ok: bool,
+        (lane_ok, head): (bool, Option<&[u8]>),
     ) -> Result<Vec<u8>, UpstreamError> {
         let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
         let question = smallvec::SmallVec::from_slice(question);
@@ -373,6 +377,8 @@ impl SharedSockets {
         };
         let _guard = WaitGuard { sock: &ps, id };
         WireHeader::set_id(query, id);
+        let proxied = head.map(|h| [h, &*query].concat());
+        let query = proxied.as_deref().unwrap_or(query);
         match (&lane, via) {
             (Some(lane), Some(path)) => lane.send(&path, &ps, addr, query).await?,
             _ => {
