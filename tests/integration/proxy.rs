@@ -206,3 +206,404 @@ async fn headers_from_unlisted_senders_and_listed_senders_without_one_are_refuse
     assert_eq!(plain.metadata.response_code, ResponseCode::Refused);
     ts.stop().await;
 }
+
+// --- PROXY protocol v2 on the LS: sent to `proxy = true` backends, taken
+// from the front load balancers `proxy_from` lists.
+
+/// What a recording backend was sent: over TCP or UDP, and the header.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    tcp: bool,
+    header: dnslb::dns::proxy_v2::Header,
+}
+
+/// A backend that takes only queries behind a PROXY v2 header (a datagram
+/// or a connection without one is dropped, and noted as `None`) and
+/// records each header; it answers each query with an empty NOERROR.
+struct Recording {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Option<Seen>>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+impl Recording {
+    async fn start() -> Recording {
+        use dnslb::dns::proxy_v2;
+        let (udp, tcp, addr) = crate::kit::udp_and_tcp().await;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let on_udp = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65_535];
+                while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                    let Ok((header, dns)) = proxy_v2::parse_datagram(&buf[..n]) else {
+                        seen.lock().unwrap().push(None);
+                        continue;
+                    };
+                    seen.lock().unwrap().push(Some(Seen { tcp: false, header }));
+                    let _ = udp.send_to(&crate::kit::empty_answer(dns), from).await;
+                }
+            })
+        };
+        let on_tcp = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = tcp.accept().await {
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = Vec::new();
+                        let header = loop {
+                            match proxy_v2::parse(&buf) {
+                                Ok(Some((h, len))) => {
+                                    buf.drain(..len);
+                                    break h;
+                                }
+                                Ok(None) if s.read_buf(&mut buf).await.unwrap_or(0) > 0 => {}
+                                _ => {
+                                    seen.lock().unwrap().push(None);
+                                    return;
+                                }
+                            }
+                        };
+                        seen.lock().unwrap().push(Some(Seen { tcp: true, header }));
+                        // The header's bytes read past are the query's start.
+                        let mut rest = std::io::Cursor::new(buf).chain(s);
+                        while let Some(q) = crate::kit::read_frame(&mut rest).await {
+                            let answer = crate::kit::empty_answer(&q);
+                            if !crate::kit::write_frame(rest.get_mut().1, &answer).await {
+                                return;
+                            }
+                        }
+                    });
+                }
+            })
+        };
+        Recording {
+            addr,
+            seen,
+            tasks: vec![on_udp, on_tcp],
+        }
+    }
+
+    fn seen(&self) -> Vec<Option<Seen>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// An LS config of one backend `name` at `addr` sent PROXY headers.
+fn proxying_ls(addr: SocketAddr) -> dnslb::config::LsConfig {
+    let mut cfg = crate::kit::ls_config(&[("b", addr)]);
+    cfg.backend[0].proxy = true;
+    cfg
+}
+
+fn ls_counts(ls: &crate::kit::TestLs) -> (u64, u64) {
+    let gate = ls.balancer.proxy_gate().expect("proxy_from set");
+    (
+        gate.accepted.load(Ordering::Relaxed),
+        gate.refused.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_names_its_client_to_a_proxy_backend_per_datagram_and_per_connection() {
+    use dnslb::dns::proxy_v2::{Protocol, ProxyCommand};
+    let backend = Recording::start().await;
+    let ls = crate::kit::start_ls(proxying_ls(backend.addr)).await;
+    // Health checks: a LOCAL header, the LS speaking for itself.
+    let probes = backend.seen();
+    assert!(
+        probes
+            .iter()
+            .flatten()
+            .any(|s| s.header.command == ProxyCommand::Local),
+        "no LOCAL probe: {probes:?}"
+    );
+
+    // UDP: the client's address and port, and the LS's address it reached.
+    let sock = UdpSocket::bind((ip(CLIENT), 0)).await.unwrap();
+    let client = sock.local_addr().unwrap();
+    let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
+    sock.send_to(&q, ls.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("an answer through the LS")
+        .unwrap();
+    let answer = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let udp_seen: Vec<Seen> = backend
+        .seen()
+        .into_iter()
+        .flatten()
+        .filter(|s| s.header.command == ProxyCommand::Proxy)
+        .collect();
+    assert_eq!(udp_seen.len(), 1, "{udp_seen:?}");
+    let s = udp_seen[0];
+    assert!(!s.tcp);
+    assert_eq!(s.header.protocol, Protocol::Datagram);
+    assert_eq!(s.header.addrs, Some((client, ls.addr)));
+
+    // TCP (an ANY goes to the backend over TCP): each query of the
+    // client's connection on a backend connection of its own, opened by
+    // the client's header as a stream.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(ip(OTHER), 0)).unwrap();
+    let mut conn = sock.connect(ls.addr).await.unwrap();
+    let tcp_client = conn.local_addr().unwrap();
+    for _ in 0..2 {
+        let any = bytes(&query_rd("www.example.test.", RecordType::ANY, false));
+        crate::kit::tcp_send(&mut conn, &any).await;
+        let m = Message::from_vec(&tcp_recv(&mut conn).await.expect("an answer")).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    }
+    let tcp_seen: Vec<Seen> = backend
+        .seen()
+        .into_iter()
+        .flatten()
+        .filter(|s| s.tcp)
+        .collect();
+    assert_eq!(tcp_seen.len(), 2, "one connection a query: {tcp_seen:?}");
+    for s in tcp_seen {
+        assert_eq!(s.header.command, ProxyCommand::Proxy);
+        assert_eq!(s.header.protocol, Protocol::Stream);
+        assert_eq!(s.header.addrs, Some((tcp_client, ls.addr)));
+    }
+    assert!(
+        backend.seen().iter().all(Option::is_some),
+        "something reached the backend without a header: {:?}",
+        backend.seen()
+    );
+    ls.stop().await;
+}
+
+/// A TS believing PROXY headers from the LS's address (127.0.0.1),
+/// whose RRL exempts [`CLIENT`] only.
+async fn ts_behind_an_ls() -> TestTs {
+    let mut settings = ts_settings(vec![peers_fixture("example.test.zone")]);
+    settings.proxy_from = vec!["127.0.0.1/32".parse().unwrap()];
+    settings.rrl.responses_per_s = 1;
+    settings.rrl.slip = 0;
+    settings.rrl.ipv4_prefix = 32;
+    settings.rrl.exempt = vec![format!("{CLIENT}/32").parse().unwrap()];
+    start_ts(settings).await
+}
+
+/// How many of `n` queries sent at once from `src` to `to` get a
+/// NOERROR answer with records within a few seconds (an LS's SERVFAIL at
+/// its deadline does not count).
+async fn answered_noerror(src: &str, to: SocketAddr, n: u16) -> usize {
+    let sock = UdpSocket::bind((ip(src), 0)).await.unwrap();
+    for id in 0..n {
+        let mut q = query_rd("www.example.test.", RecordType::A, false);
+        q.metadata.id = id;
+        sock.send_to(&bytes(&q), to).await.unwrap();
+    }
+    let mut got = std::collections::BTreeSet::new();
+    let mut answered = 0;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while let Ok(Ok((len, _))) = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        if let Ok(m) = Message::from_vec(&buf[..len])
+            && got.insert(m.metadata.id)
+            && m.metadata.response_code == ResponseCode::NoError
+            && !m.answers.is_empty()
+        {
+            answered += 1;
+        }
+        if got.len() == usize::from(n) {
+            break;
+        }
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ts_behind_an_ls_with_proxy_judges_the_lss_clients_over_udp_and_tcp() {
+    let ts = ts_behind_an_ls().await;
+    let mut cfg = proxying_ls(ts.addr);
+    cfg.timeout_ms = 800;
+    let ls = crate::kit::start_ls(cfg).await;
+    // UDP: the TS's RRL exempts the client the LS names, limits the other.
+    let exempt = answered_noerror(CLIENT, ls.addr, 20).await;
+    let limited = answered_noerror(OTHER, ls.addr, 20).await;
+    eprintln!("through the LS: {exempt}/20 answered to {CLIENT}, {limited}/20 to {OTHER}");
+    assert_eq!(exempt, 20, "the exempt client was rate limited");
+    assert!(
+        limited < 10,
+        "the other client was not rate limited: {limited}/20"
+    );
+    // TCP: the TS closes a connection from the LS without a header; the
+    // ANY the LS asks over TCP is answered.
+    let (before, refused) = counts(&ts);
+    assert_eq!(refused, 0, "every header the LS sent was taken");
+    let any = query_rd("www.example.test.", RecordType::ANY, false);
+    let m = tcp_from(ip(CLIENT), ls.addr, &any).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(
+        counts(&ts).0 > before,
+        "the TCP connection's header was taken"
+    );
+    assert_eq!(counts(&ts).1, 0);
+    ls.stop().await;
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsdist_in_front_of_the_ls_passes_its_clients_to_the_lss_acl_over_udp_and_tcp() {
+    let Some([bin]) = need(
+        "dnsdist_in_front_of_the_ls_passes_its_clients_to_the_lss_acl_over_udp_and_tcp",
+        ["dnsdist"],
+    ) else {
+        return;
+    };
+    let ts = start_ts(ts_settings(vec![peers_fixture("example.test.zone")])).await;
+    let mut cfg = crate::kit::ls_config(&[("ts", ts.addr)]);
+    cfg.proxy_from = vec![format!("{LB}/32").parse().unwrap()];
+    // Only the client dnsdist names may ask; dnsdist itself is not listed.
+    cfg.allow = vec![format!("{CLIENT}/32").parse().unwrap()];
+    let ls = crate::kit::start_ls(cfg).await;
+    let [port, console] = free_ports(2).try_into().unwrap();
+    let server = format!(
+        "newServer{{address=\"{}\", name=\"ls\", source=\"{LB}\", useProxyProtocol=true}}:setUp()\n",
+        ls.addr
+    );
+    let mut dd = Dnsdist::with_servers(&bin, port, console, &server);
+    let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
+    let first = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || {
+            dd.proc.assert_running();
+            udp_raw_from(ip(CLIENT), dd.addr, &q, Duration::from_millis(300)).await
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("no answer through dnsdist:\n{}", dd.proc.stderr_now()));
+    let first = Message::from_vec(&first).unwrap();
+    assert_eq!(
+        first.metadata.response_code,
+        ResponseCode::NoError,
+        "{first:?}"
+    );
+    assert!(!first.answers.is_empty(), "{first:?}");
+    let other = udp_raw_from(ip(OTHER), dd.addr, &q, Duration::from_secs(3))
+        .await
+        .expect("an answer to the other client");
+    let other = Message::from_vec(&other).unwrap();
+    assert_eq!(
+        other.metadata.response_code,
+        ResponseCode::Refused,
+        "the LS's ACL"
+    );
+
+    // TCP: dnsdist opens its connection to the LS with the client's header.
+    let a = query_rd("www.example.test.", RecordType::A, false);
+    let allowed = tcp_from(ip(CLIENT), dd.addr, &a).await;
+    assert_eq!(allowed.metadata.response_code, ResponseCode::NoError);
+    assert!(!allowed.answers.is_empty(), "{allowed:?}");
+    let refused = tcp_from(ip(OTHER), dd.addr, &a).await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(ls_counts(&ls).1, 0, "dnsdist's headers were all taken");
+    assert!(ls_counts(&ls).0 >= 4);
+    drop(dd);
+    ls.stop().await;
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_drops_forged_missing_malformed_and_late_headers() {
+    let ts = start_ts(ts_settings(vec![peers_fixture("example.test.zone")])).await;
+    let mut cfg = crate::kit::ls_config(&[("ts", ts.addr)]);
+    cfg.proxy_from = vec![format!("{LB}/32").parse().unwrap()];
+    let ls = crate::kit::start_ls(cfg).await;
+    let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
+    let wait = Duration::from_millis(700);
+    let claim: SocketAddr = format!("{CLIENT}:5353").parse().unwrap();
+    let mut proxied = Built::proxy(claim, ls.addr, false).as_bytes().to_vec();
+    proxied.extend_from_slice(&q);
+
+    // Anyone else's plain query is answered; its forged header dropped.
+    assert!(
+        udp_raw_from(ip("127.0.0.1"), ls.addr, &q, wait)
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        udp_raw_from(ip("127.0.0.1"), ls.addr, &proxied, wait).await,
+        None
+    );
+    assert_eq!(ls_counts(&ls), (0, 1));
+    // The listed sender: without a header dropped, with one answered.
+    assert_eq!(udp_raw_from(ip(LB), ls.addr, &q, wait).await, None);
+    assert!(
+        udp_raw_from(ip(LB), ls.addr, &proxied, wait)
+            .await
+            .is_some()
+    );
+    assert_eq!(ls_counts(&ls), (1, 2));
+    // A TLV running past the header's end; a header longer than the datagram.
+    let mut bad_tlv = proxied[..28].to_vec();
+    bad_tlv[15] += 3;
+    bad_tlv.extend_from_slice(&[0x04, 0xea, 0x60]);
+    bad_tlv.extend_from_slice(&q);
+    assert_eq!(udp_raw_from(ip(LB), ls.addr, &bad_tlv, wait).await, None);
+    assert_eq!(
+        udp_raw_from(ip(LB), ls.addr, &proxied[..20], wait).await,
+        None
+    );
+    assert_eq!(ls_counts(&ls), (1, 4));
+
+    // TCP: a header from anyone else closes the connection; so does a
+    // listed sender's missing one, or one over the length limit.
+    let header = Built::proxy(claim, ls.addr, true);
+    let mut too_long = header.as_bytes()[..16].to_vec();
+    too_long[14..16].copy_from_slice(&600u16.to_be_bytes());
+    let cases: [(&str, &[u8]); 3] = [("127.0.0.1", header.as_bytes()), (LB, b""), (LB, &too_long)];
+    for (src, head) in cases {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(ip(src), 0)).unwrap();
+        let mut s = sock.connect(ls.addr).await.unwrap();
+        let mut out = head.to_vec();
+        out.extend_from_slice(&u16::try_from(q.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&q);
+        s.write_all(&out).await.unwrap();
+        assert_eq!(tcp_recv(&mut s).await, None, "from {src}, header {head:?}");
+    }
+    assert_eq!(ls_counts(&ls), (1, 7));
+    // A listed sender's header that stops halfway: closed within ~2 s.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(ip(LB), 0)).unwrap();
+    let mut s = sock.connect(ls.addr).await.unwrap();
+    s.write_all(&header.as_bytes()[..5]).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(8), async {
+        use tokio::io::AsyncReadExt;
+        s.read(&mut byte).await
+    })
+    .await
+    .expect("the connection was not closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    assert_eq!(ls_counts(&ls), (1, 8));
+    // The listed sender's whole header: the client it names is served.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(ip(LB), 0)).unwrap();
+    let mut s = sock.connect(ls.addr).await.unwrap();
+    s.write_all(header.as_bytes()).await.unwrap();
+    crate::kit::tcp_send(&mut s, &q).await;
+    let m = Message::from_vec(&tcp_recv(&mut s).await.expect("an answer")).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(ls_counts(&ls), (2, 8));
+    ls.stop().await;
+    ts.stop().await;
+}

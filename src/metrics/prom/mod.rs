@@ -14,6 +14,7 @@ use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 mod doh3;
 mod expo;
 mod policy;
+mod proxy;
 mod xdp;
 pub(crate) use expo::Expo;
 use expo::seconds;
@@ -80,6 +81,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     }
     write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_xdp(&mut e, "dnslb", &balancer.metrics().xdp);
+    proxy::write_proxy_headers(&mut e, balancer.proxy_gate.as_ref());
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
