@@ -607,3 +607,65 @@ async fn the_ls_drops_forged_missing_malformed_and_late_headers() {
     ls.stop().await;
     ts.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lss_client_reaches_a_ts_through_dnsdist_two_proxy_hops_over_udp_and_tcp() {
+    let Some([bin]) = need(
+        "the_lss_client_reaches_a_ts_through_dnsdist_two_proxy_hops_over_udp_and_tcp",
+        ["dnsdist"],
+    ) else {
+        return;
+    };
+    // The TS believes dnsdist (from LB) and exempts CLIENT from its RRL.
+    let ts = proxied_ts().await;
+    let [port, console] = free_ports(2).try_into().unwrap();
+    // dnsdist believes the LS's headers (it sends from 127.0.0.1) and
+    // passes the client they name on to the TS.
+    let server = format!(
+        "setProxyProtocolACL({{\"127.0.0.1/32\"}})\n\
+         newServer{{address=\"{}\", name=\"ts\", source=\"{LB}\", useProxyProtocol=true}}:setUp()\n",
+        ts.addr
+    );
+    let mut dd = Dnsdist::with_servers(&bin, port, console, &server);
+    let mut cfg = proxying_ls(dd.addr);
+    cfg.timeout_ms = 800;
+    let ls = crate::kit::start_ls(cfg).await;
+    let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
+    let first = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || {
+            dd.proc.assert_running();
+            let got = udp_raw_from(ip(CLIENT), ls.addr, &q, Duration::from_millis(900)).await?;
+            let m = Message::from_vec(&got).ok()?;
+            (m.metadata.response_code == ResponseCode::NoError).then_some(m)
+        },
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no answer through the LS and dnsdist:\n{}",
+            dd.proc.stderr_now()
+        )
+    });
+    assert!(!first.answers.is_empty(), "{first:?}");
+    // UDP: the TS's RRL judges the LS's clients, two hops back.
+    let exempt = answered_noerror(CLIENT, ls.addr, 20).await;
+    let limited = answered_noerror(OTHER, ls.addr, 20).await;
+    eprintln!("LS -> dnsdist -> TS: {exempt}/20 answered to {CLIENT}, {limited}/20 to {OTHER}");
+    assert_eq!(exempt, 20, "the exempt client was rate limited");
+    assert!(
+        limited < 10,
+        "the other client was not rate limited: {limited}/20"
+    );
+    // TCP (an ANY goes over TCP): dnsdist took the LS's header, the TS dnsdist's.
+    let before = counts(&ts).0;
+    let any = query_rd("www.example.test.", RecordType::ANY, false);
+    let m = tcp_from(ip(CLIENT), ls.addr, &any).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(counts(&ts).0 > before, "no header reached the TS over TCP");
+    assert_eq!(counts(&ts).1, 0, "dnsdist's headers were all taken");
+    ls.stop().await;
+    drop(dd);
+    ts.stop().await;
+}
