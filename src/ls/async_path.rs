@@ -479,8 +479,11 @@ pub(crate) fn forward_admitted(
         .backends
         .iter()
         .any(|b| b.link.is_some());
+    // Behind `proxy_from`, `client` is the header's, not where the
+    // answer goes (the sender): the XDP worker answers it itself.
+    let proxied = b.proxy_gate.is_some();
     let (state, admitted) = match (req.via, local) {
-        (crate::dns::Via::Udp, Some(to)) if !encrypted => {
+        (crate::dns::Via::Udp, Some(to)) if !encrypted && !proxied => {
             match hand_off(b, to, client, (raw_in, state, admitted)) {
                 Ok(action) => return action,
                 Err(back) => *back,

@@ -188,8 +188,10 @@ fn the_doq_recipe_runs_as_written() {
     w.assert_walked(2..=2, 7);
 }
 
-/// The "PROXY protocol" walk's ports: dnsdist's, the TS's, its metrics'.
-const PROXY_PORTS: [u16; 3] = [5300, 5301, 5391];
+/// The "PROXY protocol" walk's ports: dnsdist's, the TS's, its metrics';
+/// then the LS's part: the inner TS's and its metrics', the LS's and its
+/// metrics', its dnsdist's.
+const PROXY_PORTS: [u16; 8] = [5300, 5301, 5391, 5302, 5392, 5310, 5390, 5320];
 
 #[test]
 fn the_proxy_protocol_recipe_runs_as_written() {
@@ -207,7 +209,7 @@ fn the_proxy_protocol_recipe_runs_as_written() {
         &[("dnslb", Path::new(BIN))],
         SETTLE,
     );
-    w.assert_walked(2.., 8);
+    w.assert_walked(5.., 19);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test
