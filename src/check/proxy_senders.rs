@@ -41,8 +41,10 @@ mod tests {
     #[test]
     fn a_whole_family_is_warned_about_and_a_front_balancers_address_is_not() {
         let mut cfg = Config::default();
-        let mut ls = crate::config::LsConfig::default();
-        ls.proxy_from = vec!["10.0.0.5/32".parse().unwrap()];
+        let mut ls = crate::config::LsConfig {
+            proxy_from: vec!["10.0.0.5/32".parse().unwrap()],
+            ..Default::default()
+        };
         cfg.ls = Some(ls.clone());
         assert!(wide_senders(&cfg).is_empty());
         ls.proxy_from.push("0.0.0.0/0".parse().unwrap());

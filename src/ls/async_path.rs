@@ -499,6 +499,7 @@ pub(crate) fn forward_admitted(
     super::cookies::for_backend(b.cookies(), &mut bytes, client.ip());
     let mut job = admitted.into_job(bytes);
     job.ecs = ecs;
+    job.client.1 = local;
     let metrics = b.metrics.clone();
     let arrived = std::time::Instant::now();
     // A combinator, not an `async` block: a block would hold the

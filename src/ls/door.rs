@@ -399,7 +399,7 @@ impl<'a> QueryAtDoor<'a> {
             log,
             cache_generation,
             delay,
-            client: (req.src, req.local),
+            client: req.src,
             unnoted: hit.filter(|_| self.late),
         }
     }
@@ -425,8 +425,9 @@ pub struct Admitted {
     log: Option<QueryLine>,
     cache_generation: u64,
     delay: Option<std::time::Duration>,
-    /// The client's address and the LS's it reached ([`Job::client`]).
-    client: (std::net::SocketAddr, Option<std::net::SocketAddr>),
+    /// The client's address ([`Job::client`]; the driver sets the LS's
+    /// address it reached).
+    client: std::net::SocketAddr,
     /// A late query's rule hit, not counted or logged yet
     /// ([`Balancer::spared`](super::balancer::Balancer::spared) does).
     pub(super) unnoted: Option<RuleHit>,
@@ -442,7 +443,7 @@ impl Admitted {
     /// The client (past a `proxy_from` sender's PROXY header, the one it
     /// names).
     pub fn client(&self) -> std::net::SocketAddr {
-        self.client.0
+        self.client
     }
 
     /// End of the question section in the query.
@@ -468,7 +469,7 @@ impl Admitted {
             log: self.log,
             cache_generation: self.cache_generation,
             ecs: None,
-            client: self.client,
+            client: (self.client, None),
         }
     }
 }

@@ -34,8 +34,9 @@ pub struct Job {
     /// before the client gets it.
     pub ecs: Option<EcsEdit>,
     /// The client's address (past a `proxy_from` sender's PROXY header,
-    /// the client it names) and the LS's address it reached, when known:
-    /// what a PROXY header to a backend with `proxy` carries.
+    /// the client it names) and the LS's address it reached, when known
+    /// (set by the driver): what a PROXY header to a backend with `proxy`
+    /// carries.
     pub client: (std::net::SocketAddr, Option<std::net::SocketAddr>),
 }
 

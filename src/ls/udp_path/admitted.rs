@@ -242,6 +242,7 @@ fn forward_edited(
     crate::ls::cookies::for_backend(w.balancer.cookies(), &mut buf, who);
     let mut job = admitted.into_job(buf);
     job.ecs = edit;
+    job.client.1 = w.client_local;
     let idx = w.flights.insert(Flight {
         state,
         job,
