@@ -26,6 +26,10 @@
 //! worker's reused round buffer, copied into the queue's reused buffer at
 //! the round's end and written in batches: nothing per query either.
 //!
+//! With `proxy = true` on the backends, the PROXY v2 header goes into the
+//! same reused datagram buffer: nothing per query
+//! ([`forwarding_to_proxy_backends_allocates_nothing_per_query`]).
+//!
 //! A query a block stops with `refuse` allocates its answer and nothing
 //! else ([`a_blocked_query_allocates_only_its_answer`]).
 //!
@@ -57,6 +61,9 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 /// The tests of this binary run one at a time: the allocator's count, and
 /// dhat's one profiler, are the whole process's.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether [`ls_config`]'s backends are sent PROXY v2 headers (`proxy`).
+static PROXY_BACKENDS: AtomicBool = AtomicBool::new(false);
 
 /// Queries before counting.
 const WARM_UP: usize = 2_000;
@@ -106,9 +113,18 @@ impl Echo {
             let mut buf = [0u8; 1024];
             let mut answered = 0u64;
             while !flag.load(Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                let Ok((mut n, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
+                // A PROXY v2 header (a backend with `proxy`) is taken off.
+                if buf[..n].starts_with(&dnslb::dns::proxy_v2::SIGNATURE) && n >= 16 {
+                    let head = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+                    if head > n {
+                        continue;
+                    }
+                    buf.copy_within(head..n, 0);
+                    n -= head;
+                }
                 if n < 12 || n + RECORD.len() > buf.len() {
                     continue;
                 }
@@ -313,7 +329,7 @@ fn ls_config(echoes: &[Echo]) -> LsConfig {
                 transport: Default::default(),
                 tls_name: None,
                 ca: None,
-                proxy: false,
+                proxy: PROXY_BACKENDS.load(Relaxed),
             })
             .collect(),
         ..LsConfig::default()
@@ -560,6 +576,23 @@ fn forwarding_allocates_nothing_per_query() {
             "{strategy:?}: {blocks} allocations over {COUNTED} queries (at most {MAX_ALLOCATIONS})"
         );
     }
+}
+
+/// With `proxy = true` on both backends, each forwarded query carries a
+/// PROXY v2 header written in its datagram's buffer: nothing per query
+/// either.
+#[test]
+fn forwarding_to_proxy_backends_allocates_nothing_per_query() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    PROXY_BACKENDS.store(true, Relaxed);
+    let run = (false, EcsMode::Pass, false);
+    let (blocks, bytes) = allocations_per_run(Strategy::Hedge, false, Vec::new(), run);
+    PROXY_BACKENDS.store(false, Relaxed);
+    eprintln!("Hedge: {blocks} allocations ({bytes} bytes) over {COUNTED} queries, proxy = true");
+    assert!(
+        blocks < MAX_ALLOCATIONS,
+        "{blocks} allocations over {COUNTED} queries to proxy backends (at most {MAX_ALLOCATIONS})"
+    );
 }
 
 /// A query a block stops with `refuse` (here a block by hand on the query's
