@@ -8,19 +8,30 @@
 //! buffer has grown); every try, hedge and re-ask of one query carries the
 //! same one. Over TCP it opens the connection, so a connection carries one
 //! client's query: [`exchange_tcp`] asks on a connection of its own, made
-//! for that query and closed after its answer (no reuse across clients).
+//! for that query and closed after its answer (no reuse across clients);
+//! at most [`MAX_OPEN`] such connections are open at once, past which the
+//! try fails at once (as a refused connection: the next backend is asked).
 //! A health check sends a LOCAL header ([`Built::local`]). The answer comes
 //! back as from any backend: no header on it.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
 use crate::dns::proxy_v2::Built;
 use crate::dns::{HEADER_LEN, Transport, WireHeader};
 use crate::ls::state::Job;
 use crate::ls::upstream::UpstreamError;
+
+/// The most TCP connections to `proxy` backends open at once, all backends
+/// together: each TCP query to one has a connection of its own, and a
+/// flood of TCP clients' ANY queries must not open one each without end.
+pub const MAX_OPEN: usize = 1024;
+
+/// The places under [`MAX_OPEN`].
+static OPEN: Semaphore = Semaphore::const_new(MAX_OPEN);
 
 /// The header a backend with `proxy` is sent before `job`'s query: PROXY,
 /// for the client's transport (a TCP, DoT or DoH client's as a stream).
@@ -72,6 +83,7 @@ pub async fn exchange_tcp(
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let len = u16::try_from(query.len()).map_err(|_| UpstreamError::Unusable)?;
+    let _place = OPEN.try_acquire().map_err(|_| UpstreamError::Unusable)?;
     let ask = async {
         let mut conn = TcpStream::connect(addr).await?;
         conn.set_nodelay(true)?;
@@ -127,6 +139,19 @@ mod tests {
         assert_eq!(h.command, ProxyCommand::Proxy);
         assert_eq!(h.client_or("10.0.0.1:1".parse().unwrap()), client);
         assert_eq!(rest, b"dns-message");
+    }
+
+    #[tokio::test]
+    async fn past_the_open_connections_bound_a_try_fails_without_connecting() {
+        let all = OPEN.try_acquire_many(MAX_OPEN as u32).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        // Port 9 on loopback refuses: a connection tried would be an I/O error.
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let got = exchange_tcp(addr, b"", b"query-bytes!", b"", deadline).await;
+        assert!(matches!(got, Err(UpstreamError::Unusable)), "{got:?}");
+        drop(all);
+        let got = exchange_tcp(addr, b"", b"query-bytes!", b"", deadline).await;
+        assert!(matches!(got, Err(UpstreamError::Io(_))), "{got:?}");
     }
 
     #[test]
