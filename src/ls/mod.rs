@@ -8,6 +8,7 @@
 //! - [`run`]: [`serve`] — the UDP workers, the server layer for TCP, the
 //!   probe loop and the rate-limit sweeper, started and stopped together;
 //! - [`probe`]: the probe loop feeding each backend's health;
+//! - [`proxy_out`]: the PROXY v2 header sent to backends with `proxy`;
 //! - the two drivers of one query: [`udp_path`] (the UDP fast path, a
 //!   worker per socket) and [`async_path`] (async, for TCP, DoT and DoH: the
 //!   server layer's handler);

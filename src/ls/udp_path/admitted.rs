@@ -242,7 +242,10 @@ fn forward_edited(
     crate::ls::cookies::for_backend(w.balancer.cookies(), &mut buf, who);
     let mut job = admitted.into_job(buf);
     job.ecs = edit;
-    job.client.1 = w.client_local;
+    // The address the query came to: its socket's, with the IP the
+    // kernel told when that is a wildcard.
+    job.client.1 =
+        (w.client_local).map(|l| std::net::SocketAddr::new(src.local.unwrap_or(l.ip()), l.port()));
     let idx = w.flights.insert(Flight {
         state,
         job,
