@@ -7,6 +7,14 @@
 //! is dropped (UDP) or closes the connection (TCP), a listed address's
 //! query without one is dropped, and both are counted; anyone else's
 //! plain queries are answered as before.
+//!
+//! The LS on both sides: with `proxy = true` it names each client to its
+//! backend (a recording backend reads the header before each UDP query and
+//! at the start of a connection of each TCP query's own, LOCAL before each
+//! probe; a TS's RRL judges the LS's clients, directly and through
+//! dnsdist); with `proxy_from` it takes dnsdist's header, and its ACL,
+//! rules, ECS and onward header use the client named; forged, missing,
+//! malformed, over-long and late headers are refused and counted.
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -215,6 +223,18 @@ async fn headers_from_unlisted_senders_and_listed_senders_without_one_are_refuse
 struct Seen {
     tcp: bool,
     header: dnslb::dns::proxy_v2::Header,
+    /// The address of the query's ECS option (UDP), if it has one.
+    ecs: Option<IpAddr>,
+}
+
+/// The address of the ECS option of the DNS message `q`, if any.
+fn ecs_of(q: &[u8]) -> Option<IpAddr> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let m = Message::from_vec(q).ok()?;
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some(s.addr()),
+        _ => None,
+    }
 }
 
 /// A backend that takes only queries behind a PROXY v2 header (a datagram
@@ -246,7 +266,12 @@ impl Recording {
                         seen.lock().unwrap().push(None);
                         continue;
                     };
-                    seen.lock().unwrap().push(Some(Seen { tcp: false, header }));
+                    let ecs = ecs_of(dns);
+                    seen.lock().unwrap().push(Some(Seen {
+                        tcp: false,
+                        header,
+                        ecs,
+                    }));
                     let _ = udp.send_to(&crate::kit::empty_answer(dns), from).await;
                 }
             })
@@ -272,7 +297,11 @@ impl Recording {
                                 }
                             }
                         };
-                        seen.lock().unwrap().push(Some(Seen { tcp: true, header }));
+                        seen.lock().unwrap().push(Some(Seen {
+                            tcp: true,
+                            header,
+                            ecs: None,
+                        }));
                         // The header's bytes read past are the query's start.
                         let mut rest = std::io::Cursor::new(buf).chain(s);
                         while let Some(q) = crate::kit::read_frame(&mut rest).await {
@@ -668,4 +697,56 @@ async fn the_lss_client_reaches_a_ts_through_dnsdist_two_proxy_hops_over_udp_and
     ls.stop().await;
     drop(dd);
     ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_proxy_from_the_lss_rules_ecs_and_onward_header_use_the_named_client() {
+    use dnslb::dns::proxy_v2::ProxyCommand;
+    let backend = Recording::start().await;
+    let text = format!(
+        "[ls]\n\
+         proxy_from = [\"{LB}/32\"]\n\
+         ecs = \"add\"\n\
+         [[ls.rule]]\n\
+         name = \"no-88\"\n\
+         match = {{ client = [\"127.0.0.88/32\"] }}\n\
+         action = \"refuse\"\n\
+         [[ls.backend]]\n\
+         name = \"b\"\n\
+         addr = \"{}\"\n\
+         proxy = true\n",
+        backend.addr
+    );
+    let path = std::path::Path::new("proxy-rules.toml");
+    let cfg = dnslb::config::Config::from_toml(&text, path).unwrap();
+    let ls = crate::kit::start_ls(cfg.ls.unwrap()).await;
+    let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
+    let wait = Duration::from_secs(3);
+    let ask = async |client: SocketAddr| {
+        let mut d = Built::proxy(client, ls.addr, false).as_bytes().to_vec();
+        d.extend_from_slice(&q);
+        let got = udp_raw_from(ip(LB), ls.addr, &d, wait)
+            .await
+            .expect("an answer");
+        Message::from_vec(&got).unwrap().metadata.response_code
+    };
+    // The rule refuses the client the header names, not the balancer.
+    let refused: SocketAddr = "127.0.0.88:4000".parse().unwrap();
+    assert_eq!(ask(refused).await, ResponseCode::Refused);
+    // Another client is forwarded: ECS from its address, and the header
+    // sent on names it.
+    let named: SocketAddr = "127.0.5.77:4001".parse().unwrap();
+    assert_eq!(ask(named).await, ResponseCode::NoError);
+    let seen: Vec<Seen> = (backend.seen().into_iter().flatten())
+        .filter(|s| s.header.command == ProxyCommand::Proxy)
+        .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].header.addrs, Some((named, ls.addr)));
+    assert_eq!(
+        seen[0].ecs,
+        Some(ip("127.0.5.0")),
+        "ECS of the named client's /24"
+    );
+    assert_eq!(ls_counts(&ls), (2, 0));
+    ls.stop().await;
 }
