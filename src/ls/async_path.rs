@@ -367,6 +367,12 @@ impl Handler for Balancer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn tcp_share_refused(&self) {
+        self.metrics
+            .tcp_share_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn admits_connection(&self, ip: std::net::IpAddr) -> bool {
         self.state().allow.contains(ip)
     }
