@@ -469,14 +469,14 @@ pub async fn serve_on<H: Handler>(
             "the open-file limit lowers the tcp connection cap"
         );
     }
-    let conns = Arc::new(places::Places::new(cap));
+    let conns = Arc::new(places::Places::for_connections(cap));
     let mut accepts = Vec::new();
     for l in listeners.tcp {
         accepts.push(tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone())));
     }
     if let Some(dot) = listeners.dot {
         // Its own cap, as large as TCP's: one transport cannot starve the other.
-        let conns = Arc::new(places::Places::new(cap));
+        let conns = Arc::new(places::Places::for_connections(cap));
         for l in dot.listeners {
             let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
             let gate = dot.conn_rate.clone();
@@ -497,7 +497,7 @@ pub async fn serve_on<H: Handler>(
         }
     }
     if let Some(doh) = listeners.doh {
-        let conns = Arc::new(places::Places::new(cap));
+        let conns = Arc::new(places::Places::for_connections(cap));
         for l in doh.listeners {
             let (acceptor, path, stats) =
                 (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());

@@ -9,7 +9,8 @@
 //! The server's connection caps (`tcp_max_connections`: plain TCP, DoT, DoH)
 //! are bounds of the same kind, one place per open connection, so that one
 //! source holding idle or half-sent connections cannot shut a transport for
-//! everyone: the group is the connecting address (behind a PROXY sender or a
+//! everyone ([`Places::for_connections`]: in the last eighth one place a
+//! group, so neither can two, nor any number below that eighth): the group is the connecting address (behind a PROXY sender or a
 //! trusted DoH proxy, that sender: what is known at `accept`).
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +25,9 @@ pub(crate) struct Places {
     permits: Arc<Semaphore>,
     max: usize,
     holders: Arc<Mutex<Holders>>,
+    /// Who may take a place ([`crate::guard::fair::admit`], or for
+    /// connections [`crate::guard::fair::admit_held_long`]).
+    policy: fn(usize, usize, usize, usize) -> bool,
 }
 
 /// One place, given back when dropped.
@@ -73,6 +77,17 @@ impl Places {
             permits: Arc::new(Semaphore::new(max)),
             max,
             holders: Arc::default(),
+            policy: crate::guard::fair::admit,
+        }
+    }
+
+    /// `max` places for connections, each held as long as its connection
+    /// ([`crate::guard::fair::admit_held_long`]: in the last eighth, one
+    /// place a group).
+    pub(crate) fn for_connections(max: usize) -> Self {
+        Places {
+            policy: crate::guard::fair::admit_held_long,
+            ..Places::new(max)
         }
     }
 
@@ -89,7 +104,7 @@ impl Places {
         if holders.total() >= self.max {
             return Err(NoPlace::Full);
         }
-        if !holders.admits(group, self.max) {
+        if !holders.admits_by(group, self.max, self.policy) {
             return Err(NoPlace::Share);
         }
         let permit = (self.permits.clone().try_acquire_owned()).map_err(|_| NoPlace::Full)?;
