@@ -48,6 +48,16 @@ pub fn admit(held: usize, max: usize, mine: usize, others: usize) -> bool {
     mine < share(max, others)
 }
 
+/// [`admit`] for a bound whose places are held long (connections: an idle
+/// one keeps its place until the idle timeout): in the last eighth, kept for
+/// groups that hold none, a group takes one place at most. Without it a second
+/// flooding group would take the newcomers' room as the first took the rest,
+/// and two sources would shut the bound for everyone; with it that takes a
+/// flood from as many sources as the eighth has places.
+pub fn admit_held_long(held: usize, max: usize, mine: usize, others: usize) -> bool {
+    admit(held, max, mine, others) && (held < shared(max) || mine == 0)
+}
+
 /// A group's share of `max` places with `others` other groups holding
 /// some: at least one place.
 pub fn share(max: usize, others: usize) -> usize {
@@ -70,9 +80,20 @@ impl Holders {
 
     /// Whether `group` may take one of `max` places ([`admit`]).
     pub fn admits(&self, group: IpAddr, max: usize) -> bool {
+        self.admits_by(group, max, admit)
+    }
+
+    /// Whether `group` may take one of `max` places by `policy` ([`admit`]
+    /// or [`admit_held_long`]).
+    pub fn admits_by(
+        &self,
+        group: IpAddr,
+        max: usize,
+        policy: fn(usize, usize, usize, usize) -> bool,
+    ) -> bool {
         let mine = self.held.get(&group).copied().unwrap_or(0) as usize;
         let others = self.held.len() - usize::from(mine > 0);
-        admit(self.total, max, mine, others)
+        policy(self.total, max, mine, others)
     }
 
     /// [`Holders::admits`], and when it does, [`Holders::take`]: whether
@@ -159,6 +180,32 @@ mod tests {
         // Many small groups at their one place each: the bound still binds.
         assert!(admit(7, 8, 0, 7));
         assert!(!admit(8, 8, 0, 8));
+    }
+
+    /// Places held long: a second flooding group gets one place of the last
+    /// eighth, not all of it; each newcomer still gets one.
+    #[test]
+    fn held_long_a_second_flood_takes_one_place_of_the_newcomers_eighth() {
+        let max = 16;
+        let mut h = Holders::default();
+        let (flood, second) = (ip(2), ip(3));
+        while h.admits_by(flood, max, admit_held_long) {
+            h.take(flood);
+        }
+        assert_eq!(h.of(flood), shared(max));
+        while h.admits_by(second, max, admit_held_long) {
+            h.take(second);
+        }
+        assert_eq!(h.of(second), 1, "one place of the eighth");
+        assert!(h.admits_by(ip(4), max, admit_held_long), "a newcomer");
+        h.take(ip(4));
+        assert!(
+            !h.admits_by(ip(5), max, admit_held_long),
+            "the bound is full"
+        );
+        // Below the eighth, the policy is admit's.
+        assert!(admit_held_long(7, 16, 7, 0) && admit_held_long(10, 16, 3, 1));
+        assert!(!admit_held_long(16, 16, 0, 5), "never past the bound");
     }
 
     /// `try_take` decides as `admits` and takes as `take`, step by step

@@ -375,6 +375,12 @@ impl Handler for Balancer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn tcp_share_refused(&self) {
+        self.metrics
+            .tcp_share_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A `proxy_from` sender's connection is let in: the ACL judges the
     /// client its header names, query by query.
     fn admits_connection(&self, ip: std::net::IpAddr) -> bool {

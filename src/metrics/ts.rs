@@ -190,9 +190,9 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
     );
     e.by_label(
         "dnslb_ts_tcp_connections_refused_total",
-        "New TCP connections closed right after accept, by reason (cap: the connection cap was full).",
+        "New TCP connections closed right after accept, by reason (cap: the connection cap was full; share: it was contended and their source held its share).",
         "reason",
-        [("cap", &m.tcp_cap_refused)],
+        [("cap", &m.tcp_cap_refused), ("share", &m.tcp_share_refused)],
     );
     e.by_label(
         "dnslb_ts_tsig_refused_total",

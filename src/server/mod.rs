@@ -23,7 +23,6 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::OptionFuture;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -174,6 +173,13 @@ pub trait Handler: Send + Sync + 'static {
     /// A plain TCP connection was closed right after `accept`: the cap
     /// [`ServerOptions::tcp_max_connections`] was full. For a counter; must not block.
     fn tcp_cap_refused(&self) {}
+
+    /// A plain TCP connection was closed right after `accept`: the cap was
+    /// contended and its source held its share of it. For a counter; must
+    /// not block. Counted at the cap by default.
+    fn tcp_share_refused(&self) {
+        self.tcp_cap_refused();
+    }
 
     /// Whether a new connection from `ip` may be served at all (the LS's
     /// `allow`): asked right after `accept`, before the connection takes a
@@ -329,12 +335,14 @@ impl Listeners {
     }
 }
 
-/// Adds one to the counter `field` picks of `stats`, each time it is called.
+/// Adds one to the counter `field` picks of `stats`, each time it is called
+/// (a connection past the cap or past its source's share of it: both are
+/// the encrypted transports' `cap`).
 fn counting(
     stats: Arc<tls_stats::TlsStats>,
     field: fn(&tls_stats::TlsStats) -> &std::sync::atomic::AtomicU64,
-) -> impl Fn() {
-    move || _ = field(&stats).fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+) -> impl Fn(places::NoPlace) {
+    move |_| _ = field(&stats).fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `admitted`, and when not, one more in `refused`.
@@ -461,14 +469,14 @@ pub async fn serve_on<H: Handler>(
             "the open-file limit lowers the tcp connection cap"
         );
     }
-    let conns = Arc::new(Semaphore::new(cap));
+    let conns = Arc::new(places::Places::for_connections(cap));
     let mut accepts = Vec::new();
     for l in listeners.tcp {
         accepts.push(tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone())));
     }
     if let Some(dot) = listeners.dot {
         // Its own cap, as large as TCP's: one transport cannot starve the other.
-        let conns = Arc::new(Semaphore::new(cap));
+        let conns = Arc::new(places::Places::for_connections(cap));
         for l in dot.listeners {
             let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
             let gate = dot.conn_rate.clone();
@@ -489,7 +497,7 @@ pub async fn serve_on<H: Handler>(
         }
     }
     if let Some(doh) = listeners.doh {
-        let conns = Arc::new(Semaphore::new(cap));
+        let conns = Arc::new(places::Places::for_connections(cap));
         for l in doh.listeners {
             let (acceptor, path, stats) =
                 (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());

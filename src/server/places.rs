@@ -5,6 +5,13 @@
 //! take every place and leave the others SERVFAIL ([`crate::guard::fair`]:
 //! below half the bound everyone is admitted; from half on, a group at most
 //! its share).
+//!
+//! The server's connection caps (`tcp_max_connections`: plain TCP, DoT, DoH)
+//! are bounds of the same kind, one place per open connection, so that one
+//! source holding idle or half-sent connections cannot shut a transport for
+//! everyone ([`Places::for_connections`]: in the last eighth one place a
+//! group, so neither can two, nor any number below that eighth): the group is the connecting address (behind a PROXY sender or a
+//! trusted DoH proxy, that sender: what is known at `accept`).
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +25,9 @@ pub(crate) struct Places {
     permits: Arc<Semaphore>,
     max: usize,
     holders: Arc<Mutex<Holders>>,
+    /// Who may take a place ([`crate::guard::fair::admit`], or for
+    /// connections [`crate::guard::fair::admit_held_long`]).
+    policy: fn(usize, usize, usize, usize) -> bool,
 }
 
 /// One place, given back when dropped.
@@ -35,6 +45,15 @@ impl Drop for Place {
             .unwrap_or_else(PoisonError::into_inner)
             .release(self.group);
     }
+}
+
+/// Why [`Places::try_take`] gave no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoPlace {
+    /// Every place of the bound is taken.
+    Full,
+    /// The bound is contended and the client's group holds its share.
+    Share,
 }
 
 /// A client's group: an IPv4 address alone, an IPv6 address by its /64
@@ -58,20 +77,39 @@ impl Places {
             permits: Arc::new(Semaphore::new(max)),
             max,
             holders: Arc::default(),
+            policy: crate::guard::fair::admit,
+        }
+    }
+
+    /// `max` places for connections, each held as long as its connection
+    /// ([`crate::guard::fair::admit_held_long`]: in the last eighth, one
+    /// place a group).
+    pub(crate) fn for_connections(max: usize) -> Self {
+        Places {
+            policy: crate::guard::fair::admit_held_long,
+            ..Places::new(max)
         }
     }
 
     /// A place for a query of `client`, if the bound and its group's
     /// share allow one.
     pub(crate) fn take(&self, client: IpAddr) -> Option<Place> {
+        self.try_take(client).ok()
+    }
+
+    /// [`Places::take`], saying why when it gives no place.
+    pub(crate) fn try_take(&self, client: IpAddr) -> Result<Place, NoPlace> {
         let group = group_of(client);
         let mut holders = self.holders.lock().unwrap_or_else(PoisonError::into_inner);
-        if !holders.admits(group, self.max) {
-            return None;
+        if holders.total() >= self.max {
+            return Err(NoPlace::Full);
         }
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        if !holders.admits_by(group, self.max, self.policy) {
+            return Err(NoPlace::Share);
+        }
+        let permit = (self.permits.clone().try_acquire_owned()).map_err(|_| NoPlace::Full)?;
         holders.take(group);
-        Some(Place {
+        Ok(Place {
             _permit: permit,
             group,
             holders: self.holders.clone(),
@@ -101,6 +139,26 @@ mod tests {
         drop(flood);
         let again: Vec<Place> = std::iter::from_fn(|| p.take(ip("192.0.2.3"))).collect();
         assert_eq!(again.len(), 14, "places given back");
+    }
+
+    /// Why no place: the share of a flooding group while others still get
+    /// one, then the bound itself once every place is taken.
+    #[test]
+    fn a_refusal_says_share_or_full() {
+        let p = Places::new(8);
+        let flood: Vec<Place> = std::iter::from_fn(|| p.take(ip("192.0.2.1"))).collect();
+        assert_eq!(flood.len(), 7);
+        assert_eq!(p.try_take(ip("192.0.2.1")).err(), Some(NoPlace::Share));
+        let other = p
+            .try_take(ip("192.0.2.2"))
+            .expect("another group gets the last place");
+        assert_eq!(p.try_take(ip("192.0.2.3")).err(), Some(NoPlace::Full));
+        assert_eq!(p.try_take(ip("192.0.2.1")).err(), Some(NoPlace::Full));
+        drop(other);
+        assert!(
+            p.try_take(ip("192.0.2.3")).is_ok(),
+            "a place given back is taken again"
+        );
     }
 
     #[test]

@@ -15,12 +15,11 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, error, warn};
 
 use super::answer_slots::AnswerSlots;
-use super::places::Place;
+use super::places::{NoPlace, Place, Places};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
@@ -39,19 +38,23 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts TCP connections on `listener` until the server stops, each served
-/// by its own task under the connection cap `conns`; one refused at the cap is
-/// told to the handler ([`Handler::tcp_cap_refused`]).
+/// by its own task under the connection cap `conns`; one refused at the cap or
+/// past its source's share of it is told to the handler
+/// ([`Handler::tcp_cap_refused`], [`Handler::tcp_share_refused`]).
 pub(crate) async fn accept_loop<H: Handler>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
-    conns: Arc<Semaphore>,
+    conns: Arc<Places>,
 ) {
     let serve = |stream: TcpStream, peer, shared| {
         let local = stream.local_addr().ok();
         Connection::new(stream, peer, shared).at(local).serve()
     };
     let handler = shared.handler.clone();
-    let at_cap = move || handler.tcp_cap_refused();
+    let at_cap = move |why| match why {
+        NoPlace::Full => handler.tcp_cap_refused(),
+        NoPlace::Share => handler.tcp_share_refused(),
+    };
     let handler = shared.handler.clone();
     let admit = move |peer: SocketAddr| {
         let admitted = handler.admits_connection(peer.ip());
@@ -65,16 +68,17 @@ pub(crate) async fn accept_loop<H: Handler>(
 
 /// Accepts connections on `listener` until the server stops. One whose peer
 /// `admit` refuses (the ACL: it counts it) is closed at once, before it takes a
-/// place under the cap `conns`; past the cap one is closed at once (and
-/// `at_cap` called: a counter); else `serve` runs it (with `TCP_NODELAY` set)
+/// place under the cap `conns`; past the cap, or past its source's share of
+/// the cap once it is contended ([`Places`]: the connecting address's group),
+/// one is closed at once (and `at_cap` called with why: a counter); else `serve` runs it (with `TCP_NODELAY` set)
 /// on a task of the server's. Accept errors (EMFILE...) pause the loop and are
 /// logged at most every [`ACCEPT_WARN_EVERY`].
 pub(crate) async fn accept_each<H, A, F, Fut>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
-    conns: Arc<Semaphore>,
+    conns: Arc<Places>,
     (admit, serve): (A, F),
-    at_cap: impl Fn(),
+    at_cap: impl Fn(NoPlace),
 ) where
     H: Handler,
     A: Fn(SocketAddr) -> bool,
@@ -110,11 +114,14 @@ pub(crate) async fn accept_each<H, A, F, Fut>(
             drop(stream);
             continue;
         }
-        let Ok(permit) = conns.clone().try_acquire_owned() else {
-            debug!(%peer, "connection cap reached, closing");
-            at_cap();
-            drop(stream);
-            continue;
+        let permit = match conns.try_take(peer.ip()) {
+            Ok(place) => place,
+            Err(why) => {
+                debug!(%peer, ?why, "connection cap or its share reached, closing");
+                at_cap(why);
+                drop(stream);
+                continue;
+            }
         };
         // Answers (and a TLS handshake's flights) go out as they are written: with
         // Nagle's algorithm a small write waits for the ACK of the one before,
@@ -141,7 +148,7 @@ fn hand_over<H, F, Fut>(
     (stream, peer): (TcpStream, SocketAddr),
     shared: &Arc<Shared<H>>,
     serve: F,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Place,
 ) where
     H: Handler,
     F: FnOnce(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut + Send + 'static,
@@ -506,6 +513,7 @@ pub(crate) fn padded(reply: Reply, pad: bool) -> Reply {
 mod tests {
     use super::*;
     use crate::server::{MessageStream, ServerOptions, StreamAborted};
+    use tokio::sync::Semaphore;
     use tokio_util::sync::CancellationToken;
     use tokio_util::task::TaskTracker;
 

@@ -88,6 +88,9 @@ pub struct TsMetrics {
     pub xfr: Arc<XfrCounters>,
     /// TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,
+    /// TCP connections closed right after `accept`: the cap was contended
+    /// and their source held its share of it.
+    pub tcp_share_refused: AtomicU64,
     /// Its secondary zones' transfers and NOTIFYs.
     pub secondary: SecondaryCounters,
     /// The AF_XDP path (`xdp` in its `[[ts]]`), when on.

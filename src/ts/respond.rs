@@ -527,6 +527,12 @@ impl Handler for TableServer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn tcp_share_refused(&self) {
+        self.metrics
+            .tcp_share_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn handle(&self, req: Request<'_>) -> Action {
         let tap = tapped(self, &req);
         let f = self.settings.fault;

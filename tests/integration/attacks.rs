@@ -395,9 +395,17 @@ async fn tcp_query_on(s: &mut TcpStream) -> bool {
         .is_some_and(|m| right(&m))
 }
 
+/// A TCP connection to `to` from the loopback address 127.0.1.`n`.
+async fn connect_from(n: u8, to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from(([127, 0, 1, n], 0))).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
 /// Under a file limit that makes the TCP cap small, connections up to the cap
-/// are served and none is counted as refused; the one past it is closed at
-/// once and `dnslb_tcp_connections_refused_total{reason="cap"}` reads 1.
+/// (each from its own address: one alone holds at most its share) are served
+/// and none is counted as refused; the one past it is closed at once and
+/// `dnslb_tcp_connections_refused_total{reason="cap"}` reads 1.
 #[tokio::test]
 async fn a_plain_tcp_connection_past_the_cap_is_counted_on_metrics() {
     let Metered {
@@ -412,7 +420,7 @@ async fn a_plain_tcp_connection_past_the_cap_is_counted_on_metrics() {
     // The cap filled, each connection answered (so each holds its slot).
     let mut held = Vec::with_capacity(cap);
     for i in 0..cap {
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut s = connect_from(i as u8 + 1, addr).await;
         assert!(
             tcp_query_on(&mut s).await,
             "connection {i} of {cap} not served"
@@ -428,7 +436,7 @@ async fn a_plain_tcp_connection_past_the_cap_is_counted_on_metrics() {
         );
     }
     // One more: closed at once, unanswered, and counted.
-    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let mut extra = connect_from(200, addr).await;
     assert!(!tcp_query_on(&mut extra).await, "served past the cap {cap}");
     let counted = poll_until_async(READY, Duration::from_millis(20), async || {
         let n = tcp_cap_refused(metrics).await;

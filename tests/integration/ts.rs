@@ -1156,6 +1156,86 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
     }
 }
 
+/// Opens a TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((from, 0))).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// One source holding idle, half-sent connections (one byte of a length)
+/// gets seven eighths of the connection cap and no more, a second one a
+/// single connection of the last eighth; a connection from a third source
+/// is still served, and the refused ones are counted as the sources'
+/// share, not the cap.
+#[tokio::test]
+async fn one_source_holding_idle_connections_leaves_tcp_to_the_others() {
+    let _load = crate::kit::timed().await;
+    let (dir, s) = table_settings("");
+    let cap = 16;
+    let opts = ServerOptions {
+        workers: 1,
+        tcp_max_connections: cap,
+        ..ServerOptions::default()
+    };
+    let f = start_with(dir, s, opts).await;
+    let (flood, other) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
+    let mut held = Vec::new();
+    for _ in 0..cap + 4 {
+        let mut c = connect_from(flood, f.addr()).await;
+        // Written before a refusal is seen or not: either way the connection
+        // sits idle at the server with half a length.
+        let _ = c.write_all(&[0]).await;
+        held.push(c);
+    }
+    // The refused ones are closed at once; the others stay open.
+    let mut open = 0;
+    for c in &mut held {
+        open += usize::from(!closed_within(c, Duration::from_millis(300)).await);
+    }
+    let share = cap - cap / 8;
+    assert_eq!(open, share, "the source holds seven eighths of the cap");
+    let metrics = f.ts.ts.metrics();
+    assert_eq!(
+        metrics.tcp_share_refused.load(Relaxed),
+        (cap + 4 - share) as u64
+    );
+    assert_eq!(metrics.tcp_cap_refused.load(Relaxed), 0);
+    // A second source holding connections gets one of the last eighth.
+    let second = Ipv4Addr::new(127, 0, 0, 4);
+    let mut seconds = Vec::new();
+    for _ in 0..4 {
+        let mut c = connect_from(second, f.addr()).await;
+        let _ = c.write_all(&[0]).await;
+        seconds.push(c);
+    }
+    let mut open_second = 0;
+    for c in &mut seconds {
+        open_second += usize::from(!closed_within(c, Duration::from_millis(300)).await);
+    }
+    assert_eq!(open_second, 1, "the second source holds one connection");
+    let refused_share = (cap + 4 - share + 3) as u64;
+    assert_eq!(metrics.tcp_share_refused.load(Relaxed), refused_share);
+    // Another source's query is answered over TCP meanwhile.
+    let mut c = connect_from(other, f.addr()).await;
+    let p = probe(0x0d00);
+    tcp_send(&mut c, &p.to_vec().unwrap()).await;
+    let m = Message::from_vec(&tcp_recv(&mut c).await.expect("another source served")).unwrap();
+    assert_google(&p, &m, TTL);
+    // The cap is now full (the third source's connection is open): the
+    // first source's next connection is closed, counted at the cap.
+    let mut again = connect_from(flood, f.addr()).await;
+    assert!(closed_within(&mut again, ANSWER_WAIT).await);
+    let e = parse_exposition(&dnslb::metrics::render_ts_prometheus(&f.ts.ts));
+    let refused = |reason| {
+        let want = [("reason", reason)];
+        value(&e, "dnslb_ts_tcp_connections_refused_total", &want)
+    };
+    assert_eq!(refused("share"), refused_share as f64);
+    assert_eq!(refused("cap"), 1.0);
+    drop(c);
+}
+
 // ---------------------------------------------------------------------------
 // In-flight bound and fault knobs
 // ---------------------------------------------------------------------------

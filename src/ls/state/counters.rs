@@ -119,6 +119,9 @@ pub struct LsMetrics {
     pub shed_limit: AtomicU64,
     /// Plain TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,
+    /// Plain TCP connections closed right after `accept`: the cap was
+    /// contended and their source held its share of it.
+    pub tcp_share_refused: AtomicU64,
     /// Plain TCP connections closed right after `accept`: the client is outside `allow`.
     pub tcp_acl_refused: AtomicU64,
     /// The UDP workers' client sockets (inodes): the queries the kernel

@@ -450,9 +450,13 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.by_label(
         "dnslb_tcp_connections_refused_total",
-        "New plain DNS over TCP connections closed right after accept, by reason (acl: the client is outside allow; cap: the connection cap was full).",
+        "New plain DNS over TCP connections closed right after accept, by reason (acl: the client is outside allow; cap: the connection cap was full; share: it was contended and the client held its share).",
         "reason",
-        [("acl", &m.tcp_acl_refused), ("cap", &m.tcp_cap_refused)],
+        [
+            ("acl", &m.tcp_acl_refused),
+            ("cap", &m.tcp_cap_refused),
+            ("share", &m.tcp_share_refused),
+        ],
     );
     e.reloads(
         "dnslb_reloads_total",
