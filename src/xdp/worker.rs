@@ -184,10 +184,11 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
             }
         }
         xsk.recycle();
-        parts.handler.local_idle(&mut local);
         let got = xsk.serve(BATCH, |buf, len| {
             answer(&parts, (&returns, &mut local), buf, len)
         });
+        // After each batch, and at least every `WAIT` when idle.
+        parts.handler.local_idle(&mut local);
         let _ = rustix::io::read(&*wake, &mut drained);
         let mut back = 0;
         while let Ok(later) = rx.try_recv() {
