@@ -56,7 +56,8 @@ mod tests {
         let at = b.as_ptr();
         l.give_back(b);
         assert!(l.spare.is_empty() && l.spare.capacity() >= 512);
-        assert_eq!(std::mem::take(&mut l.spare).as_ptr(), at, "the same buffer");
+        let lent = std::mem::take(&mut l.spare);
+        assert_eq!(lent.as_ptr(), at, "the same buffer");
         l.give_back(Vec::with_capacity(SPARE_MAX + 1));
         assert_eq!(l.spare.capacity(), 0, "too large: dropped");
     }

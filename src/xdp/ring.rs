@@ -73,9 +73,21 @@ impl Area {
                 std::ptr::null_mut(),
                 len,
                 rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::POPULATE,
+                rustix::mm::MapFlags::PRIVATE,
             )
         }?;
+        // Huge pages where the kernel has them to give (transparent huge
+        // pages, asked before the first touch): each frame is on a page of
+        // its own, and with 4 KiB pages the first read of every frame
+        // missed the TLB too. Then every page made present now, as
+        // MAP_POPULATE did (a kernel without MADV_POPULATE_WRITE faults
+        // them in at their first use instead).
+        // SAFETY: the range is the mapping just made, which nothing else
+        // uses yet; advice changes how it is backed, not its contents.
+        unsafe {
+            let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxHugepage);
+            let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxPopulateWrite);
+        }
         let ptr =
             NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
         Ok(Area { ptr, len })
