@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::recent::{Recent, Staged};
+use super::recent::{Recent, RecentStage};
 use super::rules::{Rules, registered};
 use super::table::{CountTable, DynName, label_starts};
 use crate::config::DynKind;
@@ -166,7 +166,7 @@ pub struct WorkerCounts {
     pub(super) rules: Arc<Rules>,
     pub(super) recent: Arc<Mutex<Recent>>,
     /// What goes into `recent` at the end of the worker's round.
-    pub(super) staged: Staged,
+    pub(super) staged: RecentStage,
 }
 
 /// The counts judged over the rules' windows: every shard merged in, kept

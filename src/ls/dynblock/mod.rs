@@ -82,7 +82,7 @@ pub use tick::{DynEvent, LOG_INTERVAL, LOG_LINES};
 pub use top::{TOP_KEEP, TopEntry, TopReport};
 
 use counting::CountShard;
-use recent::{Recent, Staged};
+use recent::{Recent, RecentStage};
 use rules::{Rules, StatsBook};
 use tick::Maint;
 
@@ -325,7 +325,7 @@ impl DynBlocks {
             epoch: self.epoch.load(Relaxed),
             rules,
             recent,
-            staged: Staged::new(),
+            staged: RecentStage::new(),
         }
     }
 

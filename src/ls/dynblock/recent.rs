@@ -15,7 +15,7 @@ pub const TOP_SECS: usize = 60;
 /// Queries each ring keeps (the newest overwrite the oldest).
 pub const RECENT: usize = 2048;
 /// Queries (and answers) a worker stages before it moves them into its
-/// ring ([`Staged`]).
+/// ring ([`RecentStage`]).
 const STAGED: usize = 32;
 
 /// One query seen.
@@ -70,7 +70,7 @@ impl RecentQuery {
 /// with no lock taken. A lock per query cost more than the rest of its
 /// counting: its atomic exchange waited for the ring slot's write, a cache
 /// miss, to complete.
-pub(super) struct Staged {
+pub(super) struct RecentStage {
     queries: Box<[RecentQuery]>,
     /// Queries staged.
     n: usize,
@@ -78,10 +78,10 @@ pub(super) struct Staged {
     answers: Vec<(u64, u8)>,
 }
 
-impl Staged {
+impl RecentStage {
     /// An empty stage, its room allocated whole.
     pub(super) fn new() -> Self {
-        Staged {
+        RecentStage {
             queries: vec![RecentQuery::EMPTY; STAGED].into_boxed_slice(),
             n: 0,
             answers: Vec::with_capacity(STAGED),
@@ -152,7 +152,7 @@ impl Recent {
         }
     }
 
-    /// Keeps a query a worker staged ([`Staged`]): its slot's bytes in use
+    /// Keeps a query a worker staged ([`RecentStage`]): its slot's bytes in use
     /// copied.
     fn push(&mut self, q: &RecentQuery) {
         let Some(slot) = self.slots.get_mut(self.next) else {
@@ -175,7 +175,7 @@ impl Recent {
 
     /// Moves what a worker staged into the ring (one lock taken for them
     /// all, by the caller), the stage emptied.
-    pub(super) fn absorb(&mut self, staged: &mut Staged) {
+    pub(super) fn absorb(&mut self, staged: &mut RecentStage) {
         for q in staged.queries.get(..staged.n).unwrap_or_default() {
             self.push(q);
         }
