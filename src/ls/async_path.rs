@@ -461,7 +461,7 @@ pub(crate) fn forward_admitted_by(
     (state, admitted): (Arc<LsState>, Admitted),
     mine: Option<super::xdp_local::Mine<'_>>,
 ) -> Action {
-    let (mut counts, mut spare) = super::xdp_local::Mine::split(mine);
+    let (counts, mut spare) = super::xdp_local::Mine::split(mine);
     let (raw, transport) = (req.raw, req.transport);
     let raw_in = raw;
     let (client, via, local) = (req.src, TapTransport::of(req.via), req.local);
@@ -481,7 +481,7 @@ pub(crate) fn forward_admitted_by(
     if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
         let asked = (raw, client.ip(), transport);
         super::cookies::stamp(b.cookies(), asked, &mut hit);
-        b.on_answer(client.ip(), &hit, counts.as_deref_mut());
+        b.on_answer(client.ip(), &hit, counts);
         let reply = Reply::One(hit);
         answered(&reply);
         return Action::Now(reply);
