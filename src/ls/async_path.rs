@@ -369,6 +369,22 @@ fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswe
 }
 
 impl Handler for Balancer {
+    fn worker_local(&self) -> crate::server::local::WorkerLocal {
+        super::xdp_local::worker_local(self)
+    }
+
+    fn handle_local(
+        &self,
+        req: Request<'_>,
+        local: &mut crate::server::local::WorkerLocal,
+    ) -> Action {
+        super::xdp_local::handle_local(self, req, local)
+    }
+
+    fn local_idle(&self, local: &mut crate::server::local::WorkerLocal) {
+        super::xdp_local::idle(self, local);
+    }
+
     fn tcp_cap_refused(&self) {
         self.metrics
             .tcp_cap_refused
@@ -454,6 +470,18 @@ pub(crate) fn forward_admitted(
     state: Arc<LsState>,
     admitted: Admitted,
 ) -> Action {
+    forward_admitted_by(b, req, (state, admitted), None)
+}
+
+/// [`forward_admitted`] by a worker that keeps `mine` (an XDP worker's
+/// counts, and the buffer a cache hit is written into).
+pub(crate) fn forward_admitted_by(
+    b: &Balancer,
+    req: Request<'_>,
+    (state, admitted): (Arc<LsState>, Admitted),
+    mine: Option<super::xdp_local::Mine<'_>>,
+) -> Action {
+    let (counts, mut spare) = super::xdp_local::Mine::split(mine);
     let (raw, transport) = (req.raw, req.transport);
     let raw_in = raw;
     let (client, via, local) = (req.src, TapTransport::of(req.via), req.local);
@@ -468,15 +496,18 @@ pub(crate) fn forward_admitted(
     let mut edited = Vec::new();
     let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
     let raw = if ecs.is_some() { &edited[..] } else { raw };
-    let mut hit = Vec::new();
+    let mut hit = spare.as_deref_mut().map(std::mem::take).unwrap_or_default();
     let query = (raw, transport, admitted.route(), ecs);
     if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
         let asked = (raw, client.ip(), transport);
         super::cookies::stamp(b.cookies(), asked, &mut hit);
-        b.on_answer(client.ip(), &hit, None);
+        b.on_answer(client.ip(), &hit, counts);
         let reply = Reply::One(hit);
         answered(&reply);
         return Action::Now(reply);
+    }
+    if let Some(spare) = spare {
+        *spare = hit;
     }
     // A datagram an XDP worker read: forwarded by the UDP
     // worker of its address, as one its socket read.

@@ -77,6 +77,7 @@ pub mod suffix;
 pub mod tap;
 pub mod udp_path;
 pub mod upstream;
+mod xdp_local;
 pub mod xdp_policy;
 
 #[cfg(test)]

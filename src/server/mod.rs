@@ -40,6 +40,7 @@ pub mod doq;
 pub(crate) mod event_loop;
 pub mod fdlimit;
 pub mod forwarded;
+pub mod local;
 pub(crate) mod places;
 pub mod proxy_gate;
 pub(crate) mod recycle;
@@ -220,6 +221,27 @@ pub trait Handler: Send + Sync + 'static {
     fn proxy_gate(&self) -> Option<&proxy_gate::ProxyGate> {
         None
     }
+
+    /// What a worker that calls [`Handler::handle_local`] keeps for this
+    /// handler ([`local::WorkerLocal`]): made once per worker. Nothing of
+    /// the handler's by default.
+    fn worker_local(&self) -> local::WorkerLocal {
+        local::WorkerLocal::default()
+    }
+
+    /// [`Handler::handle`] by a worker that keeps `local` for the handler
+    /// from query to query (an XDP worker); an answer made at once may be
+    /// written into `local.spare`, which the worker gives back once it is
+    /// sent. [`Handler::handle`] by default.
+    fn handle_local(&self, req: Request<'_>, local: &mut local::WorkerLocal) -> Action {
+        let _ = local;
+        self.handle(req)
+    }
+
+    /// Called by such a worker at least every few hundred milliseconds,
+    /// busy or idle (the LS hands its counts in for the dynamic blocks'
+    /// tick). Nothing by default; must not block.
+    fn local_idle(&self, _local: &mut local::WorkerLocal) {}
 }
 
 /// Limits of one server.

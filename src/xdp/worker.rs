@@ -1,8 +1,11 @@
 //! One worker per AF_XDP socket, on a thread of its own: it takes a batch
 //! of frames from the receive ring, reads each as a UDP datagram
-//! ([`frame::read`]), asks the server's [`Handler`] exactly as the socket
-//! path does ([`Request::udp`]), and writes the answer over the query's
-//! frame, addresses swapped ([`frame::reply`]), for the transmit ring. With
+//! ([`frame::read`]), asks the server's [`Handler`] as the socket path
+//! does ([`Request::udp`]; through [`Handler::handle_local`], with the
+//! state the handler keeps for this worker and the buffer an answer is
+//! written into, given back once it is copied out: [`WorkerLocal`]), and
+//! writes the answer over the query's frame, addresses swapped
+//! ([`frame::reply`]), for the transmit ring. With
 //! nothing to receive it waits in `poll` (bounded, so the stop is seen).
 //!
 //! An answer the handler gives later (the LS's forwarded queries, the TS's
@@ -31,6 +34,7 @@ use super::ring::Xsk;
 use super::upstream::{OUTBOX_MAX, Outbox, Outgoing, UpstreamLink, XskUpstream};
 use crate::dns;
 use crate::server::batch::{self, Peer};
+use crate::server::local::WorkerLocal;
 use crate::server::udp::first;
 use crate::server::{Action, Handler, Request};
 
@@ -166,6 +170,8 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         drop(out_tx);
     }
     let mut drained = [0u8; 8];
+    // The handler's state for this worker (the LS: its own counts).
+    let mut local = parts.handler.worker_local();
     // The socket's drops in the kernel, read about once a second.
     let mut lost = xsk.lost().unwrap_or_default();
     let mut lost_read = std::time::Instant::now();
@@ -178,7 +184,11 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
             }
         }
         xsk.recycle();
-        let got = xsk.serve(BATCH, |buf, len| answer(&parts, &returns, buf, len));
+        let got = xsk.serve(BATCH, |buf, len| {
+            answer(&parts, (&returns, &mut local), buf, len)
+        });
+        // After each batch, and at least every `WAIT` when idle.
+        parts.handler.local_idle(&mut local);
         let _ = rustix::io::read(&*wake, &mut drained);
         let mut back = 0;
         while let Ok(later) = rx.try_recv() {
@@ -251,7 +261,7 @@ fn send_later<H: Handler>(xsk: &mut Xsk, parts: &WorkerParts<H>, later: Later) {
 /// written over it; `None` when nothing goes back through the socket.
 fn answer<H: Handler>(
     parts: &WorkerParts<H>,
-    returns: &Returns,
+    (returns, local): (&Returns, &mut WorkerLocal),
     buf: &mut [u8],
     len: usize,
 ) -> Option<usize> {
@@ -286,7 +296,7 @@ fn answer<H: Handler>(
     };
     let reply = match parts
         .handler
-        .handle(Request::udp_on(raw, client, Some(d.dst)))
+        .handle_local(Request::udp_on(raw, client, Some(d.dst)), local)
     {
         Action::Now(reply) => first(reply),
         // The server's UDP worker of the address answers it, through the
@@ -334,6 +344,7 @@ fn answer<H: Handler>(
     {
         Some(n) => {
             c.answered.fetch_add(1, Relaxed);
+            local.give_back(bytes);
             Some(n)
         }
         None => {

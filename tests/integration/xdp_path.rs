@@ -5,7 +5,8 @@
 //! the AF_XDP socket, IPv6 included, a forwarded answer coming back to the
 //! worker. A dynamic block whose action is drop holds in the program for as
 //! long as the flood goes on (the program's drops renew it and are counted
-//! as its own), while another client is answered. The TS's XDP path is
+//! as its own), while another client is answered. Cache hits are written
+//! by the XDP worker and counted by `dnslb top` at once. The TS's XDP path is
 //! `xdp.rs`'s.
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -362,5 +363,74 @@ fn a_burst_of_forwarded_queries_is_answered_in_full_by_the_udp_workers() {
     ] {
         assert_eq!(sample_u64(&m, line), 0, "{line}: {m}");
     }
+    drop(ls);
+}
+
+/// A cached answer is written by the XDP worker itself, again and again
+/// (each with its query's ID and the cached records), and `dnslb top`
+/// counts the queries and answers of the XDP path as they come, with no
+/// tick waited for.
+#[test]
+fn cache_hits_are_answered_by_the_xdp_worker_and_counted_by_top() {
+    const TEST: &str = "cache_hits_are_answered_by_the_xdp_worker_and_counted_by_top";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let pair = Pair::make(&ip, "c");
+    let dir = tempfile::tempdir().unwrap();
+    let ls = pair.up(
+        dir.path(),
+        &format!("[\"{SERVER}:53\"]"),
+        "metrics = \"127.0.0.1:9104\"\nallow = [\"198.18.0.0/15\"]\n",
+        "[ls.cache]\nmax_entries = 100\n",
+    );
+    let to: SocketAddr = format!("{SERVER}:53").parse().unwrap();
+    let www = |id: u16| query(id, "WwW.x.test.", RecordType::A, Some(1232), false);
+    let right = |a: &[u8], id: u16| {
+        Message::from_vec(a).is_ok_and(|m| {
+            m.id == id
+                && m.response_code == ResponseCode::NoError
+                && m.answers.first().map(|r| r.data.to_string()).as_deref() == Some("192.0.2.1")
+        })
+    };
+    // The first is forwarded (the TS may race its first health round).
+    let first = poll_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        ask_raw_in(&pair.client.name, to, &www(1), Duration::from_millis(500))
+            .filter(|a| right(a, 1))
+    });
+    assert!(first.is_some(), "not answered: {}", ls.stderr_now());
+    let before = pair.server.curl("http://127.0.0.1:9104/metrics");
+    const HITS: u16 = 40;
+    for id in 100..100 + HITS {
+        let a = ask_raw_in(&pair.client.name, to, &www(id), Duration::from_secs(2));
+        assert!(
+            a.as_deref().is_some_and(|a| right(a, id)),
+            "query {id}: {a:?}"
+        );
+    }
+    let m = pair.server.curl("http://127.0.0.1:9104/metrics");
+    let grew = |line: &str| sample_u64(&m, line) - sample_u64(&before, line);
+    assert!(grew("dnslb_cache_hits_total") >= u64::from(HITS), "{m}");
+    assert!(
+        grew("dnslb_xdp_frames_total{result=\"answered\"}") >= u64::from(HITS),
+        "the hits were not written by the XDP worker: {m}"
+    );
+    let top = pair.server.curl("http://127.0.0.1:9104/top?seconds=60&n=5");
+    let report: serde_json::Value = serde_json::from_str(&top).unwrap();
+    let count = |list: &str, key: &str| {
+        report[list].as_array().and_then(|l| {
+            l.iter()
+                .find(|e| e["key"] == key)
+                .and_then(|e| e["count"].as_u64())
+        })
+    };
+    assert!(
+        count("names", "www.x.test.").is_some_and(|n| n > u64::from(HITS)),
+        "{top}"
+    );
+    assert!(
+        count("rcodes", "NOERROR").is_some_and(|n| n > u64::from(HITS)),
+        "{top}"
+    );
     drop(ls);
 }

@@ -20,6 +20,8 @@
 //! query uncacheable: the backend answers it FORMERR.
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use smallvec::SmallVec;
+
 use crate::dns::{
     HEADER_LEN, MessageWalk, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX,
     UDP_PAYLOAD_PLAIN, WireHeader, u16_at, walk_message,
@@ -214,7 +216,7 @@ impl CacheKey {
     /// The key kept in an entry (its name copied out).
     pub(super) fn to_stored(&self) -> StoredKey {
         StoredKey {
-            name: self.name().into(),
+            name: SmallVec::from_slice(self.name()),
             qtype: self.qtype,
             qclass: self.qclass,
             flags: self.flags,
@@ -223,12 +225,17 @@ impl CacheKey {
     }
 }
 
+/// Name bytes a [`StoredKey`] holds in place (longer names go to the heap).
+pub(super) const NAME_INLINE: usize = 40;
+
 /// An entry's own copy of its [`CacheKey`], compared on every hit (no false hits
 /// from a hash collision) and read by the flushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct StoredKey {
-    /// The lower-cased name in wire form.
-    pub(super) name: Box<[u8]>,
+    /// The lower-cased name in wire form, held in the entry itself up to
+    /// [`NAME_INLINE`] bytes: a hit compares it without a pointer to follow
+    /// (one cache miss fewer a hit).
+    pub(super) name: SmallVec<[u8; NAME_INLINE]>,
     /// QTYPE.
     pub(super) qtype: u16,
     /// QCLASS.

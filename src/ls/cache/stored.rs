@@ -37,6 +37,8 @@
 //! ages them without walking the message again.
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::key::{CacheKey, ECS_OPTION, Ecs, StoredKey, find_option};
 use super::names::names_stay_put;
 use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at};
@@ -136,6 +138,10 @@ pub(super) struct Caps {
     pub(super) neg_ttl: u32,
 }
 
+/// Records whose TTL offsets an [`Entry`] holds in place (an answer with
+/// more has them on the heap).
+pub(super) const TTLS_INLINE: usize = 8;
+
 /// One cached answer.
 #[derive(Debug)]
 pub(super) struct Entry {
@@ -143,8 +149,9 @@ pub(super) struct Entry {
     pub(super) key: StoredKey,
     /// The backend's answer without its OPT.
     pub(super) msg: Box<[u8]>,
-    /// Offsets in `msg` of every record's TTL field.
-    pub(super) ttls: Box<[u16]>,
+    /// Offsets in `msg` of every record's TTL field, in the entry itself
+    /// up to [`TTLS_INLINE`] records (no pointer to follow on a hit).
+    pub(super) ttls: SmallVec<[u16; TTLS_INLINE]>,
     /// Offset just past the question in `msg`.
     pub(super) question_end: usize,
     /// Positive, NODATA or NXDOMAIN.
@@ -191,7 +198,7 @@ pub(super) fn analyse(
     let total = an + ns + ar;
     // A record takes at least 11 bytes: counts a hostile answer inflates
     // do not size the list.
-    let mut ttls = Vec::with_capacity(total.min(answer.len() / 11));
+    let mut ttls = SmallVec::<[u16; TTLS_INLINE]>::new();
     let mut min_ttl = u32::MAX;
     let mut soa_ttl = None;
     let mut opt_start = None;
@@ -262,7 +269,7 @@ pub(super) fn analyse(
     Ok(Entry {
         key: key.to_stored(),
         msg,
-        ttls: ttls.into_boxed_slice(),
+        ttls,
         question_end,
         kind,
         ecs_scope,

@@ -18,7 +18,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::recent::Recent;
+use super::recent::{Recent, RecentStage};
 use super::rules::{Rules, registered};
 use super::table::{CountTable, DynName, label_starts};
 use crate::config::DynKind;
@@ -165,6 +165,8 @@ pub struct WorkerCounts {
     /// The rules it counts for (renewed when their generation changes).
     pub(super) rules: Arc<Rules>,
     pub(super) recent: Arc<Mutex<Recent>>,
+    /// What goes into `recent` at the end of the worker's round.
+    pub(super) staged: RecentStage,
 }
 
 /// The counts judged over the rules' windows: every shard merged in, kept

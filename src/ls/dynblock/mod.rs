@@ -82,7 +82,7 @@ pub use tick::{DynEvent, LOG_INTERVAL, LOG_LINES};
 pub use top::{TOP_KEEP, TopEntry, TopReport};
 
 use counting::CountShard;
-use recent::Recent;
+use recent::{Recent, RecentStage};
 use rules::{Rules, StatsBook};
 use tick::Maint;
 
@@ -148,6 +148,15 @@ fn shard_index() -> usize {
         static MINE: usize = NEXT.fetch_add(1, Relaxed);
     }
     MINE.with(|i| *i) % SHARDS
+}
+
+/// Moves a worker's staged queries and answers into its ring, under one
+/// lock; while `dnslb top` holds the ring they wait for the next time
+/// (a full stage takes no more meanwhile).
+fn unstage(mine: &mut WorkerCounts) {
+    if let Ok(mut ring) = mine.recent.try_lock() {
+        ring.absorb(&mut mine.staged);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -316,6 +325,7 @@ impl DynBlocks {
             epoch: self.epoch.load(Relaxed),
             rules,
             recent,
+            staged: RecentStage::new(),
         }
     }
 
@@ -334,11 +344,11 @@ impl DynBlocks {
     /// with no rule, one slot of its ring written (skipped while `dnslb top`
     /// reads the ring).
     pub fn count_query(&self, mine: &mut WorkerCounts, ip: IpAddr, qname: &[u8], qtype: u16) {
-        self.hand_in(mine);
+        self.hand_in_shard(mine);
         self.renew_rules(mine);
         let group = self.group(ip);
-        if let Ok(mut ring) = mine.recent.try_lock() {
-            ring.on_query(mine.epoch, group, qname, qtype);
+        if mine.staged.on_query(mine.epoch, group, qname, qtype) {
+            unstage(mine);
         }
         if !mine.rules.list.is_empty() {
             mine.shard.on_query(&mine.rules, group, qname, qtype);
@@ -347,10 +357,10 @@ impl DynBlocks {
 
     /// [`DynBlocks::on_answer`] into a fast-path worker's own counts `mine`.
     pub fn count_answer(&self, mine: &mut WorkerCounts, ip: IpAddr, rcode: u8, bytes: usize) {
-        self.hand_in(mine);
+        self.hand_in_shard(mine);
         self.renew_rules(mine);
-        if let Ok(mut ring) = mine.recent.try_lock() {
-            ring.on_answer(mine.epoch, rcode);
+        if mine.staged.on_answer(mine.epoch, rcode) {
+            unstage(mine);
         }
         if mine.rules.counts_answers() {
             let group = self.group(ip);
@@ -360,16 +370,27 @@ impl DynBlocks {
 
     /// [`DynBlocks::on_made_up`] into a fast-path worker's own ring.
     pub fn count_made_up(&self, mine: &mut WorkerCounts, rcode: u8) {
-        self.hand_in(mine);
-        if let Ok(mut ring) = mine.recent.try_lock() {
-            ring.on_answer(mine.epoch, rcode);
+        self.hand_in_shard(mine);
+        if mine.staged.on_answer(mine.epoch, rcode) {
+            unstage(mine);
         }
     }
 
-    /// Hands a worker's counts in for the tick if it has called for them
-    /// since the last time (one atomic read otherwise), the worker going on
-    /// with an emptied shard (its room kept from a second before).
+    /// At the end of a worker's round (and at least every 100 ms when
+    /// idle): its staged queries and answers moved into its ring, where
+    /// `dnslb top` reads them, and its counts handed in for the tick if it
+    /// has called for them since the last time (one atomic read otherwise),
+    /// the worker going on with an emptied shard (its room kept from a
+    /// second before).
     pub fn hand_in(&self, mine: &mut WorkerCounts) {
+        if !mine.staged.is_empty() {
+            unstage(mine);
+        }
+        self.hand_in_shard(mine);
+    }
+
+    /// [`DynBlocks::hand_in`] of the counts for the tick alone.
+    fn hand_in_shard(&self, mine: &mut WorkerCounts) {
         let epoch = self.epoch.load(Relaxed);
         if mine.epoch == epoch {
             return;

@@ -14,6 +14,9 @@ use super::table::name_end;
 pub const TOP_SECS: usize = 60;
 /// Queries each ring keeps (the newest overwrite the oldest).
 pub const RECENT: usize = 2048;
+/// Queries (and answers) a worker stages before it moves them into its
+/// ring ([`RecentStage`]).
+const STAGED: usize = 32;
 
 /// One query seen.
 #[derive(Clone, Copy)]
@@ -40,6 +43,79 @@ impl RecentQuery {
     /// The name, wire form (case as sent).
     pub(super) fn name(&self) -> &[u8] {
         self.name.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// This slot made the query from `client` for `qname` (wire form;
+    /// bytes past the name ignored) of type `qtype` in second `epoch`; false
+    /// (the slot left as it was) when `qname` is no name.
+    fn set(&mut self, epoch: u64, client: IpAddr, qname: &[u8], qtype: u16) -> bool {
+        let Some(end) = name_end(qname) else {
+            return false;
+        };
+        self.epoch = epoch;
+        self.client = client;
+        self.qtype = qtype;
+        let (Some(dst), Some(src)) = (self.name.get_mut(..end), qname.get(..end)) else {
+            self.len = 0;
+            return false;
+        };
+        dst.copy_from_slice(src);
+        self.len = u8::try_from(end).unwrap_or(0);
+        true
+    }
+}
+
+/// Queries and answers a fast-path worker keeps for its ring until the
+/// end of its round ([`Recent::absorb`], under one lock): each written
+/// with no lock taken. A lock per query cost more than the rest of its
+/// counting: its atomic exchange waited for the ring slot's write, a cache
+/// miss, to complete.
+pub(super) struct RecentStage {
+    queries: Box<[RecentQuery]>,
+    /// Queries staged.
+    n: usize,
+    /// Answers staged: (second, rcode).
+    answers: Vec<(u64, u8)>,
+}
+
+impl RecentStage {
+    /// An empty stage, its room allocated whole.
+    pub(super) fn new() -> Self {
+        RecentStage {
+            queries: vec![RecentQuery::EMPTY; STAGED].into_boxed_slice(),
+            n: 0,
+            answers: Vec::with_capacity(STAGED),
+        }
+    }
+
+    /// Stages a query ([`Recent::on_query`]'s arguments); true when the
+    /// stage is full (the caller moves it into the ring).
+    pub(super) fn on_query(
+        &mut self,
+        epoch: u64,
+        client: IpAddr,
+        qname: &[u8],
+        qtype: u16,
+    ) -> bool {
+        if let Some(slot) = self.queries.get_mut(self.n)
+            && slot.set(epoch, client, qname, qtype)
+        {
+            self.n += 1;
+        }
+        self.n >= STAGED
+    }
+
+    /// Stages an answer with `rcode` in second `epoch`; true when full.
+    pub(super) fn on_answer(&mut self, epoch: u64, rcode: u8) -> bool {
+        if self.answers.len() < STAGED {
+            self.answers.push((epoch, rcode));
+        }
+        self.answers.len() >= STAGED
+    }
+
+    /// Whether anything is staged.
+    pub(super) fn is_empty(&self) -> bool {
+        self.n == 0 && self.answers.is_empty()
     }
 }
 
@@ -68,25 +144,46 @@ impl Recent {
     /// Keeps a query from `client` for `qname` (wire form; bytes past the
     /// name ignored) of type `qtype` in second `epoch`: one slot written.
     pub(super) fn on_query(&mut self, epoch: u64, client: IpAddr, qname: &[u8], qtype: u16) {
-        let Some(end) = name_end(qname) else { return };
         let Some(slot) = self.slots.get_mut(self.next) else {
             return;
         };
-        slot.epoch = epoch;
-        slot.client = client;
-        slot.qtype = qtype;
-        let (Some(dst), Some(src)) = (slot.name.get_mut(..end), qname.get(..end)) else {
-            slot.len = 0;
+        if slot.set(epoch, client, qname, qtype) {
+            self.advance();
+        }
+    }
+
+    /// Keeps a query a worker staged ([`RecentStage`]): its slot's bytes in use
+    /// copied.
+    fn push(&mut self, q: &RecentQuery) {
+        let Some(slot) = self.slots.get_mut(self.next) else {
             return;
         };
-        dst.copy_from_slice(src);
-        slot.len = u8::try_from(end).unwrap_or(0);
+        if slot.set(q.epoch, q.client, q.name(), q.qtype) {
+            self.advance();
+        }
+    }
+
+    /// The next slot on.
+    fn advance(&mut self) {
         self.next = if self.next + 1 == RECENT {
             0
         } else {
             self.next + 1
         };
         self.written += 1;
+    }
+
+    /// Moves what a worker staged into the ring (one lock taken for them
+    /// all, by the caller), the stage emptied.
+    pub(super) fn absorb(&mut self, staged: &mut RecentStage) {
+        for q in staged.queries.get(..staged.n).unwrap_or_default() {
+            self.push(q);
+        }
+        for &(epoch, rcode) in &staged.answers {
+            self.on_answer(epoch, rcode);
+        }
+        staged.n = 0;
+        staged.answers.clear();
     }
 
     /// Counts an answer with `rcode` in second `epoch`.

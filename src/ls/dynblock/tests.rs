@@ -462,8 +462,9 @@ fn top_reports_the_busiest_of_the_last_seconds() {
 }
 
 /// With no rule, a fast-path worker's queries and answers go to its ring
-/// only (nothing counted for the tick), and `top` reads them at once,
-/// before any tick; with a `name-rate` rule only, no client is counted.
+/// only (nothing counted for the tick), and `top` reads them as soon as
+/// the worker's round ends (`hand_in`), before any tick; with a
+/// `name-rate` rule only, no client is counted.
 #[test]
 fn without_rules_a_worker_s_queries_reach_top_through_its_ring_only() {
     let t0 = Instant::now();
@@ -475,6 +476,7 @@ fn without_rules_a_worker_s_queries_reach_top_through_its_ring_only() {
     }
     assert!(!mine.shard.used, "nothing counted for rules");
     assert_eq!(mine.shard.clients.allocated(), 0);
+    d.hand_in(&mut mine);
     let top = d.top(1, 5, None);
     assert_eq!(top.clients[0].key, "192.0.2.7");
     assert_eq!(top.clients[0].count, 3);

@@ -232,3 +232,26 @@ fn a_tcp_client_is_served_a_udp_clients_entry_never_the_reverse() {
         "a TCP miss then UDP hit is a hit"
     );
 }
+
+/// A name longer than an entry holds in place, and more records than it
+/// keeps TTL offsets for in place, are kept and served whole: every TTL
+/// aged; a name that differs only past the bytes held in place is a miss.
+#[test]
+fn a_long_name_and_many_records_are_kept_and_served_whole() {
+    let c = cache(100);
+    let t0 = Instant::now();
+    let long = format!("{}.{}.example.", "a".repeat(60), "b".repeat(60));
+    let q = query(&long, RecordType::A, PLAIN);
+    let records: Vec<_> = (0..12u8).map(|i| a(&long, 100 + u32::from(i), i)).collect();
+    let resp = answer(&q, ResponseCode::NoError, records, vec![]);
+    c.insert(&q, Transport::Udp, &resp, t0).unwrap();
+    let (h, m) = hit(&c, &q, t0 + Duration::from_secs(2));
+    let m = m.unwrap();
+    assert_eq!(h, Hit::Fresh);
+    assert_eq!(m.queries[0].name().to_ascii(), long);
+    let want: Vec<u32> = (0..12).map(|i| 98 + i).collect();
+    assert_eq!(ttls(&m), want, "every record's TTL aged");
+    let other = format!("{}.{}.example.", "a".repeat(60), "c".repeat(60));
+    let q2 = query(&other, RecordType::A, PLAIN);
+    assert_eq!(hit(&c, &q2, t0).0, Hit::Miss);
+}
