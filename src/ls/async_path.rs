@@ -190,6 +190,10 @@ async fn over_tcp(
                 return;
             }
         };
+        if let Err(UpstreamError::Full) = result {
+            // Refused at once by its full link: never sent.
+            flight.backend().stats.sent.fetch_sub(1, Relaxed);
+        }
         let _ = tx.send(result);
     });
     rx.await.unwrap_or(Err(UpstreamError::Unusable))
@@ -228,7 +232,13 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     if tcp_only(&job) {
         res.without_reasks();
     }
-    let (end, kept) = drive(&state, &job, &mut res).await;
+    let mut full = false;
+    let (end, kept) = drive(&state, &job, &mut res, &mut full).await;
+    if full && matches!(end, End::AllFailed) {
+        // Every backend failed, a full link among them: shed as a UDP
+        // query is when no backend has room (`dnslb_shed_total{reason="limit"}`).
+        state.metrics.shed_limit.fetch_add(1, Relaxed);
+    }
     let reply = finish(&state, &job, &res, end, kept);
     let answered = Answered {
         backend: end.backend(),
@@ -243,7 +253,13 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
 /// Runs `res` over its attempts (each borrowing `job`: nothing shared is
 /// allocated for them) until it ends: the end, and the answer kept. The
 /// attempts left are abandoned on return, once the winner is noted.
-async fn drive(state: &Arc<LsState>, job: &Job, res: &mut Resolution) -> (End, Option<Vec<u8>>) {
+/// `full`: set when a backend's link refused an attempt as full.
+async fn drive(
+    state: &Arc<LsState>,
+    job: &Job,
+    res: &mut Resolution,
+    full: &mut bool,
+) -> (End, Option<Vec<u8>>) {
     let deadline = res.deadline();
     let won_by = WonByCell::take();
     // The attempts: one in place (most queries make no other: nothing
@@ -283,6 +299,7 @@ async fn drive(state: &Arc<LsState>, job: &Job, res: &mut Resolution) -> (End, O
                     _ = sleep_until(res.next_wakeup()) => None,
                 };
                 let Some(a) = done else { continue };
+                *full |= matches!(a.result, Err(UpstreamError::Full));
                 let Some((verdict, plain)) = judge(state, job, &a) else {
                     // Timed out: the query's deadline has come, and
                     // ends it (a backend still silent is charged

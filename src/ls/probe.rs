@@ -41,10 +41,12 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -
     state.mark.stamp(&mut bytes, question_end, false);
     let deadline = Instant::now() + wait;
     let answer = match &b.link {
-        // Over the backend's own transport, as its client queries go.
+        // Over the backend's own transport, as its client queries go, on
+        // the link's connection for probes (never behind a full link's
+        // client queries).
         Some(link) => {
             let question = bytes.get(12..question_end).unwrap_or_default().to_vec();
-            link.exchange(b.addr, &bytes, &question, deadline).await
+            link.probe(b.addr, &bytes, &question, deadline).await
         }
         // A backend with `proxy` is told the probe is the LS's own.
         None if b.proxy => {

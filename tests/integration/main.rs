@@ -18,7 +18,7 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | DNS over QUIC | `doq.rs` |
-//! | backends reached over TLS or QUIC | `backend_tls.rs` |
+//! | backends reached over TLS or QUIC | `backend_tls.rs`, `backend_link_full.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
 //! | PROXY protocol v2 (a client's address carried from a load balancer in front) | `proxy.rs` |
@@ -53,6 +53,7 @@ mod amplification;
 mod anycast;
 mod anycast_probe;
 mod attacks;
+mod backend_link_full;
 mod backend_tls;
 mod browser;
 mod build_info;

@@ -115,7 +115,8 @@ pub struct LsMetrics {
     /// Client queries shed with SERVFAIL: `max_inflight` reached.
     pub shed_inflight: AtomicU64,
     /// Client queries shed with SERVFAIL: no backend of their route with
-    /// room under its adaptive concurrency limit ([`limit`]).
+    /// room under its adaptive concurrency limit ([`limit`]), or every one
+    /// failed with an encrypted link among them full.
     pub shed_limit: AtomicU64,
     /// Plain TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,

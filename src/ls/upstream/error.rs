@@ -12,4 +12,8 @@ pub enum UpstreamError {
     /// The backend's response could not be used (oversized, bad TCP framing).
     #[error("unusable response")]
     Unusable,
+    /// Its link (an encrypted one) is full: the query was refused at once,
+    /// never sent.
+    #[error("the link to the backend is full")]
+    Full,
 }

@@ -439,7 +439,7 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     );
     e.by_label(
         "dnslb_shed_total",
-        "Client queries shed under overload: waited too long in the queue, over max_inflight or a client's share of it (SERVFAIL), no backend with room under its concurrency limit (SERVFAIL), or dropped by the kernel with the socket's queue full.",
+        "Client queries shed under overload: waited too long in the queue, over max_inflight or a client's share of it (SERVFAIL), no backend with room under its concurrency limit or its encrypted link full (SERVFAIL), or dropped by the kernel with the socket's queue full.",
         "reason",
         [
             ("queue", &m.shed_queue),

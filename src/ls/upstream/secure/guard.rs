@@ -1,8 +1,8 @@
 //! What one encrypted backend link knows of its failures ([`Guard`]): the
-//! counters by reason, the one log line per outage (not per query), and
-//! the redial back-off; and the certificate verifier that tells it why a
-//! certificate was refused ([`Recording`]).
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+//! counters by reason, the one log line per outage and reason (not per
+//! query: [`logs_again`]), and the redial back-off; and the certificate
+//! verifier that tells it why a certificate was refused ([`Recording`]).
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::WebPkiServerVerifier;
@@ -23,8 +23,9 @@ pub struct Guard {
     /// The transport, for the log.
     pub(super) transport: &'static str,
     counts: [AtomicU64; FailReason::ALL.len()],
-    /// The failure in progress was logged: no more lines until a success.
-    logged: AtomicBool,
+    /// The reason last logged of the failure in progress: no more lines
+    /// until a success or another reason ([`logs_again`]).
+    logged: Mutex<Option<FailReason>>,
     /// The certificate reason of the handshake in progress, if its
     /// certificate was refused.
     refused: Mutex<Option<FailReason>>,
@@ -38,7 +39,7 @@ impl Guard {
             addr,
             transport,
             counts: Default::default(),
-            logged: AtomicBool::new(false),
+            logged: Mutex::new(None),
             refused: Mutex::new(None),
             redial: Mutex::new(Redial::default()),
         }
@@ -73,14 +74,20 @@ impl Guard {
             c.fetch_add(1, Relaxed);
         }
         self.redial().failed(Instant::now());
-        if !self.logged.swap(true, Relaxed) {
+        let again = {
+            let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+            let again = logs_again(*logged, reason);
+            *logged = Some(reason);
+            again
+        };
+        if again {
             warn!(
                 backend = %self.backend,
                 addr = %self.addr,
                 transport = self.transport,
                 reason = reason.as_str(),
                 %err,
-                "cannot connect to the backend: it stays down until a handshake succeeds (logged once)"
+                "cannot connect to the backend: it stays down until a handshake succeeds (logged once per reason)"
             );
         }
     }
@@ -88,7 +95,12 @@ impl Guard {
     /// A handshake succeeded.
     pub(super) fn succeeded(&self) {
         self.redial().succeeded();
-        if self.logged.swap(false, Relaxed) {
+        let was = self
+            .logged
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if was.is_some() {
             info!(
                 backend = %self.backend,
                 addr = %self.addr,
@@ -101,6 +113,14 @@ impl Guard {
     fn note_refused(&self, e: &rustls::Error) {
         *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason_of(e));
     }
+}
+
+/// Whether a failure for `reason` is logged (pure), the reason last
+/// logged since the last success being `logged`: the first of an outage,
+/// and again each time the reason changes (a backend first unreachable,
+/// then up with the wrong certificate, says so), never twice in a row.
+pub(super) fn logs_again(logged: Option<FailReason>, reason: FailReason) -> bool {
+    logged != Some(reason)
 }
 
 /// The WebPKI verifier of the link's roots, noting on its [`Guard`] why a
@@ -154,5 +174,19 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_logged_once_per_outage_and_again_when_its_reason_changes() {
+        assert!(logs_again(None, FailReason::Connect), "the first");
+        assert!(!logs_again(Some(FailReason::Connect), FailReason::Connect));
+        assert!(logs_again(Some(FailReason::Connect), FailReason::Name));
+        assert!(!logs_again(Some(FailReason::Name), FailReason::Name));
+        assert!(logs_again(Some(FailReason::Name), FailReason::Connect));
     }
 }

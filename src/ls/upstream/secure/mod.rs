@@ -9,7 +9,14 @@
 //!   connections (a few per backend, a bounded number of queries in flight
 //!   on each, answers matched by ID), opened with a TLS handshake (ALPN
 //!   `dot`, session resumption on).
-//! - `quic`: DNS over QUIC ([`quic`]): one connection, a stream a query.
+//! - `quic`: DNS over QUIC ([`quic`]): a few connections, a stream a query.
+//!
+//! A full link is a full backend ([`room`]): a query that finds no place
+//! on it now is refused at once ([`UpstreamError::Full`]), and the upstream
+//! layer goes on to the next backend (else SERVFAIL), as for a UDP backend
+//! past its limit; nothing queues inside the LS until the deadline. The
+//! health probes go over a connection of their own ([`SecureLink::probe`]),
+//! never behind the clients' queries.
 //!
 //! The certificate is checked against the roots of `ca` for `tls_name`
 //! (else the IP of `addr`). A failed connection (certificate refused: its
@@ -31,6 +38,7 @@ use crate::config::{BackendConfig, BackendTransport, load_roots, server_name};
 mod guard;
 pub mod policy;
 mod quic;
+pub mod room;
 mod tls;
 
 pub use guard::Guard;
@@ -47,9 +55,16 @@ pub struct SecureLink {
     way: Way,
 }
 
+/// A link's connections: the clients' (capped: [`room`]) and the probes'.
 enum Way {
-    Tls(TcpConns),
-    Quic(quic::QuicLink),
+    Tls {
+        clients: Box<TcpConns>,
+        probes: Box<TcpConns>,
+    },
+    Quic {
+        clients: Box<quic::QuicLink>,
+        probes: Box<quic::QuicLink>,
+    },
     /// Its roots could not be read (the file changed since the check).
     Broken(String),
 }
@@ -128,13 +143,20 @@ impl SecureLink {
 
     fn tls(c: &BackendConfig, guard: &Arc<Guard>) -> Result<Way, String> {
         let config = client_config(c, guard, b"dot", false)?;
-        let dial = tls::TlsDial {
+        let dial = Arc::new(tls::TlsDial {
             connector: TlsConnector::from(Arc::new(config)),
             name: server_name(c.tls_name.as_deref(), c.addr)?,
             guard: guard.clone(),
-        };
+        });
         let drops = Arc::new(DropCounters::default());
-        Ok(Way::Tls(TcpConns::with_dial(drops, Arc::new(dial))))
+        Ok(Way::Tls {
+            clients: Box::new(TcpConns::capped(
+                drops.clone(),
+                dial.clone(),
+                room::DOT_DEPTH,
+            )),
+            probes: Box::new(TcpConns::with_dial(drops, dial)),
+        })
     }
 
     fn quic(c: &BackendConfig, guard: &Arc<Guard>) -> Result<Way, String> {
@@ -146,12 +168,15 @@ impl SecureLink {
             other => other.to_str().into_owned(),
         };
         let config = quinn::ClientConfig::new(Arc::new(crypto));
-        Ok(Way::Quic(quic::QuicLink::new(
-            c.addr,
-            name,
-            config,
-            guard.clone(),
-        )))
+        let link = |max| {
+            let link =
+                quic::QuicLink::new((c.addr, name.clone()), config.clone(), guard.clone(), max);
+            Box::new(link)
+        };
+        Ok(Way::Quic {
+            clients: link(room::LINK_CONNS),
+            probes: link(1),
+        })
     }
 
     /// Whether it was made from `c`'s keys (a reload keeps it then).
@@ -164,7 +189,8 @@ impl SecureLink {
     /// section).
     ///
     /// # Errors
-    /// [`UpstreamError`]: timeout, no connection, or an unusable answer.
+    /// [`UpstreamError`]: timeout, no connection, the link full
+    /// ([`UpstreamError::Full`], at once), or an unusable answer.
     pub async fn exchange(
         &self,
         addr: std::net::SocketAddr,
@@ -172,11 +198,42 @@ impl SecureLink {
         question: &[u8],
         deadline: Instant,
     ) -> Result<Vec<u8>, UpstreamError> {
+        self.ask(false, addr, (query, question), deadline).await
+    }
+
+    /// [`Self::exchange`] for a health probe: over the link's connection
+    /// for probes, never behind the clients' queries.
+    ///
+    /// # Errors
+    /// As [`Self::exchange`].
+    pub async fn probe(
+        &self,
+        addr: std::net::SocketAddr,
+        query: &[u8],
+        question: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        self.ask(true, addr, (query, question), deadline).await
+    }
+
+    async fn ask(
+        &self,
+        probe: bool,
+        addr: std::net::SocketAddr,
+        (query, question): (&[u8], &[u8]),
+        deadline: Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
         match &self.way {
-            Way::Tls(pool) => pool.exchange(addr, query, question, deadline).await,
-            Way::Quic(q) => timeout_at(deadline, q.exchange(query, question))
-                .await
-                .map_err(|_| UpstreamError::Timeout)?,
+            Way::Tls { clients, probes } => {
+                let pool = if probe { probes } else { clients };
+                pool.exchange(addr, query, question, deadline).await
+            }
+            Way::Quic { clients, probes } => {
+                let q = if probe { probes } else { clients };
+                timeout_at(deadline, q.exchange(query, question))
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)?
+            }
             Way::Broken(msg) => Err(UpstreamError::Io(std::io::Error::other(msg.clone()))),
         }
     }

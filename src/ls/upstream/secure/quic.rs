@@ -1,19 +1,26 @@
-//! DNS over QUIC to a backend (RFC 9250, ALPN `doq`): one connection,
-//! reused while it lives and opened again (one handshake at a time, under
-//! the redial back-off) when it closed; each query on a stream of its own
-//! with ID 0, its answer checked against its question.
+//! DNS over QUIC to a backend (RFC 9250, ALPN `doq`): a few connections
+//! (up to its `max`, [`super::room::LINK_CONNS`] for client queries), each
+//! reused while it lives; each query on a stream of its own with ID 0, its
+//! answer checked against its question. A query takes a stream on the first
+//! connection that grants one now; when none does, another connection is
+//! opened (one handshake at a time, under the redial back-off) while fewer
+//! than `max` are open, else the query is refused at once
+//! ([`UpstreamError::Full`], [`quic_next`]): it never waits for a stream.
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::FutureExt;
+
 use super::guard::Guard;
 use super::policy::FailReason;
+use super::room::{QuicNext, quic_next};
 use crate::ls::upstream::accept;
 use crate::ls::upstream::error::UpstreamError;
 
 /// The largest DNS message and its length prefix.
 const FRAME_MAX: usize = 2 + 65_535;
 
-/// The QUIC connection to one backend.
+/// The QUIC connections to one backend.
 pub(super) struct QuicLink {
     pub(super) addr: SocketAddr,
     /// The name the certificate must carry, as quinn takes it.
@@ -21,8 +28,15 @@ pub(super) struct QuicLink {
     pub(super) config: quinn::ClientConfig,
     pub(super) guard: Arc<Guard>,
     endpoint: Mutex<Option<quinn::Endpoint>>,
-    conn: tokio::sync::Mutex<Option<quinn::Connection>>,
+    /// The open connections, the first filled first.
+    conns: Mutex<Vec<quinn::Connection>>,
+    /// One connection opened at a time.
+    opening: tokio::sync::Mutex<()>,
+    /// Connections open at once, at most.
+    max: usize,
 }
+
+type Streams = (quinn::SendStream, quinn::RecvStream);
 
 fn io(e: impl std::error::Error + Send + Sync + 'static) -> UpstreamError {
     UpstreamError::Io(std::io::Error::other(e))
@@ -30,10 +44,10 @@ fn io(e: impl std::error::Error + Send + Sync + 'static) -> UpstreamError {
 
 impl QuicLink {
     pub(super) fn new(
-        addr: SocketAddr,
-        name: String,
+        (addr, name): (SocketAddr, String),
         config: quinn::ClientConfig,
         guard: Arc<Guard>,
+        max: usize,
     ) -> Self {
         QuicLink {
             addr,
@@ -41,7 +55,57 @@ impl QuicLink {
             config,
             guard,
             endpoint: Mutex::new(None),
-            conn: tokio::sync::Mutex::new(None),
+            conns: Mutex::new(Vec::new()),
+            opening: tokio::sync::Mutex::new(()),
+            max,
+        }
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, Vec<quinn::Connection>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A stream on the first open connection that grants one now (closed
+    /// connections dropped on the way), and how many are open.
+    fn free_stream(&self) -> (Option<Streams>, usize) {
+        let mut conns = self.conns();
+        conns.retain(|c| c.close_reason().is_none());
+        for c in conns.iter() {
+            // Polled once: a stream if the backend's credit allows one now
+            // (dropping the pending future takes none).
+            if let Some(Ok(streams)) = c.open_bi().now_or_never() {
+                return (Some(streams), conns.len());
+            }
+        }
+        (None, conns.len())
+    }
+
+    /// A stream for one query: on an open connection, or on a new one while
+    /// fewer than `max` are open (waiting for the one another query is
+    /// opening, once); else refused.
+    async fn stream(&self) -> Result<Streams, UpstreamError> {
+        let (found, open) = self.free_stream();
+        if let Some(s) = found {
+            return Ok(s);
+        }
+        if quic_next(open, self.max) == QuicNext::Full {
+            return Err(UpstreamError::Full);
+        }
+        let _opening = self.opening.lock().await;
+        // Another query may have opened one meanwhile.
+        let (found, open) = self.free_stream();
+        if let Some(s) = found {
+            return Ok(s);
+        }
+        if quic_next(open, self.max) == QuicNext::Full {
+            return Err(UpstreamError::Full);
+        }
+        let conn = self.connect().await?;
+        self.conns().push(conn.clone());
+        match conn.open_bi().now_or_never() {
+            Some(Ok(streams)) => Ok(streams),
+            Some(Err(e)) => Err(io(e)),
+            None => Err(UpstreamError::Full),
         }
     }
 
@@ -61,15 +125,8 @@ impl QuicLink {
         Ok(made)
     }
 
-    /// The live connection, or a new one.
-    async fn connection(&self) -> Result<quinn::Connection, UpstreamError> {
-        let mut held = self.conn.lock().await;
-        if let Some(c) = held.as_ref()
-            && c.close_reason().is_none()
-        {
-            return Ok(c.clone());
-        }
-        *held = None;
+    /// A new connection.
+    async fn connect(&self) -> Result<quinn::Connection, UpstreamError> {
         if !self.guard.may_try() {
             return Err(UpstreamError::Io(std::io::Error::other(
                 "backing off after failed connections",
@@ -86,7 +143,6 @@ impl QuicLink {
         match connecting.await {
             Ok(c) => {
                 self.guard.succeeded();
-                *held = Some(c.clone());
                 Ok(c)
             }
             Err(e) => {
@@ -101,8 +157,7 @@ impl QuicLink {
     }
 
     /// Asks `query` (ID set to 0) on a stream of its own; its answer if it
-    /// answers `question`. A connection found closed when the stream is
-    /// opened is replaced once.
+    /// answers `question`. Refused at once when the link is full.
     pub(super) async fn exchange(
         &self,
         query: &[u8],
@@ -115,16 +170,7 @@ impl QuicLink {
         if let Some(id) = framed.get_mut(2..4) {
             id.copy_from_slice(&[0, 0]);
         }
-        let mut tries = 0;
-        let (mut send, mut recv) = loop {
-            tries += 1;
-            let conn = self.connection().await?;
-            match conn.open_bi().await {
-                Ok(streams) => break streams,
-                Err(_) if tries < 2 => {}
-                Err(e) => return Err(io(e)),
-            }
-        };
+        let (mut send, mut recv) = self.stream().await?;
         send.write_all(&framed).await.map_err(io)?;
         send.finish().map_err(io)?;
         let data = recv.read_to_end(FRAME_MAX).await.map_err(io)?;

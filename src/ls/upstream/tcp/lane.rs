@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Sent, Ticket, TryError, deliver, register};
 use super::policy::{
-    Choice, PER_CONN_TTL, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, choose, learnt_limit, rtt_sample,
-    stall_after,
+    Choice, PER_CONN_TTL, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, choose, full, learnt_limit,
+    rtt_sample, stall_after,
 };
 use crate::ls::upstream::accept::DropCounters;
 
@@ -59,6 +59,9 @@ pub(super) enum Pick {
     /// Every connection is used up (its per-connection limit reached) and
     /// no more may be opened: wait for one to close.
     Wait,
+    /// A capped pool's connections are all full and no more may be opened
+    /// ([`full`]): the query is refused at once.
+    Full,
 }
 
 impl Lane {
@@ -68,11 +71,17 @@ impl Lane {
 
     /// The connection [`choose`] picks among those that take queries
     /// (counted as sent on it, the query registered on it: [`register`]),
-    /// or to open one, or to wait.
+    /// or to open one, or to wait; with a `depth` cap, refused when full
+    /// (never to wait).
     ///
     /// # Errors
     /// [`TryError`] when the query cannot be registered on the picked one.
-    pub(super) fn pick(&self, question: &[u8], deadline: Instant) -> Result<Pick, TryError> {
+    pub(super) fn pick(
+        &self,
+        question: &[u8],
+        deadline: Instant,
+        depth: Option<usize>,
+    ) -> Result<Pick, TryError> {
         let mut conns = self.conns();
         let limit = self.limit();
         for c in conns.iter().filter(|c| c.used_up(limit)) {
@@ -84,10 +93,15 @@ impl Lane {
             .filter(|c| !c.retired.load(Relaxed) && c.sent.load(Relaxed) < limit)
             .collect();
         let spent = conns.len() - usable.len();
+        let loads: Vec<usize> = usable.iter().map(|c| c.waiting().len()).collect();
+        if let Some(depth) = depth
+            && full(&loads, spent, TCP_CONNS, depth)
+        {
+            return Ok(Pick::Full);
+        }
         if usable.is_empty() && conns.len() >= TCP_CONNS {
             return Ok(Pick::Wait);
         }
-        let loads: Vec<usize> = usable.iter().map(|c| c.waiting().len()).collect();
         match choose(&loads, TCP_CONNS.saturating_sub(spent), TCP_PIPELINE) {
             Choice::Use(i) => match usable.get(i) {
                 Some(&c) => {

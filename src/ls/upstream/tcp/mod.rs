@@ -62,7 +62,7 @@ pub use dial::{ConnRead, ConnWrite, Dial, Dialed};
 use lane::{Lane, Pick, read_loop};
 pub use policy::{
     Choice, Event, Next, PER_CONN_TTL, SHED_MAX, STALL_MIN, TCP_CONNS, TCP_IDLE, TCP_PIPELINE,
-    TCP_TRIES, Which, choose, learnt_limit, next, rtt_sample, stall_after, unmatched,
+    TCP_TRIES, Which, choose, full, learnt_limit, next, rtt_sample, stall_after, unmatched,
 };
 
 /// Reused TCP connections to the backends; see the module docs. Its reader
@@ -75,6 +75,10 @@ pub struct TcpConns {
     tracker: TaskTracker,
     /// Connections opened so far.
     pub opened: AtomicU64,
+    /// Queries in flight per connection, at most, when capped: a query
+    /// that finds every connection full and no more may be opened is
+    /// refused at once ([`UpstreamError::Full`], [`full`]), not queued.
+    depth: Option<usize>,
 }
 
 impl TcpConns {
@@ -92,7 +96,17 @@ impl TcpConns {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
             opened: AtomicU64::new(0),
+            depth: None,
         }
+    }
+
+    /// An empty pool whose connections `dial` opens, each carrying `depth`
+    /// queries at most: past that on every one, with no more to open, a
+    /// query is refused at once ([`UpstreamError::Full`]).
+    pub fn capped(drops: Arc<DropCounters>, dial: Arc<dyn Dial>, depth: usize) -> Self {
+        let mut pool = Self::with_dial(drops, dial);
+        pool.depth = Some(depth);
+        pool
     }
 
     /// Closes every connection and waits for the reader tasks.
@@ -198,16 +212,18 @@ impl TcpConns {
         let _opening = loop {
             // Registered before the pick, so a close in between is not missed.
             let closed = lane.closed.notified();
-            match lane.pick(question, deadline)? {
+            match lane.pick(question, deadline, self.depth)? {
                 Pick::Use(t) => return Ok(t),
+                Pick::Full => return Err(TryError::Failed(UpstreamError::Full)),
                 Pick::Wait => closed.await,
                 Pick::Open => {
                     let opening = lane.opening.lock().await;
                     // Another query may have opened one meanwhile (and
                     // reached the bound): picked again under the lock.
                     let closed = lane.closed.notified();
-                    match lane.pick(question, deadline)? {
+                    match lane.pick(question, deadline, self.depth)? {
                         Pick::Use(t) => return Ok(t),
+                        Pick::Full => return Err(TryError::Failed(UpstreamError::Full)),
                         Pick::Wait => {
                             drop(opening);
                             closed.await;

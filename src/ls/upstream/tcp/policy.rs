@@ -57,6 +57,16 @@ pub fn choose(loads: &[usize], max: usize, pipeline: usize) -> Choice {
     }
 }
 
+/// Whether a pool that caps its connections' depth is full for one more
+/// query (pure): every connection that takes queries has `depth` in flight
+/// (`loads`) and no other may be opened (`spent`: those that take no more,
+/// used up or suspected stalled, still count against `max`). A full pool
+/// refuses the query at once rather than queue it on a connection whose
+/// backend reads no more (an encrypted link: [`crate::ls::upstream::secure`]).
+pub fn full(loads: &[usize], spent: usize, max: usize, depth: usize) -> bool {
+    loads.len() + spent >= max.max(1) && loads.iter().all(|&n| n >= depth)
+}
+
 /// How long a query with `time_left` until its deadline may wait with
 /// nothing read on its connection before the connection is suspected
 /// stalled (pure), from the backend's smoothed TCP round trip `srtt` and its
@@ -241,6 +251,21 @@ mod tests {
         assert_eq!(learnt_limit(1, 5), None);
         // Closed before any answer: nothing to learn.
         assert_eq!(learnt_limit(0, 0), None);
+    }
+
+    #[test]
+    fn a_capped_pool_is_full_only_when_every_connection_is_and_no_more_may_open() {
+        // Room on one connection: not full.
+        assert!(!full(&[64, 63, 64, 64], 0, 4, 64));
+        // Every one at its depth, at the bound: full.
+        assert!(full(&[64, 64, 64, 64], 0, 4, 64));
+        assert!(full(&[70, 64, 64, 64], 0, 4, 64));
+        // A connection may still be opened: not full.
+        assert!(!full(&[64, 64, 64], 0, 4, 64));
+        assert!(!full(&[], 0, 4, 64));
+        // Used-up or stalled connections count against the bound.
+        assert!(full(&[64, 64], 2, 4, 64));
+        assert!(full(&[], 4, 4, 64));
     }
 
     #[test]
