@@ -257,11 +257,14 @@ async fn serve_connection<H: Handler>(
         local: conn.local_ip().map(|ip| SocketAddr::new(ip, port)),
         alt_svc: None,
     };
-    let handshake = async {
+    let (open, counted) = (conn.clone(), side.clone());
+    let handshake = async move {
+        // `done` says whether 0-RTT was accepted; a connection still open
+        // is one whose handshake completed.
         let done = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, done).await;
-        let done = matches!(done, Ok(true));
+        let done = done.is_ok() && open.close_reason().is_none();
         if done {
-            side.stats.connections.fetch_add(1, Relaxed);
+            counted.stats.connections.fetch_add(1, Relaxed);
         }
         done
     };

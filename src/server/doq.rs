@@ -310,7 +310,8 @@ async fn serve_connection<H: Handler>(
     };
     let stop = shared.token.clone();
     // The connection at once, so that streams sent in 0-RTT are taken
-    // before the handshake completes; `done` resolves when it has.
+    // before the handshake completes; `done` resolves when it has (or
+    // never, when it fails: the timeout, or `accept_bi` failing, ends it).
     let Ok((conn, done)) = connecting.into_0rtt() else {
         return; // never for a server's connection
     };
@@ -326,7 +327,9 @@ async fn serve_connection<H: Handler>(
                 return;
             }
             r = &mut done, if handshaking => {
-                if !matches!(r, Ok(true)) {
+                // `done` says whether 0-RTT was accepted; a connection still
+                // open is one whose handshake completed.
+                if r.is_err() || conn.close_reason().is_some() {
                     // Failed, or not done in time: its streams give up.
                     conn.close(DoqError::NoError.code(), b"");
                     return;
