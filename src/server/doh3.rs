@@ -18,9 +18,12 @@
 //! A returning client resumes its session; a request it sends in 0-RTT is
 //! answered at once when its DNS query changes nothing, and otherwise once
 //! the handshake completes ([`super::quic_early`]).
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -307,10 +310,13 @@ async fn serve_requests<H: Handler>(
         },
     };
     let mut streams = FuturesUnordered::new();
+    // Made once: a cancellation future registers with its token when polled.
+    let mut abort = pin!(shared.abort.cancelled());
+    let mut stop = pin!(shared.token.cancelled());
     loop {
         tokio::select! {
             biased;
-            () = shared.abort.cancelled() => break,
+            () = &mut abort => break,
             done = &mut handshake, if handshaking => {
                 if !done {
                     break; // failed, or not in time: its requests give up
@@ -319,7 +325,7 @@ async fn serve_requests<H: Handler>(
                 state.complete();
             }
             Some(()) = streams.next(), if !streams.is_empty() => {}
-            () = shared.token.cancelled() => {
+            () = &mut stop => {
                 // GOAWAY: the streams already accepted are still answered.
                 let _ = tokio::time::timeout(idle, h3.shutdown(0)).await;
                 break;
@@ -340,7 +346,7 @@ async fn serve_requests<H: Handler>(
     }
     tokio::select! {
         () = async { while streams.next().await.is_some() {} } => {}
-        () = shared.abort.cancelled() => {}
+        () = &mut abort => {}
     }
     conn.close(VarInt::from_u32(H3_NO_ERROR), b"");
     drop(h3);
@@ -366,12 +372,20 @@ fn request<'a, H: Handler>(
     async move {
         let idle = shared.opts.tcp_idle_timeout;
         // Headers that do not come (a stream opened and left) give its place
-        // up, and at a stop there is no request to wait for.
-        let resolved = tokio::select! {
-            () = shared.token.cancelled() => return,
-            r = tokio::time::timeout(idle, resolver.resolve_request()) => r,
+        // up, and at a stop there is no request to wait for. They have most
+        // often come with the stream: then no timer is set.
+        let mut resolve = pin!(resolver.resolve_request());
+        let resolved = match poll_fn(|cx| Poll::Ready(resolve.as_mut().poll(cx))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => tokio::select! {
+                () = shared.token.cancelled() => return,
+                r = tokio::time::timeout(idle, resolve) => match r {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+            },
         };
-        let Ok(Ok((req, mut stream))) = resolved else {
+        let Ok((req, mut stream)) = resolved else {
             return;
         };
         stats.requests.fetch_add(1, Relaxed);
@@ -534,9 +548,14 @@ async fn read_body(
         }
         Ok(Bytes::from(body))
     };
-    tokio::time::timeout(limit, read)
-        .await
-        .map_err(|_| BodyError::Status(StatusCode::REQUEST_TIMEOUT))?
+    // Most often the body came with the headers: then no timer is set.
+    let mut read = pin!(read);
+    match poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| BodyError::Status(StatusCode::REQUEST_TIMEOUT))?,
+    }
 }
 
 #[cfg(test)]

@@ -301,57 +301,94 @@ async fn h2_get(
     (status, got)
 }
 
+/// The CPU time (user and system) this process has used, in µs (at the
+/// kernel's 10 ms resolution).
+fn cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the command's name (in parentheses): fields 14 and 15 of stat(5).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks * 10_000.0 // 100 ticks a second
+}
+
+/// Requests a second and CPU µs a request (client and LS together: both
+/// are in this process) of `n` requests done by `run`.
+async fn rate_and_cpu(n: u32, run: impl Future<Output = ()>) -> (f64, f64) {
+    let (t, cpu) = (Instant::now(), cpu_us());
+    run.await;
+    let rate = f64::from(n) / t.elapsed().as_secs_f64();
+    (rate, (cpu_us() - cpu) / f64::from(n))
+}
+
 /// A measurement, not a check: DoH GETs a second over one HTTP/3 connection
 /// against one HTTP/2 connection to the same LS, from the same process with
 /// hyperium's clients of each (`h3`, `h2`): one request at a time, then 32 at
-/// once. Run it with `cargo test --test integration doh3::measure --
-/// --ignored --nocapture` (add `--release` for the release figure).
+/// once, with the CPU a request costs the process (client and LS) and the
+/// datagrams an HTTP/3 request takes each way. Run it with `cargo test --test
+/// integration doh3::measure -- --ignored --nocapture` (add `--release` for
+/// the release figure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run by hand"]
 async fn measure_doh3_against_doh2() {
     const N: u32 = 3200;
     let ls = Doh3::start(true).await;
     let path = format!("/dns-query?dns={}", get_param());
-    let mut h3 = h3_client(doq_connect(&local_quic_client(b"h3"), ls.https).await).await;
+    let quic = doq_connect(&local_quic_client(b"h3"), ls.https).await;
+    let h3 = h3_client(quic.clone()).await;
     // Senders for 32 requests at once, kept: the h3 client closes its
     // connection when a clone of its sender is dropped.
     let mut h3s: Vec<_> = (0..32).map(|_| h3.clone()).collect();
     let tls = crate::kit::tls::connect(&crate::kit::tls::connector(b"h2"), ls.https).await;
     let (h2, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(conn);
+    let path = path.as_str();
     for round in 0..2 {
-        let t = Instant::now();
-        for _ in 0..N {
-            assert_eq!(h3_get(&mut h3, &path).await.0, 200);
-        }
-        let h3_serial = f64::from(N) / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for _ in 0..N {
-            assert_eq!(h2_get(&h2, &path).await.0, 200);
-        }
-        let h2_serial = f64::from(N) / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for _ in 0..N / 32 {
-            let asks = h3s.iter_mut().map(|s| h3_get(s, &path));
-            for (status, _) in futures_util::future::join_all(asks).await {
-                assert_eq!(status, 200);
+        let (rx, tx) = (quic.stats().udp_rx.datagrams, quic.stats().udp_tx.datagrams);
+        let (h3_1, h3_1_cpu) = rate_and_cpu(N, async {
+            for _ in 0..N {
+                assert_eq!(h3_get(&mut h3s[0], path).await.0, 200);
             }
-        }
-        let h3_32 = f64::from(N) / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for _ in 0..N / 32 {
-            let asks = (0..32).map(|_| h2_get(&h2, &path));
-            for (status, _) in futures_util::future::join_all(asks).await {
-                assert_eq!(status, 200);
+        })
+        .await;
+        let per = |now: u64, then: u64| (now - then) as f64 / f64::from(N);
+        let (from, to) = (
+            per(quic.stats().udp_rx.datagrams, rx),
+            per(quic.stats().udp_tx.datagrams, tx),
+        );
+        let (h2_1, h2_1_cpu) = rate_and_cpu(N, async {
+            for _ in 0..N {
+                assert_eq!(h2_get(&h2, path).await.0, 200);
             }
-        }
-        let h2_32 = f64::from(N) / t.elapsed().as_secs_f64();
+        })
+        .await;
+        let (h3_32, h3_32_cpu) = rate_and_cpu(N, async {
+            for _ in 0..N / 32 {
+                let asks = h3s.iter_mut().map(|s| h3_get(s, path));
+                for (status, _) in futures_util::future::join_all(asks).await {
+                    assert_eq!(status, 200);
+                }
+            }
+        })
+        .await;
+        let (h2_32, h2_32_cpu) = rate_and_cpu(N, async {
+            for _ in 0..N / 32 {
+                let asks = (0..32).map(|_| h2_get(&h2, path));
+                for (status, _) in futures_util::future::join_all(asks).await {
+                    assert_eq!(status, 200);
+                }
+            }
+        })
+        .await;
         eprintln!(
-            "round {round}: GETs/s one at a time: h3 {h3_serial:.0}, h2 {h2_serial:.0} ({:.2}x); 32 at once: h3 {h3_32:.0}, h2 {h2_32:.0} ({:.2}x)",
-            h3_serial / h2_serial,
+            "round {round}: GETs/s one at a time: h3 {h3_1:.0}, h2 {h2_1:.0} ({:.2}x); 32 at once: h3 {h3_32:.0}, h2 {h2_32:.0} ({:.2}x)\n\
+             round {round}: CPU µs a GET one at a time: h3 {h3_1_cpu:.0}, h2 {h2_1_cpu:.0}; 32 at once: h3 {h3_32_cpu:.0}, h2 {h2_32_cpu:.0}\n\
+             round {round}: datagrams an h3 GET one at a time: from the LS {from:.2}, to it {to:.2}",
+            h3_1 / h2_1,
             h3_32 / h2_32
         );
     }
+    drop(h3);
     ls.stop().await;
 }
 
