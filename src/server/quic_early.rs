@@ -190,7 +190,7 @@ mod tests {
     async fn a_stream_waits_for_the_handshake_and_hears_of_its_failure() {
         let (hs, mut wait) = Handshake::new();
         assert!(!wait.is_complete());
-        let mut other = wait.clone();
+        let other = wait.clone();
         hs.complete();
         assert!(wait.complete().await);
         assert!(other.is_complete());
