@@ -334,15 +334,12 @@ impl LsRole {
                     .with_trusted_proxies(trusted);
             if let Some(certs) = https_certs.as_ref().filter(|_| https.http3) {
                 doh = doh.with_http3();
+                let h3_stats = self.balancer.metrics().doh3.get_or_init(Default::default);
                 let h3 = doh3::Doh3Listeners::new(
                     std::mem::take(&mut sockets.doh3),
-                    doh3::h3_server_config(certs.clone())?,
+                    doh3::h3_server_config(certs.clone(), h3_stats)?,
                     &doh,
-                    self.balancer
-                        .metrics()
-                        .doh3
-                        .get_or_init(Default::default)
-                        .clone(),
+                    h3_stats.clone(),
                 )?;
                 doh3_addrs = h3.local_addrs();
                 sockets.dns.set_doh3(h3);
@@ -357,8 +354,8 @@ impl LsRole {
                 Some(c) => c,
                 None => Arc::new(CertSwap::load(&quic.cert, &quic.key)?),
             };
-            let config = quic_server_config(certs)?;
             let stats = self.balancer.metrics().doq.get_or_init(Default::default);
+            let config = quic_server_config(certs, stats)?;
             let doq = DoqListeners::new(std::mem::take(&mut sockets.doq), config, stats.clone())?;
             doq_addrs = doq.local_addrs();
             sockets.dns.set_doq(doq);

@@ -76,8 +76,8 @@ impl TsDoq {
     ) -> Result<TsDoq, RoleError> {
         let sockets = bind_sockets(&quic.listen)?;
         let certs = Arc::new(CertSwap::load(&quic.cert, &quic.key)?);
-        let config = quic_server_config(certs.clone())?;
         let stats = ts.metrics().doq.get_or_init(Default::default).clone();
+        let config = quic_server_config(certs.clone(), &stats)?;
         let doq = DoqListeners::new(sockets, config, stats)?;
         let addrs = doq.local_addrs();
         listeners.set_doq(doq);

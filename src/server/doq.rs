@@ -8,7 +8,10 @@
 //! [`super::Handler`] under its in-flight bound, as a TCP query (no
 //! truncation; the TS's rate limiting is UDP's only); a zone transfer's
 //! messages go one after another on its stream, each with its length, then
-//! the FIN (RFC 9250 §4.2.2), each written within [`WRITE_TIMEOUT`].
+//! the FIN (RFC 9250 §4.2.2), each written within [`WRITE_TIMEOUT`]. A
+//! returning client resumes its session and may send queries in 0-RTT:
+//! those that change nothing are answered at once, the others wait for the
+//! handshake ([`super::quic_early`]).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +21,7 @@ use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream, VarInt};
 use tracing::debug;
 
+use super::quic_early::{EarlyDecision, Handshake, HandshakeWait, SessionStore, early_decision};
 use super::tcp::padded;
 use super::tls::CertSwap;
 use super::{Action, Handler, Reply, Request, Shared};
@@ -37,7 +41,9 @@ pub enum DoqError {
     Internal = 0x1,
     /// The peer broke the protocol (a non-zero DNS ID, a malformed frame).
     Protocol = 0x2,
-    /// The stream was cancelled.
+    /// The stream was cancelled: by the client, or by the server when the
+    /// query does not come whole in time or the client does not take the
+    /// answer in time.
     RequestCancelled = 0x3,
     /// The server is too busy to take this connection or stream.
     ExcessiveLoad = 0x4,
@@ -80,6 +86,14 @@ pub struct DoqStats {
     pub queries: AtomicU64,
     /// Streams or connections ended with PROTOCOL_ERROR.
     pub protocol_errors: AtomicU64,
+    /// Handshakes that resumed a session (no certificate sent).
+    pub resumed: Arc<AtomicU64>,
+    /// Queries that came in 0-RTT and were answered before the handshake
+    /// completed (replay-safe ones).
+    pub early_answered: AtomicU64,
+    /// Queries that came in 0-RTT and waited for the handshake (not
+    /// replay-safe: UPDATE, NOTIFY, zone transfers).
+    pub early_held: AtomicU64,
 }
 
 /// Why the QUIC endpoint could not be set up.
@@ -97,13 +111,17 @@ pub enum DoqSetupError {
 }
 
 /// The quinn server configuration of DoQ: TLS 1.3 only (QUIC's), ALPN
-/// `doq`, the certificate of `certs` (a reload swaps it), session tickets for
-/// resumption, and the limits above.
+/// `doq`, the certificate of `certs` (a reload swaps it), session
+/// resumption and 0-RTT (resumptions counted in `stats`), and the limits
+/// above.
 ///
 /// # Errors
 /// rustls or quinn refuse the configuration.
-pub fn quic_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, DoqSetupError> {
-    let mut config = quic_tls(certs, ALPN_DOQ)?;
+pub fn quic_server_config(
+    certs: Arc<CertSwap>,
+    stats: &DoqStats,
+) -> Result<quinn::ServerConfig, DoqSetupError> {
+    let mut config = quic_tls(certs, ALPN_DOQ, stats.resumed.clone())?;
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS))
@@ -117,15 +135,17 @@ pub fn quic_server_config(certs: Arc<CertSwap>) -> Result<quinn::ServerConfig, D
 }
 
 /// A QUIC server config of TLS 1.3 with `certs` (re-read on SIGHUP),
-/// offering `alpn`, with session tickets for resumption and no 0-RTT (early
-/// data could be replayed, and a query that changes something, a NOTIFY or
-/// an UPDATE, must not be); its transport is the caller's.
+/// offering `alpn`, with session resumption (a stateful store, each ticket
+/// good once, resumptions counted in `resumed`) and 0-RTT accepted (what
+/// may be answered from it is the server's to decide: see
+/// [`super::quic_early`]); its transport is the caller's.
 ///
 /// # Errors
 /// rustls or quinn refusing the TLS config.
 pub(crate) fn quic_tls(
     certs: Arc<CertSwap>,
     alpn: &[u8],
+    resumed: Arc<AtomicU64>,
 ) -> Result<quinn::ServerConfig, DoqSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -133,8 +153,12 @@ pub(crate) fn quic_tls(
         .with_no_client_auth()
         .with_cert_resolver(certs);
     tls.alpn_protocols = vec![alpn.to_vec()];
-    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    tls.max_early_data_size = 0;
+    // Stateful resumption (no ticketer): rustls takes 0-RTT only so, and a
+    // ticket is good for one resumption.
+    tls.session_storage = SessionStore::new(resumed);
+    // QUIC allows 0 or u32::MAX (RFC 9001 §4.6.1): the amount is QUIC's
+    // flow control's.
+    tls.max_early_data_size = u32::MAX;
     let crypto = QuicServerConfig::try_from(tls)?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
 }
@@ -285,20 +309,35 @@ async fn serve_connection<H: Handler>(
         }
     };
     let stop = shared.token.clone();
-    let conn = tokio::select! {
-        () = stop.cancelled() => return,
-        c = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, connecting) => match c {
-            Ok(Ok(c)) => c,
-            _ => return,
-        },
+    // The connection at once, so that streams sent in 0-RTT are taken
+    // before the handshake completes; `done` resolves when it has (or
+    // never, when it fails: the timeout, or `accept_bi` failing, ends it).
+    let Ok((conn, done)) = connecting.into_0rtt() else {
+        return; // never for a server's connection
     };
-    stats.connections.fetch_add(1, Relaxed);
+    let (handshake, wait) = Handshake::new();
+    let done = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, done);
+    let mut done = std::pin::pin!(done);
+    let mut handshaking = true;
     let local = conn.local_ip();
     loop {
         let (send, recv) = tokio::select! {
             () = stop.cancelled() => {
                 conn.close(DoqError::NoError.code(), b"");
                 return;
+            }
+            r = &mut done, if handshaking => {
+                // `done` says whether 0-RTT was accepted; a connection still
+                // open is one whose handshake completed.
+                if r.is_err() || conn.close_reason().is_some() {
+                    // Failed, or not done in time: its streams give up.
+                    conn.close(DoqError::NoError.code(), b"");
+                    return;
+                }
+                handshaking = false;
+                handshake.complete();
+                stats.connections.fetch_add(1, Relaxed);
+                continue;
             }
             s = conn.accept_bi() => match s {
                 Ok(s) => s,
@@ -310,6 +349,7 @@ async fn serve_connection<H: Handler>(
             shared: shared.clone(),
             stats: stats.clone(),
             local,
+            handshake: wait.clone(),
         };
         shared.tracker.spawn(stream.serve(send, recv));
     }
@@ -321,6 +361,9 @@ struct Stream<H> {
     shared: Arc<Shared<H>>,
     stats: Arc<DoqStats>,
     local: Option<std::net::IpAddr>,
+    /// Whether the connection's handshake is complete (a query in 0-RTT
+    /// that is not replay-safe waits for it).
+    handshake: HandshakeWait,
 }
 
 /// What a query stream carried: its DNS message, or why it is refused.
@@ -346,7 +389,7 @@ pub fn frame(bytes: &[u8]) -> Framed<'_> {
 }
 
 impl<H: Handler> Stream<H> {
-    async fn serve(self, mut send: SendStream, mut recv: RecvStream) {
+    async fn serve(mut self, mut send: SendStream, mut recv: RecvStream) {
         let stop = self.shared.token.clone();
         let read = recv.read_to_end(2 + usize::from(u16::MAX));
         let bytes = tokio::select! {
@@ -370,6 +413,22 @@ impl<H: Handler> Stream<H> {
             }
         };
         self.stats.queries.fetch_add(1, Relaxed);
+        match early_decision(raw, self.handshake.is_complete()) {
+            EarlyDecision::Answer => {}
+            EarlyDecision::AnswerEarly => {
+                self.stats.early_answered.fetch_add(1, Relaxed);
+            }
+            EarlyDecision::Wait => {
+                self.stats.early_held.fetch_add(1, Relaxed);
+                let complete = tokio::select! {
+                    () = stop.cancelled() => false,
+                    c = self.handshake.complete() => c,
+                };
+                if !complete {
+                    return; // never done: a replay, or a client gone
+                }
+            }
+        }
         let peer = self.conn.remote_address();
         let pad = dns::query_is_padded(raw);
         let req = Request {
@@ -407,47 +466,71 @@ impl<H: Handler> Stream<H> {
                 }
             },
         };
-        if write_reply(&mut send, reply).await {
-            let _ = send.finish();
-        } else {
-            let _ = send.reset(DoqError::Internal.code());
+        match write_reply(&mut send, reply).await {
+            Written::All => {
+                let _ = send.finish();
+            }
+            // The client did not take it in time: the server cancels.
+            Written::TimedOut => {
+                let _ = send.reset(DoqError::RequestCancelled.code());
+            }
+            Written::Failed => {
+                let _ = send.reset(DoqError::Internal.code());
+            }
         }
     }
 }
 
+/// How writing a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Every message written: the FIN follows.
+    All,
+    /// The client gave no room for a message within [`WRITE_TIMEOUT`]
+    /// (it stopped reading): DOQ_REQUEST_CANCELLED.
+    TimedOut,
+    /// No answer, one too long, a transfer that failed, or a stream gone:
+    /// DOQ_INTERNAL_ERROR.
+    Failed,
+}
+
 /// Writes the reply's messages each with its length prefix (a zone
-/// transfer's one after another on the stream). `false` when it could not
-/// be completed.
-async fn write_reply(send: &mut SendStream, reply: Reply) -> bool {
+/// transfer's one after another on the stream).
+async fn write_reply(send: &mut SendStream, reply: Reply) -> Written {
     match reply {
-        Reply::Drop => false,
+        Reply::Drop => Written::Failed,
         Reply::One(b) => {
-            let ok = write_message(send, &b).await;
+            let written = write_message(send, &b).await;
             super::recycle::give(b);
-            ok
+            written
         }
         Reply::Stream(mut s) => {
             while let Some(next) = s.next_message() {
-                let Ok(m) = next else { return false };
-                if !write_message(send, &m).await {
-                    return false;
+                let Ok(m) = next else { return Written::Failed };
+                match write_message(send, &m).await {
+                    Written::All => {}
+                    other => return other,
                 }
             }
-            true
+            Written::All
         }
     }
 }
 
 /// One message with its two-byte length.
-async fn write_message(send: &mut SendStream, m: &[u8]) -> bool {
+async fn write_message(send: &mut SendStream, m: &[u8]) -> Written {
     let Ok(len) = u16::try_from(m.len()) else {
-        return false;
+        return Written::Failed;
     };
     let mut out = Vec::with_capacity(2 + m.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(m);
     let write = send.write_all(&out);
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Written::All,
+        Ok(Err(_)) => Written::Failed,
+        Err(_) => Written::TimedOut,
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod forwarded;
 pub mod local;
 pub(crate) mod places;
 pub mod proxy_gate;
+pub mod quic_early;
 pub(crate) mod recycle;
 pub mod shed;
 pub mod socket;

@@ -18,6 +18,7 @@
 //! | cache invalidation (flush, NOTIFY) | `cache_flush.rs`, `cache_invalidation.rs`, `cache_notify_flush.rs`, `notify_tsig.rs` |
 //! | DNS over TLS and over HTTPS | `dot.rs`, `dot_limits.rs`, `doh_http.rs`, `enc_hostile.rs` |
 //! | DNS over QUIC | `doq.rs` |
+//! | DNS over QUIC: session resumption, 0-RTT (only what changes nothing answered early) | `quic_resume.rs` |
 //! | backends reached over TLS or QUIC | `backend_tls.rs`, `backend_link_full.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
@@ -128,6 +129,7 @@ mod promises;
 mod props;
 mod props_signed;
 mod proxy;
+mod quic_resume;
 mod rate_limit;
 mod reloads;
 mod resolve;

@@ -13,7 +13,11 @@
 //!   every message signed (dnspython verifies the chain); an unsigned one is
 //!   refused NOTAUTH.
 //! * A client that stops reading a transfer holds its transfer place no
-//!   longer than the write timeout: other transfers go on.
+//!   longer than the write timeout: other transfers go on, and its streams
+//!   are reset with DOQ_REQUEST_CANCELLED.
+//! * A resumed client's AXFR sent in 0-RTT is not transferred until the
+//!   handshake completes (a relay holds the client's Finished), while its
+//!   plain query in 0-RTT is answered at once.
 //! * The certificate is re-read on SIGHUP; `dnslb check` refuses a QUIC
 //!   address already used, and a certificate that cannot be read.
 //!
@@ -29,6 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::kit::quic::{dnspython, doq_connect, doq_endpoint, doq_exchange, run_python};
 use crate::kit::tls::Pki;
+use crate::kit::zero_rtt::{HandshakeRelay, ResumingClient};
 use crate::kit::{
     Proc, SECRET_256, TsState, ZoneDir, crate_dir, dnslb_check, free_ports, http_get, local,
     or_skip, path_str, poll_until_async, query, start_ts_named,
@@ -415,7 +420,87 @@ async fn clients_that_stop_reading_transfers_do_not_hold_the_places() {
     };
     assert!(refused_seen, "the places were all held at first");
     assert!(served >= Duration::from_secs(3), "freed after {served:?}");
+    // The server cancelled the transfer it could not write.
+    let (_, mut recv) = held.pop().unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    let reset = async {
+        loop {
+            match recv.read(&mut buf).await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a whole transfer, not a reset"),
+                Err(e) => return e,
+            }
+        }
+    };
+    let why = tokio::time::timeout(Duration::from_secs(10), reset)
+        .await
+        .expect("the stream reset");
+    assert!(
+        matches!(why, quinn::ReadError::Reset(c) if c == quinn::VarInt::from_u32(3)),
+        "DOQ_REQUEST_CANCELLED (0x3): {why:?}"
+    );
     drop(held);
+    ts.proc.stop(Duration::from_secs(10));
+}
+
+/// A resumed client's AXFR in 0-RTT waits for the handshake (its client's
+/// Finished held back by a relay) while its A query in 0-RTT is answered;
+/// once the Finished comes the transfer is the one TCP gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_axfr_in_0rtt_waits_for_the_handshake() {
+    let ts = TsDoq::start(0, "axfr_allow = [\"127.0.0.0/8\"]", "").await;
+    let client = ResumingClient::new(b"doq");
+    let first = client.connect(ts.quic).await;
+    doq_exchange(&first, &question("www.example.com", RecordType::A))
+        .await
+        .unwrap();
+    first.close(0u32.into(), b"");
+    let relay = HandshakeRelay::start(ts.quic).await;
+    let (conn, accepted) = client.connect_0rtt(relay.addr);
+    let ask = |q: Vec<u8>| {
+        let conn = conn.clone();
+        tokio::spawn(async move { doq_exchange(&conn, &q).await })
+    };
+    let a = ask(question("www.example.com", RecordType::A));
+    let axfr = ask(question("example.com", RecordType::AXFR));
+    let seen = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            (ts.metric("dnslb_ts_doq_early_answered_total 1\n").await
+                && ts.metric("dnslb_ts_doq_early_held_total 1\n").await)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(seen.is_some(), "the two queries did not come in 0-RTT");
+    relay.pass_server();
+    let answered = tokio::time::timeout(Duration::from_secs(10), a)
+        .await
+        .expect("the A answered before the handshake completed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(Message::from_vec(&answered[0]).unwrap().answers.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !axfr.is_finished(),
+        "a transfer before the handshake completed"
+    );
+    let started = ts.metric("dnslb_ts_xfr_total{kind=\"axfr\"} 1\n").await;
+    assert!(
+        !started,
+        "a transfer started before the handshake completed"
+    );
+    relay.release();
+    let over_quic = tokio::time::timeout(Duration::from_secs(10), axfr)
+        .await
+        .expect("the AXFR once the handshake completed")
+        .unwrap()
+        .unwrap();
+    assert!(accepted.await, "0-RTT accepted");
+    let q = question("example.com", RecordType::AXFR);
+    let over_tcp = tcp_messages(IpAddr::V4(Ipv4Addr::LOCALHOST), ts.dns, &q, over_quic.len()).await;
+    assert_eq!(over_quic, over_tcp, "the transfer TCP gets");
     ts.proc.stop(Duration::from_secs(10));
 }
 

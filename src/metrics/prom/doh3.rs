@@ -1,5 +1,6 @@
 //! DNS over HTTP/3's families (`dnslb_doh3_*`, only with `[ls.https] http3`):
-//! connections, requests, connections refused and Retries sent. Its queries
+//! connections, requests, connections refused, Retries sent, resumptions,
+//! 0-RTT requests and malformed ones. Its queries
 //! are DoH's too (`dnslb_encrypted_queries_total{transport="https"}`).
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -27,5 +28,25 @@ pub(crate) fn write_doh3(e: &mut Expo, s: &Doh3Stats) {
         "dnslb_doh3_retries_total",
         "QUIC Retry packets sent to HTTP/3 clients whose address was not yet validated.",
         s.retries.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doh3_resumed_total",
+        "DNS over HTTP/3 handshakes that resumed an earlier session (no certificate sent).",
+        s.resumed.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doh3_early_answered_total",
+        "HTTP/3 requests sent in 0-RTT and answered before the handshake completed (replay-safe queries).",
+        s.early_answered.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doh3_early_held_total",
+        "HTTP/3 requests sent in 0-RTT that waited for the handshake (queries that are not replay-safe).",
+        s.early_held.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_doh3_malformed_total",
+        "HTTP/3 POSTs whose content-length was not their body's length, reset with H3_MESSAGE_ERROR.",
+        s.malformed.load(Relaxed),
     );
 }

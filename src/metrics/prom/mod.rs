@@ -115,6 +115,21 @@ pub(super) fn write_doq(e: &mut Expo, prefix: &str, doq: &crate::server::doq::Do
             "DNS over QUIC connections closed with DOQ_PROTOCOL_ERROR (a non-zero DNS ID, a malformed frame).",
             &doq.protocol_errors,
         ),
+        (
+            "resumed_total",
+            "DNS over QUIC handshakes that resumed an earlier session (no certificate sent).",
+            &*doq.resumed,
+        ),
+        (
+            "early_answered_total",
+            "DNS over QUIC queries sent in 0-RTT and answered before the handshake completed (replay-safe queries).",
+            &doq.early_answered,
+        ),
+        (
+            "early_held_total",
+            "DNS over QUIC queries sent in 0-RTT that waited for the handshake (UPDATE, NOTIFY, zone transfers: not replay-safe).",
+            &doq.early_held,
+        ),
     ];
     for (name, help, n) in families {
         e.counter(&format!("{prefix}_doq_{name}"), help, n.load(Relaxed));

@@ -46,6 +46,9 @@
 //! * [`quic`]: a raw DoQ client (quinn) reading an answer's every
 //!   message, and dnspython with aioquic (not re-exported: `use
 //!   crate::kit::quic::...`).
+//! * [`zero_rtt`]: a QUIC client that resumes and sends 0-RTT, counting the
+//!   certificates it was shown, and a relay holding back the client's half
+//!   of a handshake (not re-exported: `use crate::kit::zero_rtt::...`).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
@@ -93,6 +96,7 @@ pub mod signed;
 pub mod tls;
 pub mod unbound;
 pub mod xfr;
+pub mod zero_rtt;
 
 pub use children::*;
 pub use client::*;
