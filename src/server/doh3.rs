@@ -189,6 +189,9 @@ pub(crate) async fn serve_endpoint<H: Handler>(
 ) {
     let stop = shared.token.clone();
     let port = ep.local_addr().map_or(0, |a| a.port());
+    // Each connection holds a place for its life: past half the cap, one
+    // source (an address, an IPv6 /64) holds at most its share, as TCP's.
+    let places = super::places::Places::for_connections(cap);
     loop {
         let incoming = tokio::select! {
             () = stop.cancelled() => break,
@@ -223,10 +226,19 @@ pub(crate) async fn serve_endpoint<H: Handler>(
                 side.tls.doh_rate_refused.fetch_add(1, Relaxed);
                 incoming.refuse();
             }
-            DoqAdmission::Accept => {
-                let conn = serve_connection(incoming, port, shared.clone(), side.clone());
-                shared.tracker.spawn(conn);
-            }
+            DoqAdmission::Accept => match places.try_take(ip) {
+                Ok(place) => {
+                    let conn = serve_connection(incoming, port, shared.clone(), side.clone());
+                    shared.tracker.spawn(async move {
+                        conn.await;
+                        drop(place);
+                    });
+                }
+                Err(_) => {
+                    side.stats.refused.fetch_add(1, Relaxed);
+                    incoming.refuse();
+                }
+            },
         }
     }
     tokio::select! {

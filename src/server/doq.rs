@@ -78,7 +78,8 @@ const RETRY_TOKEN_LIFETIME: Duration = Duration::from_secs(15);
 pub struct DoqStats {
     /// Connections whose handshake completed.
     pub connections: AtomicU64,
-    /// Connections refused at once: the cap was full (EXCESSIVE_LOAD).
+    /// Connections refused at once: the cap was full, or the source held its
+    /// share of it (EXCESSIVE_LOAD).
     pub refused: AtomicU64,
     /// Retries sent to unvalidated addresses.
     pub retries: AtomicU64,
@@ -258,6 +259,9 @@ pub(crate) async fn serve_endpoint<H: Handler>(
     cap: usize,
 ) {
     let stop = shared.token.clone();
+    // Each connection holds a place for its life: past half the cap, one
+    // source (an address, an IPv6 /64) holds at most its share, as TCP's.
+    let places = super::places::Places::for_connections(cap);
     loop {
         let incoming = tokio::select! {
             () = stop.cancelled() => break,
@@ -285,10 +289,19 @@ pub(crate) async fn serve_endpoint<H: Handler>(
                     e.into_incoming().ignore();
                 }
             }
-            DoqAdmission::Accept => {
-                let conn = serve_connection(incoming, shared.clone(), stats.clone());
-                shared.tracker.spawn(conn);
-            }
+            DoqAdmission::Accept => match places.try_take(incoming.remote_address().ip()) {
+                Ok(place) => {
+                    let conn = serve_connection(incoming, shared.clone(), stats.clone());
+                    shared.tracker.spawn(async move {
+                        conn.await;
+                        drop(place);
+                    });
+                }
+                Err(_) => {
+                    stats.refused.fetch_add(1, Relaxed);
+                    incoming.refuse();
+                }
+            },
         }
     }
     ep.close(DoqError::NoError.code(), b"");

@@ -18,6 +18,8 @@
 //! * A resumed client's AXFR sent in 0-RTT is not transferred until the
 //!   handshake completes (a relay holds the client's Finished), while its
 //!   plain query in 0-RTT is answered at once.
+//! * One source opening DoQ connections holds at most its share of the
+//!   connection cap; another source still connects and is answered.
 //! * The certificate is re-read on SIGHUP; `dnslb check` refuses a QUIC
 //!   address already used, and a certificate that cannot be read.
 //!
@@ -650,4 +652,68 @@ async fn measure_doq_against_tcp_on_a_ts() {
         "TS queries/s, one at a time: doq {doq_serial:.0}, tcp {tcp_serial:.0}; doq 32 streams at once: {doq_32:.0}"
     );
     ts.proc.stop(Duration::from_secs(10));
+}
+
+/// DoQ connections are shared out as TCP's: one source opening connections
+/// gets seven eighths of the connection cap and no more (the rest refused
+/// at once and counted), and another source's connection is still made and
+/// answered.
+#[tokio::test]
+async fn one_source_opening_doq_connections_leaves_quic_to_the_others() {
+    use dnslb::server::doq::{DoqListeners, DoqStats, quic_server_config};
+    use dnslb::server::tls::CertSwap;
+    use dnslb::server::{self, Listeners, ServerOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let _load = crate::kit::timed().await;
+    let dir = ZoneDir::new();
+    let path = dir.write("example.com.zone", &zone(0));
+    let ts = Arc::new(dnslb::ts::TableServer::load(crate::kit::ts_settings(vec![path])).unwrap());
+    let mut listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let quic = sock.local_addr().unwrap();
+    let data = crate_dir().join("tests/data/tls");
+    let certs = Arc::new(CertSwap::load(&data.join("ls.pem"), &data.join("ls.key")).unwrap());
+    let stats = Arc::new(DoqStats::default());
+    let config = quic_server_config(certs, &stats).unwrap();
+    listeners.set_doq(DoqListeners::new(vec![sock], config, stats.clone()).unwrap());
+    let cap = 8;
+    let opts = ServerOptions {
+        workers: 1,
+        tcp_max_connections: cap,
+        ..ServerOptions::default()
+    };
+    let token = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
+
+    let flood = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), None);
+    let mut held = Vec::new();
+    for _ in 0..cap + 4 {
+        let connecting = flood.connect(quic, "dns.test").unwrap();
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(20), connecting).await {
+            held.push(c);
+        }
+    }
+    let share = cap - cap / 8;
+    assert_eq!(
+        held.len(),
+        share,
+        "the source holds seven eighths of the cap"
+    );
+    assert_eq!(stats.refused.load(Relaxed), (cap + 4 - share) as u64);
+    // Another source still gets a connection, and its answer.
+    let other = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), None);
+    let conn = doq_connect(&other, quic).await;
+    let got = doq_exchange(&conn, &question("www.example.com.", RecordType::A))
+        .await
+        .expect("answered");
+    let answer = Message::from_vec(&got[0]).unwrap();
+    assert_eq!(answer.response_code, ResponseCode::NoError);
+    assert_eq!(answer.answers.len(), 1);
+    // The held connections stay usable.
+    let got = doq_exchange(&held[0], &question("www.example.com.", RecordType::A)).await;
+    assert!(got.is_ok(), "a held connection still answers: {got:?}");
+    token.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
