@@ -130,7 +130,12 @@ async fn answered<S: AsyncReadExt + AsyncWriteExt + Unpin>(conn: &mut S) -> bool
 
 /// A fresh DoT client from 127.0.0.1, its connection (held) when it was answered.
 async fn dot_held(addr: SocketAddr) -> Option<Tls> {
-    let tcp = connect([127, 0, 0, 1], addr, None).await?;
+    dot_held_from([127, 0, 0, 1], addr).await
+}
+
+/// [`dot_held`] from `from`.
+async fn dot_held_from(from: [u8; 4], addr: SocketAddr) -> Option<Tls> {
+    let tcp = connect(from, addr, None).await?;
     let mut tls = handshake(tcp).await?;
     answered(&mut tls).await.then_some(tls)
 }
@@ -146,19 +151,23 @@ async fn tcp_answered(from: [u8; 4], addr: SocketAddr) -> bool {
 /// Clients that ask for 100 answers of 60 KB each (6 MB, more than a socket
 /// buffer holds for a peer whose window is shut) and never read: `dot` over
 /// DoT, `tcp` over plain TCP. They hold their sockets open until dropped.
+/// Each from an address of its own (127.0.2.N): one source would get only
+/// its share of the connection cap.
 async fn stuck_clients(ls: &EncLs, dot: usize, tcp: usize) -> (Vec<Tls>, Vec<TcpStream>) {
     let queries = pipelined(100, |_| HUGE.to_string(), RecordType::TXT);
     let mut tls_clients = Vec::new();
-    for _ in 0..dot {
-        let s = connect([127, 0, 0, 1], ls.tls, Some(2048)).await.unwrap();
+    for i in 0..dot {
+        let from = [127, 0, 2, u8::try_from(i + 1).unwrap()];
+        let s = connect(from, ls.tls, Some(2048)).await.unwrap();
         let mut tls = handshake(s).await.expect("a stuck client's handshake");
         tls.write_all(&queries).await.unwrap();
         tls.flush().await.unwrap();
         tls_clients.push(tls);
     }
     let mut tcp_clients = Vec::new();
-    for _ in 0..tcp {
-        let mut s = connect([127, 0, 0, 1], ls.dns, Some(2048)).await.unwrap();
+    for i in 0..tcp {
+        let from = [127, 0, 3, u8::try_from(i + 1).unwrap()];
+        let mut s = connect(from, ls.dns, Some(2048)).await.unwrap();
         s.write_all(&queries).await.unwrap();
         tcp_clients.push(s);
     }
@@ -183,7 +192,10 @@ async fn clients_that_never_read_neither_pin_their_slots_nor_block_the_stop() {
     // Every slot free again: CAP fresh clients at once, all served.
     let mut most = 0;
     let served = poll_until_async(limit, Duration::from_millis(250), async || {
-        let round = futures_util::future::join_all((0..CAP).map(|_| dot_held(ls.tls))).await;
+        // From as many addresses: one source gets only its share of the cap.
+        let from = |i: usize| [127, 0, 4, u8::try_from(i + 1).unwrap()];
+        let round = (0..CAP).map(|i| dot_held_from(from(i), ls.tls));
+        let round = futures_util::future::join_all(round).await;
         let served = round.iter().filter(|c| c.is_some()).count();
         most = most.max(served);
         (served == CAP).then_some(())

@@ -235,9 +235,20 @@ async fn closing_backend(
     tokio::task::JoinHandle<()>,
 ) {
     use crate::kit::{empty_answer, tcp_recv, tcp_send};
-    let tcp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp_l.local_addr().unwrap();
-    let udp_s = tokio::net::UdpSocket::bind(addr).await.unwrap();
+    // The TCP listener's port may be some other test's UDP port: try again.
+    let mut tries = 0;
+    let (tcp_l, addr, udp_s) = loop {
+        let tcp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp_l.local_addr().unwrap();
+        match tokio::net::UdpSocket::bind(addr).await {
+            Ok(udp_s) => break (tcp_l, addr, udp_s),
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("closing_backend: {addr} over UDP: {e}; another port");
+            }
+            Err(e) => panic!("no port free for TCP and UDP: {e}"),
+        }
+    };
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let count = accepted.clone();
     let task = tokio::spawn(async move {
