@@ -66,6 +66,7 @@ pub mod loopmark;
 pub mod notify_peers;
 pub mod order;
 pub mod probe;
+pub mod proxy_conns;
 pub mod proxy_out;
 pub mod reply;
 pub mod resolution;

@@ -7,10 +7,13 @@
 //! place in the datagram's buffer ([`prefix`]: no allocation once the
 //! buffer has grown); every try, hedge and re-ask of one query carries the
 //! same one. Over TCP it opens the connection, so a connection carries one
-//! client's query: [`exchange_tcp`] asks on a connection of its own, made
-//! for that query and closed after its answer (no reuse across clients);
-//! at most [`MAX_OPEN`] such connections are open at once, past which the
-//! try fails at once (as a refused connection: the next backend is asked).
+//! client's queries only: [`exchange_tcp`] asks on a connection opened
+//! with that client's header, kept after the answer for the same client's
+//! next query ([`super::proxy_conns`]: one client connection, one backend
+//! connection, as dnsdist), never another client's; at most [`MAX_OPEN`]
+//! such connections are open at once, past which the oldest waiting one is
+//! closed, or else the try fails at once (as a refused connection: the
+//! next backend is asked).
 //! A health check sends a LOCAL header ([`Built::local`]). The answer comes
 //! back as from any backend: no header on it.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,6 +27,8 @@ use crate::dns::proxy_v2::Built;
 use crate::dns::{HEADER_LEN, Transport, WireHeader};
 use crate::ls::state::Job;
 use crate::ls::upstream::UpstreamError;
+
+use super::proxy_conns::{self, Held};
 
 /// The most TCP connections to `proxy` backends open at once, all backends
 /// together: each TCP query to one has a connection of its own, and a
@@ -68,9 +73,10 @@ pub fn prepend(buf: &mut Vec<u8>, head: &[u8]) {
     }
 }
 
-/// Asks `addr` for `query` over a TCP connection of its own that opens
-/// with `head`, and takes its one answer by `deadline`: the first message
-/// with `query`'s ID and `question`; the connection is then closed.
+/// Asks `addr` for `query` over a TCP connection that opened with `head`
+/// (one its client's earlier query left, else a new one), and takes its
+/// one answer by `deadline`: the first message with `query`'s ID and
+/// `question`. The connection is then kept for the client's next query.
 ///
 /// # Errors
 /// The connection's error, the deadline, or an answer that is not the
@@ -83,30 +89,50 @@ pub async fn exchange_tcp(
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let len = u16::try_from(query.len()).map_err(|_| UpstreamError::Unusable)?;
-    let _place = OPEN.try_acquire().map_err(|_| UpstreamError::Unusable)?;
+    let mut framed = Vec::with_capacity(head.len() + 2 + query.len());
+    framed.extend_from_slice(head);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(query);
     let ask = async {
-        let mut conn = TcpStream::connect(addr).await?;
+        // A kept connection first: one the backend closed meanwhile fails
+        // before any answer, and the query is asked again on a new one.
+        if let Some(mut held) = proxy_conns::take(addr, head)
+            && let Ok(resp) = ask_on(&mut held.conn, &framed[head.len()..]).await
+        {
+            return Ok((resp, held));
+        }
+        let place = match OPEN.try_acquire() {
+            Ok(p) => p,
+            Err(_) if proxy_conns::close_one() => {
+                OPEN.try_acquire().map_err(|_| UpstreamError::Unusable)?
+            }
+            Err(_) => return Err(UpstreamError::Unusable),
+        };
+        let conn = TcpStream::connect(addr).await?;
         conn.set_nodelay(true)?;
-        let mut out = Vec::with_capacity(head.len() + 2 + query.len());
-        out.extend_from_slice(head);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(query);
-        conn.write_all(&out).await?;
-        let mut size = [0u8; 2];
-        conn.read_exact(&mut size).await?;
-        let mut resp = vec![0u8; usize::from(u16::from_be_bytes(size))];
-        conn.read_exact(&mut resp).await?;
-        let _ = conn.shutdown().await;
-        Ok::<_, UpstreamError>(resp)
+        let mut held = Held { conn, place };
+        let resp = ask_on(&mut held.conn, &framed).await?;
+        Ok::<_, UpstreamError>((resp, held))
     };
-    let resp = timeout_at(deadline, ask)
+    let (resp, held) = timeout_at(deadline, ask)
         .await
         .map_err(|_| UpstreamError::Timeout)??;
     if answers(query, question, &resp) {
+        proxy_conns::put(addr, head, held);
         Ok(resp)
     } else {
         Err(UpstreamError::Unusable)
     }
+}
+
+/// Writes `out` on `conn` and reads one length-prefixed message back.
+async fn ask_on(conn: &mut TcpStream, out: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+    conn.write_all(out).await?;
+    let mut size = [0u8; 2];
+    conn.read_exact(&mut size).await?;
+    let mut resp = vec![0u8; usize::from(u16::from_be_bytes(size))];
+    conn.read_exact(&mut resp).await?;
+    Ok(resp)
 }
 
 /// Whether `resp` is a response to `query` (its ID) with its question.

@@ -380,18 +380,22 @@ async fn the_ls_names_its_client_to_a_proxy_backend_per_datagram_and_per_connect
     assert_eq!(s.header.protocol, Protocol::Datagram);
     assert_eq!(s.header.addrs, Some((client, ls.addr)));
 
-    // TCP (an ANY goes to the backend over TCP): each query of the
-    // client's connection on a backend connection of its own, opened by
-    // the client's header as a stream.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(ip(OTHER), 0)).unwrap();
-    let mut conn = sock.connect(ls.addr).await.unwrap();
-    let tcp_client = conn.local_addr().unwrap();
+    // TCP (an ANY goes to the backend over TCP): the queries of one client
+    // connection on one backend connection, opened by that client's header
+    // as a stream (as dnsdist keeps one); another client connection, even
+    // of the same address, on a backend connection of its own.
+    let mut tcp_clients = Vec::new();
     for _ in 0..2 {
-        let any = bytes(&query_rd("www.example.test.", RecordType::ANY, false));
-        crate::kit::tcp_send(&mut conn, &any).await;
-        let m = Message::from_vec(&tcp_recv(&mut conn).await.expect("an answer")).unwrap();
-        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(ip(OTHER), 0)).unwrap();
+        let mut conn = sock.connect(ls.addr).await.unwrap();
+        tcp_clients.push(conn.local_addr().unwrap());
+        for _ in 0..3 {
+            let any = bytes(&query_rd("www.example.test.", RecordType::ANY, false));
+            crate::kit::tcp_send(&mut conn, &any).await;
+            let m = Message::from_vec(&tcp_recv(&mut conn).await.expect("an answer")).unwrap();
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        }
     }
     let tcp_seen: Vec<Seen> = backend
         .seen()
@@ -399,11 +403,15 @@ async fn the_ls_names_its_client_to_a_proxy_backend_per_datagram_and_per_connect
         .flatten()
         .filter(|s| s.tcp)
         .collect();
-    assert_eq!(tcp_seen.len(), 2, "one connection a query: {tcp_seen:?}");
-    for s in tcp_seen {
+    assert_eq!(
+        tcp_seen.len(),
+        2,
+        "one backend connection a client connection: {tcp_seen:?}"
+    );
+    for (s, client) in tcp_seen.iter().zip(&tcp_clients) {
         assert_eq!(s.header.command, ProxyCommand::Proxy);
         assert_eq!(s.header.protocol, Protocol::Stream);
-        assert_eq!(s.header.addrs, Some((tcp_client, ls.addr)));
+        assert_eq!(s.header.addrs, Some((*client, ls.addr)));
     }
     assert!(
         backend.seen().iter().all(Option::is_some),
