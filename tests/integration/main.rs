@@ -20,6 +20,7 @@
 //! | DNS over QUIC | `doq.rs` |
 //! | DNS over QUIC: session resumption, 0-RTT (only what changes nothing answered early) | `quic_resume.rs` |
 //! | backends reached over TLS or QUIC | `backend_tls.rs`, `backend_link_full.rs` |
+//! | a backend reached over QUIC: Knot's XDP DoQ listener (network namespaces) | `backend_knot_doq.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
 //! | PROXY protocol v2 (a client's address carried from a load balancer in front) | `proxy.rs` |
@@ -54,6 +55,7 @@ mod amplification;
 mod anycast;
 mod anycast_probe;
 mod attacks;
+mod backend_knot_doq;
 mod backend_link_full;
 mod backend_tls;
 mod browser;

@@ -167,7 +167,13 @@ impl SecureLink {
             rustls_pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(ip).to_string(),
             other => other.to_str().into_owned(),
         };
-        let config = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        // No address-validation token (NEW_TOKEN) is kept for the next
+        // connection: Knot 3.2's XDP DoQ server never answers an Initial
+        // carrying the token it gave, so the clients' connection opened after
+        // the probes' (or any reopened after an idle close) lost its first
+        // query. A token only spares the round trip of a server's Retry.
+        config.token_store(Arc::new(quinn::NoneTokenStore));
         let link = |max| {
             let link =
                 quic::QuicLink::new((c.addr, name.clone()), config.clone(), guard.clone(), max);
