@@ -101,12 +101,7 @@ async fn h3_get(
             .unwrap();
         let mut stream = send.send_request(req).await.unwrap();
         stream.finish().await.unwrap();
-        let resp = stream.recv_response().await.unwrap();
-        let mut body = Vec::new();
-        while let Some(mut chunk) = stream.recv_data().await.unwrap() {
-            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
-        }
-        (resp.status().as_u16(), body)
+        response_of(&mut stream).await
     };
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await
@@ -407,12 +402,7 @@ async fn h3_post(
         let mut stream = send.send_request(req).await.unwrap();
         stream.send_data(hyper::body::Bytes::from(q)).await.unwrap();
         stream.finish().await.unwrap();
-        let resp = stream.recv_response().await.unwrap();
-        let mut body = Vec::new();
-        while let Some(mut chunk) = stream.recv_data().await.unwrap() {
-            body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
-        }
-        (resp.status().as_u16(), body)
+        response_of(&mut stream).await
     };
     tokio::time::timeout(Duration::from_secs(10), ask)
         .await
@@ -559,4 +549,16 @@ asyncio.run(main())
     }
     assert_eq!(counter(&ls, "dnslb_doh3_malformed_total"), 2);
     ls.stop().await;
+}
+
+/// A request's status and whole body, read from its `stream`.
+async fn response_of<S: h3::quic::RecvStream>(
+    stream: &mut h3::client::RequestStream<S, hyper::body::Bytes>,
+) -> (u16, Vec<u8>) {
+    let resp = stream.recv_response().await.unwrap();
+    let mut body = Vec::new();
+    while let Some(mut chunk) = stream.recv_data().await.unwrap() {
+        body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+    }
+    (resp.status().as_u16(), body)
 }

@@ -153,22 +153,7 @@ async fn headers_from_unlisted_senders_and_listed_senders_without_one_are_refuse
     let mut forged = Built::proxy(claim, ts.addr, false).as_bytes().to_vec();
     forged.extend_from_slice(&q);
 
-    // Anyone else's plain query is answered; its forged header is dropped.
-    assert!(
-        udp_raw_from(ip("127.0.0.1"), ts.addr, &q, wait)
-            .await
-            .is_some()
-    );
-    assert_eq!(
-        udp_raw_from(ip("127.0.0.1"), ts.addr, &forged, wait).await,
-        None
-    );
-    assert_eq!(counts(&ts), (0, 1));
-    // The listed sender: without a header, dropped; with one, answered.
-    assert_eq!(udp_raw_from(ip(LB), ts.addr, &q, wait).await, None);
-    assert_eq!(counts(&ts), (0, 2));
-    assert!(udp_raw_from(ip(LB), ts.addr, &forged, wait).await.is_some());
-    assert_eq!(counts(&ts), (1, 2));
+    udp_gate_holds(ts.addr, &q, &forged, wait, || counts(&ts)).await;
     // A datagram of a header longer than itself, from the listed sender.
     let short = &forged[..20];
     assert_eq!(udp_raw_from(ip(LB), ts.addr, short, wait).await, None);
@@ -177,29 +162,14 @@ async fn headers_from_unlisted_senders_and_listed_senders_without_one_are_refuse
     // TCP: a header from anyone else closes the connection unanswered.
     let axfr = bytes(&query_rd("example.test.", RecordType::AXFR, false));
     let header = Built::proxy(claim, ts.addr, true);
-    for (src, with_header) in [("127.0.0.1", true), (LB, false)] {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::new(ip(src), 0)).unwrap();
-        let mut s = sock.connect(ts.addr).await.unwrap();
-        let mut out = Vec::new();
-        if with_header {
-            out.extend_from_slice(header.as_bytes());
-        }
-        out.extend_from_slice(&u16::try_from(axfr.len()).unwrap().to_be_bytes());
-        out.extend_from_slice(&axfr);
-        s.write_all(&out).await.unwrap();
-        assert_eq!(
-            tcp_recv(&mut s).await,
-            None,
-            "from {src}, header {with_header}"
-        );
+    for (src, head) in [("127.0.0.1", header.as_bytes()), (LB, &b""[..])] {
+        let mut s = tcp_opened_with(src, ts.addr, head).await;
+        crate::kit::tcp_send(&mut s, &axfr).await;
+        assert_eq!(tcp_recv(&mut s).await, None, "from {src}, header {head:?}");
     }
     assert_eq!(counts(&ts), (1, 5));
     // The listed sender's header names the client the transfer is for.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(ip(LB), 0)).unwrap();
-    let mut s = sock.connect(ts.addr).await.unwrap();
-    s.write_all(header.as_bytes()).await.unwrap();
+    let mut s = tcp_opened_with(LB, ts.addr, header.as_bytes()).await;
     crate::kit::tcp_send(&mut s, &axfr).await;
     let m = Message::from_vec(&tcp_recv(&mut s).await.expect("a transfer")).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -567,25 +537,7 @@ async fn the_ls_drops_forged_missing_malformed_and_late_headers() {
     let mut proxied = Built::proxy(claim, ls.addr, false).as_bytes().to_vec();
     proxied.extend_from_slice(&q);
 
-    // Anyone else's plain query is answered; its forged header dropped.
-    assert!(
-        udp_raw_from(ip("127.0.0.1"), ls.addr, &q, wait)
-            .await
-            .is_some()
-    );
-    assert_eq!(
-        udp_raw_from(ip("127.0.0.1"), ls.addr, &proxied, wait).await,
-        None
-    );
-    assert_eq!(ls_counts(&ls), (0, 1));
-    // The listed sender: without a header dropped, with one answered.
-    assert_eq!(udp_raw_from(ip(LB), ls.addr, &q, wait).await, None);
-    assert!(
-        udp_raw_from(ip(LB), ls.addr, &proxied, wait)
-            .await
-            .is_some()
-    );
-    assert_eq!(ls_counts(&ls), (1, 2));
+    udp_gate_holds(ls.addr, &q, &proxied, wait, || ls_counts(&ls)).await;
     // A TLV running past the header's end; a header longer than the datagram.
     let mut bad_tlv = proxied[..28].to_vec();
     bad_tlv[15] += 3;
@@ -605,21 +557,13 @@ async fn the_ls_drops_forged_missing_malformed_and_late_headers() {
     too_long[14..16].copy_from_slice(&600u16.to_be_bytes());
     let cases: [(&str, &[u8]); 3] = [("127.0.0.1", header.as_bytes()), (LB, b""), (LB, &too_long)];
     for (src, head) in cases {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::new(ip(src), 0)).unwrap();
-        let mut s = sock.connect(ls.addr).await.unwrap();
-        let mut out = head.to_vec();
-        out.extend_from_slice(&u16::try_from(q.len()).unwrap().to_be_bytes());
-        out.extend_from_slice(&q);
-        s.write_all(&out).await.unwrap();
+        let mut s = tcp_opened_with(src, ls.addr, head).await;
+        crate::kit::tcp_send(&mut s, &q).await;
         assert_eq!(tcp_recv(&mut s).await, None, "from {src}, header {head:?}");
     }
     assert_eq!(ls_counts(&ls), (1, 7));
     // A listed sender's header that stops halfway: closed within ~2 s.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(ip(LB), 0)).unwrap();
-    let mut s = sock.connect(ls.addr).await.unwrap();
-    s.write_all(&header.as_bytes()[..5]).await.unwrap();
+    let mut s = tcp_opened_with(LB, ls.addr, &header.as_bytes()[..5]).await;
     let started = std::time::Instant::now();
     let mut byte = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(8), async {
@@ -633,10 +577,7 @@ async fn the_ls_drops_forged_missing_malformed_and_late_headers() {
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
     assert_eq!(ls_counts(&ls), (1, 8));
     // The listed sender's whole header: the client it names is served.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(ip(LB), 0)).unwrap();
-    let mut s = sock.connect(ls.addr).await.unwrap();
-    s.write_all(header.as_bytes()).await.unwrap();
+    let mut s = tcp_opened_with(LB, ls.addr, header.as_bytes()).await;
     crate::kit::tcp_send(&mut s, &q).await;
     let m = Message::from_vec(&tcp_recv(&mut s).await.expect("an answer")).unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
@@ -757,4 +698,34 @@ async fn behind_proxy_from_the_lss_rules_ecs_and_onward_header_use_the_named_cli
     );
     assert_eq!(ls_counts(&ls), (2, 0));
     ls.stop().await;
+}
+
+/// Over UDP, a server at `addr` believing [`LB`]'s headers only: anyone
+/// else's plain query `q` is answered and its `forged` header (a header,
+/// then `q`) dropped; the listed sender's query without a header is
+/// dropped, with one answered; `counts` (taken, refused) follow.
+async fn udp_gate_holds(
+    addr: SocketAddr,
+    q: &[u8],
+    forged: &[u8],
+    wait: Duration,
+    counts: impl Fn() -> (u64, u64),
+) {
+    let other = ip("127.0.0.1");
+    assert!(udp_raw_from(other, addr, q, wait).await.is_some());
+    assert_eq!(udp_raw_from(other, addr, forged, wait).await, None);
+    assert_eq!(counts(), (0, 1));
+    assert_eq!(udp_raw_from(ip(LB), addr, q, wait).await, None);
+    assert_eq!(counts(), (0, 2));
+    assert!(udp_raw_from(ip(LB), addr, forged, wait).await.is_some());
+    assert_eq!(counts(), (1, 2));
+}
+
+/// A TCP connection from `src` to `addr` that starts with `head`.
+async fn tcp_opened_with(src: &str, addr: SocketAddr, head: &[u8]) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(ip(src), 0)).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(head).await.unwrap();
+    s
 }
