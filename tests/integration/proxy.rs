@@ -97,23 +97,9 @@ async fn dnsdist_passes_its_clients_to_a_ts_that_judges_them_over_udp_and_tcp() 
     };
     let ts = proxied_ts().await;
     let [port, console] = free_ports(2).try_into().unwrap();
-    let server = format!(
-        "newServer{{address=\"{}\", name=\"ts\", source=\"{LB}\", useProxyProtocol=true}}:setUp()\n",
-        ts.addr
-    );
-    let mut dd = Dnsdist::with_servers(&bin, port, console, &server);
+    let mut dd = Dnsdist::with_servers(&bin, port, console, &proxying_to("ts", ts.addr));
     let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
-    let first = poll_until_async(
-        Duration::from_secs(15),
-        Duration::from_millis(100),
-        async || {
-            dd.proc.assert_running();
-            udp_raw_from(ip(CLIENT), dd.addr, &q, Duration::from_millis(300)).await
-        },
-    )
-    .await
-    .unwrap_or_else(|| panic!("no answer through dnsdist:\n{}", dd.proc.stderr_now()));
-    let first = Message::from_vec(&first).unwrap();
+    let first = first_answer_through(&mut dd, &q).await;
     assert_eq!(first.metadata.response_code, ResponseCode::NoError);
     assert!(!first.answers.is_empty(), "{first:?}");
     assert!(counts(&ts).0 >= 1, "the header was taken");
@@ -478,23 +464,9 @@ async fn dnsdist_in_front_of_the_ls_passes_its_clients_to_the_lss_acl_over_udp_a
     cfg.allow = vec![format!("{CLIENT}/32").parse().unwrap()];
     let ls = crate::kit::start_ls(cfg).await;
     let [port, console] = free_ports(2).try_into().unwrap();
-    let server = format!(
-        "newServer{{address=\"{}\", name=\"ls\", source=\"{LB}\", useProxyProtocol=true}}:setUp()\n",
-        ls.addr
-    );
-    let mut dd = Dnsdist::with_servers(&bin, port, console, &server);
+    let mut dd = Dnsdist::with_servers(&bin, port, console, &proxying_to("ls", ls.addr));
     let q = bytes(&query_rd("www.example.test.", RecordType::A, false));
-    let first = poll_until_async(
-        Duration::from_secs(15),
-        Duration::from_millis(100),
-        async || {
-            dd.proc.assert_running();
-            udp_raw_from(ip(CLIENT), dd.addr, &q, Duration::from_millis(300)).await
-        },
-    )
-    .await
-    .unwrap_or_else(|| panic!("no answer through dnsdist:\n{}", dd.proc.stderr_now()));
-    let first = Message::from_vec(&first).unwrap();
+    let first = first_answer_through(&mut dd, &q).await;
     assert_eq!(
         first.metadata.response_code,
         ResponseCode::NoError,
@@ -728,4 +700,28 @@ async fn tcp_opened_with(src: &str, addr: SocketAddr, head: &[u8]) -> tokio::net
     let mut s = sock.connect(addr).await.unwrap();
     s.write_all(head).await.unwrap();
     s
+}
+
+/// dnsdist's line for one backend `name` at `addr`, sent from [`LB`] with
+/// a PROXY v2 header (`useProxyProtocol`).
+fn proxying_to(name: &str, addr: SocketAddr) -> String {
+    format!(
+        "newServer{{address=\"{addr}\", name=\"{name}\", source=\"{LB}\", useProxyProtocol=true}}:setUp()\n"
+    )
+}
+
+/// The first answer [`CLIENT`]'s query `q` gets through `dd` (asked until
+/// dnsdist has started and marked its backend up).
+async fn first_answer_through(dd: &mut Dnsdist, q: &[u8]) -> Message {
+    let first = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || {
+            dd.proc.assert_running();
+            udp_raw_from(ip(CLIENT), dd.addr, q, Duration::from_millis(300)).await
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("no answer through dnsdist:\n{}", dd.proc.stderr_now()));
+    Message::from_vec(&first).unwrap()
 }
