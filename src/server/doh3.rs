@@ -229,10 +229,7 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             DoqAdmission::Accept => match places.try_take(ip) {
                 Ok(place) => {
                     let conn = serve_connection(incoming, port, shared.clone(), side.clone());
-                    shared.tracker.spawn(async move {
-                        conn.await;
-                        drop(place);
-                    });
+                    shared.tracker.spawn(super::tcp::holding(conn, place));
                 }
                 Err(_) => {
                     side.stats.refused.fetch_add(1, Relaxed);

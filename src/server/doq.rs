@@ -292,10 +292,7 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             DoqAdmission::Accept => match places.try_take(incoming.remote_address().ip()) {
                 Ok(place) => {
                     let conn = serve_connection(incoming, shared.clone(), stats.clone());
-                    shared.tracker.spawn(async move {
-                        conn.await;
-                        drop(place);
-                    });
+                    shared.tracker.spawn(super::tcp::holding(conn, place));
                 }
                 Err(_) => {
                     stats.refused.fetch_add(1, Relaxed);
