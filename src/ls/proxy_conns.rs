@@ -97,16 +97,18 @@ pub fn close_one() -> bool {
     if sweep(map, now) > 0 {
         return true;
     }
+    // Each list is in the order its connections came back: its first is
+    // its oldest.
     let oldest = map
         .iter()
-        .flat_map(|(k, l)| l.iter().map(move |w| (w.since, k.clone())))
-        .min_by_key(|(since, _)| *since);
-    let Some((_, key)) = oldest else {
+        .filter_map(|(k, l)| l.first().map(|w| (w.since, k)))
+        .min_by_key(|(since, _)| *since)
+        .map(|(_, k)| k.clone());
+    let Some(key) = oldest else {
         return false;
     };
     if let Some(list) = map.get_mut(&key) {
-        list.sort_by_key(|w| std::cmp::Reverse(w.since));
-        list.pop();
+        list.remove(0);
         if list.is_empty() {
             map.remove(&key);
         }
