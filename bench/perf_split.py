@@ -5,7 +5,7 @@ profile of a flood into the sender's and the receiver's part, for
 bench/xdp --flood (see flood_main below).
 
     perf_split.py PERF_DATA COMM[,COMM...] US_PER_QUERY
-    perf_split.py --flood PERF_DATA QUERIES_SENT SENDER_COMM SERVER_PID[,PID...]
+    perf_split.py --flood PERF_DATA QUERIES_SENT SENDER_PID SERVER_PID[,PID...]
 
 Each sample of a thread whose name starts with one of COMM is put in one
 component by its stack: kernel samples by the system call they are under
@@ -89,11 +89,13 @@ def main():
 # --flood: the whole machine's samples (perf record -a -g -e cpu-clock) during a
 # flood of dropped queries, split by call chain. On a veth pair the receiving
 # side's work runs in the NET_RX softirq wherever it is raised: mostly inside
-# the sender's own system calls, on the sender's core. Everything under
-# net_rx_action is the receiver's, whichever process it interrupted; so are the
-# server processes' own samples. The sender is its process's samples outside
-# net_rx_action (its system calls down to the veth's transmit). Idle time and
-# other processes are neither.
+# the sender's own system calls, on the sender's core. What runs under
+# net_rx_action in the sender, the server processes, ksoftirqd or the idle
+# task is the receiver's; so are the server processes' own samples. The
+# sender is its process's samples outside net_rx_action (its system calls down
+# to the veth's transmit). Idle time and other processes (the softirq work
+# they were interrupted for too: on a shared machine, other people's traffic)
+# are neither.
 RX_ROOT = re.compile(r"^(net_rx_action|napi_threaded_poll|__napi_poll)$")
 RX_PARTS = [
     # (name, a frame the chain must hold or None, a pattern on any frame of the
@@ -116,7 +118,8 @@ IDLE = re.compile(r"idle|cpuidle|mwait|halt|pv_native_safe_halt|default_enter_id
 def flood_component(pid, comm, chain, server_pids, sender):
     """One sample's part: a receiver's component, the sender, idle or other."""
     syms = [s for s, _ in chain]
-    if any(RX_ROOT.match(s) for s in syms):
+    ours = pid == sender or pid in server_pids or comm.startswith(("ksoftirqd", "swapper"))
+    if ours and any(RX_ROOT.match(s) for s in syms):
         for name, under, pattern in RX_PARTS:
             if under is not None and not any(under.match(s) for s in syms):
                 continue
@@ -125,7 +128,7 @@ def flood_component(pid, comm, chain, server_pids, sender):
     if pid in server_pids:
         side = "kernel" if "kernel" in chain[0][1] else "user"
         return f"receiver: the server's threads ({side})"
-    if comm.startswith(sender):
+    if pid == sender:
         return "sender: its process (system calls down to the veth's transmit)"
     if comm.startswith("swapper") or IDLE.search(syms[0]):
         return "idle"
@@ -133,11 +136,11 @@ def flood_component(pid, comm, chain, server_pids, sender):
 
 
 def flood_main(args):
-    """perf_split.py --flood PERF_DATA QUERIES_SENT SENDER_COMM SERVER_PID[,PID...]
+    """perf_split.py --flood PERF_DATA QUERIES_SENT SENDER_PID SERVER_PID[,PID...]
 
     Prints each part in ns per query sent, then one line
     `split receiver=US sender=US other=US` (µs per query sent)."""
-    path, sent, sender = args[0], int(args[1]), args[2]
+    path, sent, sender = args[0], int(args[1]), int(args[2])
     server_pids = {int(p) for p in args[3].split(",") if p}
     ns = collections.Counter()
     for head, chain in samples(path, "pid,comm,period"):
