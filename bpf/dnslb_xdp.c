@@ -21,13 +21,21 @@
 // The blocked tries' value: the datagrams dropped for that network, read by
 // src/xdp/program.rs so that they count as the block's (and keep it renewed).
 
-// A served address: the family (4 or 6), the UDP port (network order) and the
-// address (IPv4 in the first 4 bytes; all zero for "any address").
-struct served {
-	__u8 family;
-	__u8 pad;
+// A served IPv4 address and UDP port (network order): 8 bytes, so that the
+// hash of a served lookup (the first map lookup of every UDP datagram) is
+// short. dnslb writes the interface's own addresses (an unspecified listen
+// address is served as each of them), never a wildcard.
+struct served4 {
+	__u8 addr[4];
 	__u16 port;
+	__u16 pad;
+};
+
+// The same for IPv6.
+struct served6 {
 	__u8 addr[16];
+	__u16 port;
+	__u16 pad;
 };
 
 struct prefix4 {
@@ -59,9 +67,16 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
-	__type(key, struct served);
+	__type(key, struct served4);
 	__type(value, __u8);
-} served SEC(".maps");
+} served4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct served6);
+	__type(value, __u8);
+} served6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -118,15 +133,6 @@ static __always_inline void count(__u32 which)
 		*n += 1;
 }
 
-// Whether dnslb serves `port` at `addr` (or at any address of the family).
-static __always_inline int is_served(struct served *key)
-{
-	if (bpf_map_lookup_elem(&served, key))
-		return 1;
-	__builtin_memset(key->addr, 0, sizeof(key->addr));
-	return bpf_map_lookup_elem(&served, key) != 0;
-}
-
 static __always_inline int setting(__u32 which)
 {
 	__u32 *n = bpf_map_lookup_elem(&settings, &which);
@@ -151,7 +157,6 @@ int dnslb_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct served key = {};
 	struct udphdr *udp;
 
 	if ((void *)(eth + 1) > end)
@@ -168,10 +173,9 @@ int dnslb_xdp(struct xdp_md *ctx)
 		udp = (void *)(ip + 1);
 		if ((void *)(udp + 1) > end)
 			return XDP_PASS;
-		key.family = 4;
-		key.port = udp->dest;
-		__builtin_memcpy(key.addr, &ip->daddr, 4);
-		if (!is_served(&key))
+		struct served4 to = { .port = udp->dest };
+		__builtin_memcpy(to.addr, &ip->daddr, 4);
+		if (!bpf_map_lookup_elem(&served4, &to))
 			return XDP_PASS;
 		struct prefix4 client = { .len = 32 };
 		__builtin_memcpy(client.addr, &ip->saddr, 4);
@@ -199,10 +203,9 @@ int dnslb_xdp(struct xdp_md *ctx)
 		udp = (void *)(ip6 + 1);
 		if ((void *)(udp + 1) > end)
 			return XDP_PASS;
-		key.family = 6;
-		key.port = udp->dest;
-		__builtin_memcpy(key.addr, &ip6->daddr, 16);
-		if (!is_served(&key))
+		struct served6 to = { .port = udp->dest };
+		__builtin_memcpy(to.addr, &ip6->daddr, 16);
+		if (!bpf_map_lookup_elem(&served6, &to))
 			return XDP_PASS;
 		struct prefix6 client = { .len = 128 };
 		__builtin_memcpy(client.addr, &ip6->saddr, 16);

@@ -4,7 +4,7 @@
 //! process ends however it ends (a crash or `kill -9` leaves nothing
 //! behind), and its maps filled: the addresses served, the AF_XDP socket of
 //! each queue, the blocked client prefixes; its counters read back.
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use aya::Ebpf;
@@ -66,7 +66,7 @@ pub struct Program {
     filter: Filter,
     /// Whether `filter` was written whole to the maps.
     filter_set: bool,
-    /// The addresses served (each in the `served` map).
+    /// The addresses served (each in the `served4` or `served6` map).
     served: Vec<SocketAddr>,
 }
 
@@ -77,25 +77,30 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProgramError {
     }
 }
 
-/// The key of the program's `served` map: family, port (network order),
-/// address (IPv4 in the first 4 bytes; the program also looks for a key of
-/// zeros, "any address", which dnslb does not write: an unspecified listen
-/// address is served as the interface's own, `iface::served_on`).
-pub fn served_key(addr: SocketAddr) -> [u8; 20] {
+/// The key of `addr` in the program's `served4` map (none for IPv6): the
+/// address, the port in network order, two zero bytes. dnslb writes only
+/// the interface's own addresses: an unspecified listen address is served
+/// as each of them (`iface::served_on`); the program looks for no wildcard.
+fn served4_key(addr: SocketAddr) -> Option<[u8; 8]> {
+    let SocketAddr::V4(a) = addr else {
+        return None;
+    };
+    let mut key = [0u8; 8];
+    key[..4].copy_from_slice(&a.ip().octets());
+    key[4..6].copy_from_slice(&a.port().to_be_bytes());
+    Some(key)
+}
+
+/// The key of `addr` in the `served6` map (none for IPv4): the address, the
+/// port in network order, two zero bytes.
+fn served6_key(addr: SocketAddr) -> Option<[u8; 20]> {
+    let SocketAddr::V6(a) = addr else {
+        return None;
+    };
     let mut key = [0u8; 20];
-    let port = addr.port().to_be_bytes();
-    key[2..4].copy_from_slice(&port);
-    match addr.ip() {
-        IpAddr::V4(ip) => {
-            key[0] = 4;
-            key[4..8].copy_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            key[0] = 6;
-            key[4..20].copy_from_slice(&ip.octets());
-        }
-    }
-    key
+    key[..16].copy_from_slice(&a.ip().octets());
+    key[16..18].copy_from_slice(&a.port().to_be_bytes());
+    Some(key)
 }
 
 impl Program {
@@ -150,20 +155,12 @@ impl Program {
         if addrs == self.served.as_slice() {
             return Ok(());
         }
-        let map = self.ebpf.map_mut("served").ok_or(ProgramError::Map {
-            map: "served",
-            err: "missing".into(),
-        })?;
-        let mut served: HashMap<&mut MapData, [u8; 20], u8> =
-            HashMap::try_from(map).map_err(map_err("served"))?;
-        for gone in self.served.iter().filter(|a| !addrs.contains(a)) {
-            let _ = served.remove(&served_key(*gone));
-        }
-        for a in addrs {
-            served
-                .insert(served_key(*a), 1, 0)
-                .map_err(map_err("served"))?;
-        }
+        let gone: Vec<SocketAddr> = (self.served.iter())
+            .filter(|a| !addrs.contains(a))
+            .copied()
+            .collect();
+        served(&mut self.ebpf, "served4", &gone, addrs, served4_key)?;
+        served(&mut self.ebpf, "served6", &gone, addrs, served6_key)?;
         self.served = addrs.to_vec();
         Ok(())
     }
@@ -281,6 +278,30 @@ impl Drop for Program {
     }
 }
 
+/// Takes the keys of `gone` out of the served map `map` and puts those of
+/// `addrs` in (`key` says which addresses the map holds).
+fn served<const N: usize>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    gone: &[SocketAddr],
+    addrs: &[SocketAddr],
+    key: impl Fn(SocketAddr) -> Option<[u8; N]>,
+) -> Result<(), ProgramError> {
+    let m = ebpf.map_mut(map).ok_or_else(|| ProgramError::Map {
+        map,
+        err: "missing".into(),
+    })?;
+    let mut served: HashMap<&mut MapData, [u8; N], u8> =
+        HashMap::try_from(m).map_err(map_err(map))?;
+    for k in gone.iter().filter_map(|a| key(*a)) {
+        let _ = served.remove(&k);
+    }
+    for k in addrs.iter().filter_map(|a| key(*a)) {
+        served.insert(k, 1, 0).map_err(map_err(map))?;
+    }
+    Ok(())
+}
+
 /// The trie key of an IPv4 network.
 fn key4(n: &IpNet) -> Option<Key<[u8; 4]>> {
     match n {
@@ -366,4 +387,26 @@ fn verbose(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_keys_are_laid_out_as_the_programs_structs() {
+        // struct served4 { addr[4]; port (network order); pad }.
+        let v4: SocketAddr = "198.18.0.1:853".parse().unwrap();
+        assert_eq!(served4_key(v4), Some([198, 18, 0, 1, 0x03, 0x55, 0, 0]));
+        assert_eq!(served6_key(v4), None);
+        // struct served6 { addr[16]; port (network order); pad }.
+        let v6: SocketAddr = "[2001:db8::1]:53".parse().unwrap();
+        let mut want = [0u8; 20];
+        want[..2].copy_from_slice(&[0x20, 0x01]);
+        want[2..4].copy_from_slice(&[0x0d, 0xb8]);
+        want[15] = 1;
+        want[17] = 53;
+        assert_eq!(served6_key(v6), Some(want));
+        assert_eq!(served4_key(v6), None);
+    }
 }
