@@ -9,6 +9,7 @@
 //!   BPF link, its maps filled and its counters read.
 //! - [`ring`]: one AF_XDP socket, its UMEM and rings: the crate's only `unsafe`.
 //! - [`worker`]: the loop of one queue: frames in, the handler asked, answers out.
+//! - [`doorbell`]: the eventfd that wakes a worker, written only when it may sleep.
 //! - [`frame`]: reading an Ethernet frame's IPv4/IPv6 UDP datagram and
 //!   turning the frame into its answer in place (pure, no I/O).
 //! - [`filter`]: the clients the program drops (outside `allow`, blocked).
@@ -22,6 +23,7 @@
 //! - [`preflight`]: what `dnslb check` says of an interface, nothing attached.
 //! - [`counters`]: what the path did, for `/metrics`.
 pub mod counters;
+pub mod doorbell;
 pub mod filter;
 pub mod frame;
 pub mod iface;

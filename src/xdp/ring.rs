@@ -391,8 +391,9 @@ impl Xsk {
         }
     }
 
-    /// Waits until frames arrive, `also` is readable, or `timeout` passes.
-    pub fn wait(&self, also: BorrowedFd<'_>, timeout: Duration) {
+    /// Waits until frames arrive, `also` is readable, or `timeout` passes;
+    /// true when `also` is readable.
+    pub fn wait(&self, also: BorrowedFd<'_>, timeout: Duration) -> bool {
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         let fd = self.fd();
         let mut fds = [
@@ -404,5 +405,6 @@ impl Xsk {
             tv_nsec: i64::from(ms % 1000) * 1_000_000,
         };
         let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        fds[1].revents().contains(rustix::event::PollFlags::IN)
     }
 }

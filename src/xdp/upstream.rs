@@ -26,6 +26,7 @@ use arc_swap::ArcSwap;
 use tracing::info;
 
 use super::counters::XdpCounters;
+use super::doorbell::Doorbell;
 use super::frame::Datagram;
 use super::route::{self, IfaceSeen, Netlink, Why, XskPath};
 
@@ -71,8 +72,8 @@ pub struct Outgoing {
 pub struct Outbox {
     /// Its queue of queries to send.
     pub tx: std::sync::mpsc::SyncSender<Outgoing>,
-    /// Its eventfd: written to wake it.
-    pub wake: Arc<std::os::fd::OwnedFd>,
+    /// Its doorbell: rung when it may be asleep.
+    pub bell: Arc<Doorbell>,
 }
 
 /// The backends' paths and the workers' outboxes; see the module's header.
@@ -81,8 +82,11 @@ pub struct XskUpstream {
     paths: ArcSwap<HashMap<IpAddr, Option<XskPath>>>,
     /// Backends asked of that `paths` does not hold yet.
     wanted: Mutex<Vec<IpAddr>>,
-    /// The workers' outboxes, by interface index.
-    outboxes: Mutex<HashMap<u32, Vec<Outbox>>>,
+    /// The workers' outboxes, by interface index (read without a lock
+    /// for each query; made anew when a worker starts or stops).
+    outboxes: ArcSwap<HashMap<u32, Vec<Outbox>>>,
+    /// Held while `outboxes` is made anew.
+    changing: Mutex<()>,
     /// The addresses the queries leave from, and how many times they changed.
     reply_addrs: Mutex<(Vec<SocketAddr>, u64)>,
     /// The version of the reply addresses every attached program serves: a
@@ -106,7 +110,8 @@ impl XskUpstream {
         XskUpstream {
             paths: ArcSwap::default(),
             wanted: Mutex::new(Vec::new()),
-            outboxes: Mutex::new(HashMap::new()),
+            outboxes: ArcSwap::default(),
+            changing: Mutex::new(()),
             reply_addrs: Mutex::new((Vec::new(), 0)),
             served: AtomicU64::new(0),
             next: AtomicU64::new(0),
@@ -140,43 +145,41 @@ impl XskUpstream {
         to: SocketAddr,
         payload: Vec<u8>,
     ) -> Result<(), Vec<u8>> {
-        let out = {
-            let boxes = locked(&self.outboxes);
-            let Some(all) = boxes.get(&path.ifindex).filter(|a| !a.is_empty()) else {
-                return Err(payload);
-            };
-            let i = self.next.fetch_add(1, Relaxed) as usize % all.len();
-            all.get(i).cloned()
+        let boxes = self.outboxes.load();
+        let Some(all) = boxes.get(&path.ifindex).filter(|a| !a.is_empty()) else {
+            return Err(payload);
         };
-        let Some(out) = out else {
+        // One worker: no count shared between threads to bump.
+        let i = match all.len() {
+            1 => 0,
+            n => self.next.fetch_add(1, Relaxed) as usize % n,
+        };
+        let Some(out) = all.get(i) else {
             return Err(payload);
         };
         let msg = Outgoing {
             d: query_datagram(path, from, to),
             payload,
         };
-        match out.tx.try_send(msg) {
-            Ok(()) => {
-                let _ = rustix::io::write(&*out.wake, &1u64.to_ne_bytes());
-                Ok(())
-            }
-            Err(
-                std::sync::mpsc::TrySendError::Full(m)
-                | std::sync::mpsc::TrySendError::Disconnected(m),
-            ) => Err(m.payload),
-        }
+        out.bell.hand(&out.tx, msg).map_err(|m| m.payload)
     }
 
     /// A worker of interface `ifindex` takes queries through `out`.
     pub fn register(&self, ifindex: u32, out: Outbox) {
-        locked(&self.outboxes).entry(ifindex).or_default().push(out);
+        let _one = locked(&self.changing);
+        let mut boxes = HashMap::clone(&self.outboxes.load());
+        boxes.entry(ifindex).or_default().push(out);
+        self.outboxes.store(Arc::new(boxes));
     }
 
-    /// The worker of `ifindex` woken by `wake` stopped: its box goes.
-    pub fn unregister(&self, ifindex: u32, wake: &Arc<std::os::fd::OwnedFd>) {
-        if let Some(all) = locked(&self.outboxes).get_mut(&ifindex) {
-            all.retain(|o| !Arc::ptr_eq(&o.wake, wake));
+    /// The worker of `ifindex` woken by `bell` stopped: its box goes.
+    pub fn unregister(&self, ifindex: u32, bell: &Arc<Doorbell>) {
+        let _one = locked(&self.changing);
+        let mut boxes = HashMap::clone(&self.outboxes.load());
+        if let Some(all) = boxes.get_mut(&ifindex) {
+            all.retain(|o| !Arc::ptr_eq(&o.bell, bell));
         }
+        self.outboxes.store(Arc::new(boxes));
     }
 
     /// The addresses the server's queries leave from now; their version
@@ -356,14 +359,13 @@ mod tests {
         );
         // No worker: given back.
         assert_eq!(up.send(&path, from, to, vec![1]), Err(vec![1]));
-        let wake =
-            Arc::new(rustix::event::eventfd(0, rustix::event::EventfdFlags::NONBLOCK).unwrap());
+        let bell = Arc::new(Doorbell::new().unwrap());
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         up.register(
             3,
             Outbox {
                 tx,
-                wake: wake.clone(),
+                bell: bell.clone(),
             },
         );
         assert_eq!(up.send(&path, from, to, vec![2]), Ok(()));
@@ -374,7 +376,7 @@ mod tests {
         // The worker gone: given back, and its box dropped when it says so.
         drop(rx);
         assert_eq!(up.send(&path, from, to, vec![4]), Err(vec![4]));
-        up.unregister(3, &wake);
-        assert_eq!(locked(&up.outboxes).get(&3).map(Vec::len), Some(0));
+        up.unregister(3, &bell);
+        assert_eq!(up.outboxes.load().get(&3).map(Vec::len), Some(0));
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! An answer the handler gives later (the LS's forwarded queries, the TS's
 //! delay fault) runs on the server's runtime; when it is ready it comes
-//! back to the worker ([`Returns`]: a bounded channel and an eventfd that
-//! wakes the worker's `poll`), which writes it into a free frame, the
+//! back to the worker ([`Returns`]: a bounded channel and the worker's
+//! [`Doorbell`], an eventfd that wakes its `poll`, written only when the
+//! worker may be asleep), which writes it into a free frame, the
 //! query's headers copied and swapped. An answer larger than the
 //! interface's MTU leaves through the kernel's UDP socket on the same
 //! address instead ([`KernelPath`]: the kernel fragments it, as on the
@@ -19,7 +20,7 @@
 //!
 //! With the server's queries to its backends going through the AF_XDP
 //! sockets ([`super::upstream`]), a worker also takes queries to send from
-//! its outbox (woken by the same eventfd) and writes each into a free
+//! its outbox (woken by the same doorbell) and writes each into a free
 //! frame; and a frame to one of the addresses those queries leave from is
 //! a backend's answer, handed to the server ([`UpstreamLink::deliver`])
 //! instead of its handler.
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::counters::XdpCounters;
+use super::doorbell::Doorbell;
 use super::frame;
 use super::live::Live;
 use super::ring::Xsk;
@@ -35,6 +37,7 @@ use super::upstream::{OUTBOX_MAX, Outbox, Outgoing, UpstreamLink, XskUpstream};
 use crate::dns;
 use crate::server::batch::{self, Peer};
 use crate::server::local::WorkerLocal;
+use crate::server::recycle;
 use crate::server::udp::first;
 use crate::server::{Action, Handler, Request};
 
@@ -126,29 +129,21 @@ struct Later {
 #[derive(Clone)]
 struct Returns {
     tx: std::sync::mpsc::SyncSender<Box<Later>>,
-    wake: Arc<std::os::fd::OwnedFd>,
+    bell: Arc<Doorbell>,
 }
 
 impl Returns {
-    /// Hands `later` to the worker and wakes it; gives it back when the
-    /// channel is full or the worker gone.
+    /// Hands `later` to the worker, waking it when it may be asleep; gives
+    /// it back when the channel is full or the worker gone.
     fn give(&self, later: Box<Later>) -> Result<(), Box<Later>> {
-        self.tx.try_send(later).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(l)
-            | std::sync::mpsc::TrySendError::Disconnected(l) => l,
-        })?;
-        let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
-        Ok(())
+        self.bell.hand(&self.tx, later)
     }
 }
 
 /// Serves `xsk` until the stop.
 pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
-    let wake = match rustix::event::eventfd(
-        0,
-        rustix::event::EventfdFlags::NONBLOCK | rustix::event::EventfdFlags::CLOEXEC,
-    ) {
-        Ok(fd) => Arc::new(fd),
+    let bell = match Doorbell::new() {
+        Ok(bell) => Arc::new(bell),
         Err(err) => {
             tracing::warn!(%err, "xdp: no eventfd; this queue's worker stops");
             return;
@@ -157,19 +152,18 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(parts.later_max.min(RETURNS_MAX));
     let returns = Returns {
         tx,
-        wake: wake.clone(),
+        bell: bell.clone(),
     };
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Outgoing>(OUTBOX_MAX);
     if let Some(u) = &parts.upstream {
         let out = Outbox {
             tx: out_tx,
-            wake: wake.clone(),
+            bell: bell.clone(),
         };
         u.handle.register(u.ifindex, out);
     } else {
         drop(out_tx);
     }
-    let mut drained = [0u8; 8];
     // The handler's state for this worker (the LS: its own counts).
     let mut local = parts.handler.worker_local();
     // The socket's drops in the kernel, read about once a second.
@@ -189,7 +183,6 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         });
         // After each batch, and at least every `WAIT` when idle.
         parts.handler.local_idle(&mut local);
-        let _ = rustix::io::read(&*wake, &mut drained);
         let mut back = 0;
         while let Ok(later) = rx.try_recv() {
             back += 1;
@@ -201,13 +194,15 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
                 send_query(&mut xsk, &parts, u, query);
             }
         }
+        bell.took(back);
         xsk.flush();
-        if got == 0 && back == 0 {
-            xsk.wait(std::os::fd::AsFd::as_fd(&*wake), WAIT);
-        }
+        // With nothing done, armed: it waits unless something was handed
+        // meanwhile, and the next item handed rings.
+        let rung = got == 0 && back == 0 && bell.arm() && xsk.wait(bell.fd(), WAIT);
+        bell.woke(rung);
     }
     if let Some(u) = &parts.upstream {
-        u.handle.unregister(u.ifindex, &wake);
+        u.handle.unregister(u.ifindex, &bell);
         // Queries handed over meanwhile leave through the kernel.
         while let Ok(Outgoing { d, payload }) = out_rx.try_recv() {
             parts.counters.upstream_sockets.fetch_add(1, Relaxed);
@@ -236,6 +231,10 @@ fn send_query<H: Handler>(
         c.upstream_sockets.fetch_add(1, Relaxed);
         u.link.send_by_socket(d.dst, d.src, &payload);
     }
+    // Kept for the backends' answers this worker copies out: a buffer
+    // another thread made, freed here, would leave this thread's pages
+    // empty and given back to the system, to be faulted in again.
+    recycle::give(payload);
 }
 
 /// Sends an answer given later in a free frame, or through the kernel.
@@ -251,6 +250,9 @@ fn send_later<H: Handler>(xsk: &mut Xsk, parts: &WorkerParts<H>, later: Later) {
     let c = &parts.counters;
     if sent {
         c.answered.fetch_add(1, Relaxed);
+        // Kept for the queries this worker copies for the server (see
+        // `send_query`).
+        recycle::give(answer);
     } else {
         c.via_kernel.fetch_add(1, Relaxed);
         parts.kernel.send(answer, parts.kernel.peer(&d));
