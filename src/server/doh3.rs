@@ -38,7 +38,7 @@ use super::doh::{
     DohListeners, DohRoute, HttpQuery, MAX_QUERY, MAX_STREAMS, Site, answer, error_headers,
     query_of, refused, reply_headers, wants_body,
 };
-use super::doq::{DoqAdmission, DoqSetupError, admission};
+use super::doq::{DoqAdmission, DoqSetupError, QuicSockets, admission};
 use super::forwarded::TrustedProxies;
 use super::quic_early::{EarlyDecision, Handshake, HandshakeWait, early_decision};
 use super::tls::CertSwap;
@@ -140,10 +140,10 @@ pub(crate) struct Doh3Side {
     stats: Arc<Doh3Stats>,
 }
 
-/// The DoH/3 side of a server: its endpoints and what their connections share.
+/// The DoH/3 side of a server: its sockets and what their connections share.
 pub struct Doh3Listeners {
-    /// One endpoint per `[ls.https]` address.
-    pub(crate) endpoints: Vec<Endpoint>,
+    /// One endpoint per `[ls.https]` address, made where it is served.
+    pub(crate) quic: QuicSockets,
     /// Shared by their connections.
     pub(crate) side: Arc<Doh3Side>,
 }
@@ -151,17 +151,16 @@ pub struct Doh3Listeners {
 impl Doh3Listeners {
     /// DoH/3 on the bound UDP `sockets` with `config` (see [`h3_server_config`]),
     /// answering as `doh` does (its path, counters, proxies and connection rate).
-    /// Must run inside the tokio runtime that will serve them.
     ///
     /// # Errors
-    /// A socket quinn cannot use.
+    /// A socket that cannot be made non-blocking.
     pub fn new(
         sockets: Vec<std::net::UdpSocket>,
         config: quinn::ServerConfig,
         doh: &DohListeners,
         stats: Arc<Doh3Stats>,
     ) -> Result<Self, DoqSetupError> {
-        let endpoints = super::doq::endpoints(sockets, &config)?;
+        let quic = QuicSockets::new(sockets, config)?;
         let side = Arc::new(Doh3Side {
             route: doh.path.clone(),
             tls: doh.stats.clone(),
@@ -169,12 +168,12 @@ impl Doh3Listeners {
             conn_rate: doh.conn_rate.clone(),
             stats,
         });
-        Ok(Doh3Listeners { endpoints, side })
+        Ok(Doh3Listeners { quic, side })
     }
 
     /// The addresses the endpoints are bound to.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        super::doq::bound_addrs(&self.endpoints)
+        self.quic.local_addrs()
     }
 }
 
@@ -229,7 +228,9 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             DoqAdmission::Accept => match places.try_take(ip) {
                 Ok(place) => {
                     let conn = serve_connection(incoming, port, shared.clone(), side.clone());
-                    shared.tracker.spawn(super::tcp::holding(conn, place));
+                    let thread = shared.conn_threads.next();
+                    let conn = super::tcp::holding(conn, place);
+                    super::thread::spawn_tracked(&shared.tracker, thread, conn);
                 }
                 Err(_) => {
                     side.stats.refused.fetch_add(1, Relaxed);

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::QuicServerConfig;
 use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream, VarInt};
+use tokio::runtime::Handle;
 use tracing::debug;
 
 use super::quic_early::{EarlyDecision, Handshake, HandshakeWait, SessionStore, early_decision};
@@ -164,65 +165,106 @@ pub(crate) fn quic_tls(
     Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
 }
 
-/// A quinn endpoint serving `config` on each of the bound UDP `sockets`
-/// (made non-blocking). Must run inside the tokio runtime that will serve
-/// them.
+/// Bound UDP sockets (made non-blocking) and the QUIC server configuration
+/// to serve on them. The endpoints are made where they are served
+/// ([`QuicSockets::place`]): an endpoint's driver, its connections' drivers
+/// and their tasks then run on that thread's runtime, as a TCP connection
+/// handed to a connection thread does, and never hop between workers.
+pub(crate) struct QuicSockets {
+    sockets: Vec<std::net::UdpSocket>,
+    config: quinn::ServerConfig,
+}
+
+impl QuicSockets {
+    /// `config` to be served on each of `sockets`.
+    ///
+    /// # Errors
+    /// A socket that cannot be made non-blocking.
+    pub(crate) fn new(
+        sockets: Vec<std::net::UdpSocket>,
+        config: quinn::ServerConfig,
+    ) -> Result<Self, DoqSetupError> {
+        for sock in &sockets {
+            sock.set_nonblocking(true)?;
+        }
+        Ok(QuicSockets { sockets, config })
+    }
+
+    /// The addresses the sockets are bound to.
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// Each socket's endpoint, made on the runtime of the next of `threads`
+    /// (in turn; the caller's when there is none), with that thread's
+    /// handle: the endpoint is served there.
+    pub(crate) fn place(
+        self,
+        threads: &super::thread::ConnThreads,
+    ) -> Vec<Result<(Endpoint, Option<Handle>), DoqSetupError>> {
+        let config = self.config;
+        self.sockets
+            .into_iter()
+            .map(|sock| {
+                let thread = threads.next().cloned();
+                let ep = {
+                    let _in = thread.as_ref().map(Handle::enter);
+                    endpoint(sock, &config)
+                };
+                ep.map(|ep| (ep, thread))
+            })
+            .collect()
+    }
+}
+
+/// A quinn endpoint serving `config` on the bound non-blocking UDP `sock`,
+/// its driver spawned on (and the socket registered with) the runtime this
+/// is called in.
 ///
 /// # Errors
 /// A socket quinn cannot use.
-pub(crate) fn endpoints(
-    sockets: Vec<std::net::UdpSocket>,
+fn endpoint(
+    sock: std::net::UdpSocket,
     config: &quinn::ServerConfig,
-) -> Result<Vec<Endpoint>, DoqSetupError> {
-    let mut endpoints = Vec::new();
-    for sock in sockets {
-        sock.set_nonblocking(true)?;
-        let runtime = Arc::new(quinn::TokioRuntime);
-        let ep = Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(config.clone()),
-            sock,
-            runtime,
-        )?;
-        endpoints.push(ep);
-    }
-    Ok(endpoints)
+) -> Result<Endpoint, DoqSetupError> {
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let ep = Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config.clone()),
+        sock,
+        runtime,
+    )?;
+    Ok(ep)
 }
 
-/// The addresses `endpoints` are bound to.
-pub(crate) fn bound_addrs(endpoints: &[Endpoint]) -> Vec<SocketAddr> {
-    endpoints
-        .iter()
-        .filter_map(|e| e.local_addr().ok())
-        .collect()
-}
-
-/// The DoQ side of a server: its endpoints and counters.
+/// The DoQ side of a server: its sockets and counters.
 pub struct DoqListeners {
-    /// One endpoint per `[ls.quic]` address.
-    pub(crate) endpoints: Vec<Endpoint>,
+    /// One endpoint per `[ls.quic]` address, made where it is served.
+    pub(crate) quic: QuicSockets,
     /// Counts them.
     pub(crate) stats: Arc<DoqStats>,
 }
 
 impl DoqListeners {
     /// DoQ on the bound UDP `sockets` with `config` (see [`quic_server_config`]).
-    /// Must run inside the tokio runtime that will serve them.
     ///
     /// # Errors
-    /// A socket quinn cannot use.
+    /// A socket that cannot be made non-blocking.
     pub fn new(
         sockets: Vec<std::net::UdpSocket>,
         config: quinn::ServerConfig,
         stats: Arc<DoqStats>,
     ) -> Result<Self, DoqSetupError> {
-        let endpoints = endpoints(sockets, &config)?;
-        Ok(DoqListeners { endpoints, stats })
+        let quic = QuicSockets::new(sockets, config)?;
+        Ok(DoqListeners { quic, stats })
     }
 
     /// The addresses the endpoints are bound to.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        bound_addrs(&self.endpoints)
+        self.quic.local_addrs()
     }
 }
 
@@ -292,7 +334,9 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             DoqAdmission::Accept => match places.try_take(incoming.remote_address().ip()) {
                 Ok(place) => {
                     let conn = serve_connection(incoming, shared.clone(), stats.clone());
-                    shared.tracker.spawn(super::tcp::holding(conn, place));
+                    let thread = shared.conn_threads.next();
+                    let conn = super::tcp::holding(conn, place);
+                    super::thread::spawn_tracked(&shared.tracker, thread, conn);
                 }
                 Err(_) => {
                     stats.refused.fetch_add(1, Relaxed);

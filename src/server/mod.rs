@@ -397,6 +397,18 @@ fn admit(
     admitted
 }
 
+/// A QUIC endpoint made where it will be served, or `None` (logged, and
+/// `died` cancelled: the server stops whole rather than serve without it)
+/// when quinn could not take its socket.
+fn quic_placed<T>(placed: Result<T, doq::DoqSetupError>, died: &CancellationToken) -> Option<T> {
+    placed
+        .inspect_err(|err| {
+            tracing::error!(%err, "cannot serve quic on a socket");
+            died.cancel();
+        })
+        .ok()
+}
+
 /// Shared state of a running server, handed to every listener task.
 pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
@@ -556,16 +568,24 @@ pub async fn serve_on<H: Handler>(
             accepts.push(tracker.spawn(accept));
         }
     }
+    // Each QUIC endpoint is made and served on a connection thread, its
+    // connections on one each (in turn), with every task they spawn.
     if let Some(h3) = listeners.doh3 {
-        for ep in h3.endpoints {
+        for placed in h3.quic.place(&shared.conn_threads) {
+            let Some((ep, thread)) = quic_placed(placed, &died) else {
+                continue;
+            };
             let serve = doh3::serve_endpoint(ep, shared.clone(), h3.side.clone(), cap);
-            accepts.push(tracker.spawn(serve));
+            accepts.push(thread::spawn_tracked(&tracker, thread.as_ref(), serve));
         }
     }
     if let Some(doq) = listeners.doq {
-        for ep in doq.endpoints {
+        for placed in doq.quic.place(&shared.conn_threads) {
+            let Some((ep, thread)) = quic_placed(placed, &died) else {
+                continue;
+            };
             let serve = doq::serve_endpoint(ep, shared.clone(), doq.stats.clone(), cap);
-            accepts.push(tracker.spawn(serve));
+            accepts.push(thread::spawn_tracked(&tracker, thread.as_ref(), serve));
         }
     }
     for accept in accepts {

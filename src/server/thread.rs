@@ -179,6 +179,22 @@ impl ConnThreads {
     }
 }
 
+/// Runs `fut` on `thread`'s runtime (on the caller's when there is none),
+/// tracked by `tracker` as its own tasks are.
+pub(crate) fn spawn_tracked<F>(
+    tracker: &TaskTracker,
+    thread: Option<&Handle>,
+    fut: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match thread {
+        Some(thread) => thread.spawn(tracker.track_future(fut)),
+        None => tracker.spawn(fut),
+    }
+}
+
 /// Starts a new thread named `name` with a single-threaded runtime of its
 /// own; the receiver hears when the thread is done (and errs if it
 /// panicked), the handle spawns tasks on it. `setup` is called on the

@@ -3,7 +3,8 @@
 //! DNS ID 0 rule (a non-zero ID closes the connection with
 //! DOQ_PROTOCOL_ERROR); padding when the query is padded; a client holding
 //! every stream open without a query starves no one else; a stop closes an
-//! idle connection with DOQ_NO_ERROR at once.
+//! idle connection with DOQ_NO_ERROR at once; connections spread over two
+//! workers are each answered.
 //!
 //! dnspython and aioquic are run with `$DNSLB_PYTHON` (default `python3`);
 //! without them the dnspython test is skipped, unless `DNSLB_REQUIRE_PEERS=1`.
@@ -53,6 +54,11 @@ impl Doq {
 
     /// [`Doq::start`] with `extra` (tables) after the backend's.
     async fn start_with(test: &str, extra: &str) -> Option<Doq> {
+        Doq::start_full(test, "", extra).await
+    }
+
+    /// [`Doq::start_with`], with `ls` (keys) in `[ls]` too.
+    async fn start_full(test: &str, ls: &str, extra: &str) -> Option<Doq> {
         let pki = Pki::new(test)?;
         let (cert, key) = pki.leaf("ls");
         let files = vec![
@@ -63,7 +69,7 @@ impl Doq {
         let ports = free_ports(2);
         let quic = SocketAddr::from(([127, 0, 0, 1], ports[1]));
         let text = format!(
-            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n{extra}",
+            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n{ls}\n[ls.quic]\nlisten = [\"{quic}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n{extra}",
             ports[0],
             path_str(&cert),
             path_str(&key),
@@ -148,6 +154,37 @@ async fn doq_answers_as_udp_does_with_the_id_0() {
     assert!(text.contains("dnslb_doq_connections_total 1\n"), "{text}");
     conn.close(0u32.into(), b"");
     ls.stop().await;
+}
+
+/// Four connections open at once on an LS of two workers (its connections
+/// spread over both connection threads, the endpoint on one of them): each
+/// is answered, its queries interleaved with the others', then a stop still
+/// ends the LS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_on_every_worker_are_each_answered() {
+    let test = "connections_on_every_worker_are_each_answered";
+    let ls = or_skip!(Doq::start_full(test, "workers = 2\n", "").await);
+    let ep = local_quic_client(b"doq");
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(doq_connect(&ep, ls.quic).await);
+    }
+    let q = question("www.example.com", RecordType::A);
+    let (_, over_udp, _) = exchange(ls.run.addr, &q).await;
+    for round in 0..3 {
+        for (i, conn) in conns.iter().enumerate() {
+            let got = ask_raw(conn, &q).await;
+            let got = got.unwrap_or_else(|e| panic!("connection {i}, round {round}: {e}"));
+            let over_quic = Message::from_vec(&got).unwrap();
+            assert_eq!(records(&over_quic), records(&over_udp), "connection {i}");
+        }
+    }
+    for conn in &conns {
+        conn.close(0u32.into(), b"");
+    }
+    tokio::time::timeout(Duration::from_secs(10), ls.stop())
+        .await
+        .expect("the LS stops with its QUIC connections spread over its threads");
 }
 
 /// A rule's `transport = ["doq"]` holds for DoQ queries and for no other
