@@ -8,14 +8,16 @@
 //! shared between them. It prints one line of `key=value`s:
 //!
 //! ```text
-//! qload transport=doq connections=4 inflight=32 seconds=4 rate=0 sent=… answered=… other_rcode=… errors=… timeouts=… answers_per_s=… p50_us=… p99_us=…
+//! qload transport=doq connections=4 inflight=32 seconds=4 rate=0 sent=… answered=… other_rcode=… errors=… timeouts=… answers_per_s=… p50_us=… p99_us=… client_cpu=…
 //! ```
 //!
 //! `answered` counts NOERROR and NXDOMAIN answers, `other_rcode` the rest,
 //! `errors` what was not an answer to its query (a reset stream, an HTTP
 //! status other than 200, a closed connection), `timeouts` queries with no
 //! answer in `--timeout-ms`. `answers_per_s` is `answered` over the time
-//! from the start to the last answer.
+//! from the start to the last answer; `client_cpu` the cores qload itself
+//! kept busy meanwhile (near 1.0 a thread: the client, not the server, may be
+//! the limit).
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool: its result is its output"
@@ -86,10 +88,23 @@ struct Args {
     /// A query with no answer after this long counts as a timeout.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    /// A connection not made (handshake done) in this long fails the run.
+    #[arg(long, default_value_t = 5000)]
+    connect_timeout_ms: u64,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qload: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole run: connections, load, the result line.
+fn run(args: Args) -> anyhow::Result<()> {
     if args.connections == 0 || args.inflight == 0 || args.threads == 0 {
         bail!("--connections, --inflight and --threads take a positive number");
     }
@@ -129,6 +144,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Every connection is up: the clock starts a moment from now for all.
     let start = Instant::now() + Duration::from_millis(20);
+    let cpu0 = own_cpu();
     for g in &go {
         let _ = g.send(failed.is_none().then_some(start));
     }
@@ -138,6 +154,10 @@ fn main() -> anyhow::Result<()> {
             total.merge(s);
         }
     }
+    let client_cpu = match (cpu0, own_cpu()) {
+        (Some(a), Some(b)) => (b - a) / start.elapsed().as_secs_f64(),
+        _ => -1.0,
+    };
     if let Some(e) = failed {
         return Err(e.context("connecting"));
     }
@@ -161,7 +181,7 @@ fn main() -> anyhow::Result<()> {
     };
     println!(
         "qload transport={} connections={} inflight={} seconds={} rate={} sent={} answered={} \
-         other_rcode={} errors={} timeouts={} answers_per_s={:.0} p50_us={} p99_us={}",
+         other_rcode={} errors={} timeouts={} answers_per_s={:.0} p50_us={} p99_us={} client_cpu={:.2}",
         format!("{:?}", args.transport).to_lowercase(),
         args.connections,
         args.inflight,
@@ -175,8 +195,15 @@ fn main() -> anyhow::Result<()> {
         rate,
         q(0.5),
         q(0.99),
+        client_cpu,
     );
     Ok(())
+}
+
+/// This process's CPU time (user and system) so far, seconds.
+fn own_cpu() -> Option<f64> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 /// Thread `t` of `threads`: opens its connections (every `threads`-th),
@@ -218,9 +245,12 @@ fn client_thread(
     let opened = local.block_on(&rt, async {
         let mut conns = Vec::new();
         for k in &mine {
-            let c = Conn::open(&target)
+            let wait = Duration::from_millis(args.connect_timeout_ms);
+            let c = tokio::time::timeout(wait, Conn::open(&target))
                 .await
-                .with_context(|| format!("connection {k}"))?;
+                .map_err(|_| anyhow::anyhow!("no handshake in {wait:?}"))
+                .and_then(|c| c)
+                .with_context(|| format!("connection {k} to {}", args.server))?;
             conns.push(c);
         }
         anyhow::Ok(conns)
