@@ -261,8 +261,7 @@ async fn dot(t: &Target<'_>) -> anyhow::Result<Dot> {
     tokio::task::spawn_local(async move {
         let mut r = BufReader::with_capacity(64 << 10, r);
         let mut msg = Vec::new();
-        loop {
-            let Ok(len) = r.read_u16().await else { break };
+        while let Ok(len) = r.read_u16().await {
             msg.resize(usize::from(len), 0);
             if r.read_exact(&mut msg).await.is_err() {
                 break;

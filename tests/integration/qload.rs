@@ -12,7 +12,7 @@
 //! `DNSLB_REQUIRE_PEERS=1`.
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::kit::env::skip;
 use crate::kit::tls::TABLE;
@@ -33,8 +33,8 @@ fn qload(test: &str) -> Option<PathBuf> {
 }
 
 /// Runs qload with `args` to its end: its one result line as key=value pairs.
-async fn run(qload: &PathBuf, args: Vec<String>) -> HashMap<String, f64> {
-    let qload = qload.clone();
+async fn run(qload: &Path, args: Vec<String>) -> HashMap<String, f64> {
+    let qload = qload.to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(qload)
             .args(&args)
