@@ -91,8 +91,11 @@ pub(crate) struct Dot {
     next_id: Cell<u16>,
 }
 
-/// The largest answer read over DoQ (a length prefix and 65,535 bytes).
-const MAX_DOQ: usize = 2 + 65_535;
+/// The largest DNS message (an HTTP body longer is no answer).
+const MAX_DNS: usize = 65_535;
+
+/// The largest answer read over DoQ (a length prefix and a message).
+const MAX_DOQ: usize = 2 + MAX_DNS;
 
 impl Conn {
     /// Opens one connection to `t` (on a LocalSet: DoT's and DoH/2's tasks
@@ -165,6 +168,9 @@ impl Conn {
                     let chunk = chunk?;
                     let _ = body.flow_control().release_capacity(chunk.len());
                     out.extend_from_slice(&chunk);
+                    if out.len() > MAX_DNS {
+                        bail!("an HTTP body past {MAX_DNS} bytes");
+                    }
                 }
                 Ok((out, 0))
             }
@@ -182,6 +188,9 @@ impl Conn {
                 let mut out = Vec::new();
                 while let Some(mut chunk) = stream.recv_data().await? {
                     out.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+                    if out.len() > MAX_DNS {
+                        bail!("an HTTP body past {MAX_DNS} bytes");
+                    }
                 }
                 Ok((out, 0))
             }
