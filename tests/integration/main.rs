@@ -23,6 +23,7 @@
 //! | a backend reached over QUIC: Knot's XDP DoQ listener (network namespaces) | `backend_knot_doq.rs` |
 //! | DNS over QUIC on a table server, zone transfers over QUIC | `ts_doq.rs` |
 //! | DNS over HTTPS on HTTP/3 (`http3`, Alt-Svc) | `doh3.rs` |
+//! | the benchmarks' load client (`examples/qload`: DoT, DoQ, DoH/2, DoH/3) counting answers | `qload.rs` |
 //! | PROXY protocol v2 (a client's address carried from a load balancer in front) | `proxy.rs` |
 //! | the TS: answers | `ts.rs`, `ts_cname_chains.rs`, `ts_as_nsd.rs`, `nsid.rs`, `interop.rs`, `props.rs` |
 //! | DNS Cookies (the TS and the LS) | `cookies.rs` |
@@ -131,6 +132,7 @@ mod promises;
 mod props;
 mod props_signed;
 mod proxy;
+mod qload;
 mod quic_resume;
 mod rate_limit;
 mod reloads;
