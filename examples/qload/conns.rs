@@ -75,7 +75,8 @@ impl Http {
 pub(crate) enum Conn {
     Doq(quinn::Connection),
     Dot(Dot),
-    Doh2(h2::client::SendRequest<Bytes>, Http),
+    /// With a flag raised when the HTTP/2 connection ends.
+    Doh2(h2::client::SendRequest<Bytes>, Http, Rc<Cell<bool>>),
     Doh3(
         h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
         Http,
@@ -89,6 +90,8 @@ pub(crate) struct Dot {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     waiting: Rc<RefCell<HashMap<u16, oneshot::Sender<Vec<u8>>>>>,
     next_id: Cell<u16>,
+    /// Raised when the reader has seen the connection end.
+    gone: Rc<Cell<bool>>,
 }
 
 /// The largest DNS message (an HTTP body longer is no answer).
@@ -127,8 +130,13 @@ impl Conn {
                     .handshake::<_, Bytes>(tls)
                     .await
                     .context("HTTP/2 handshake")?;
-                tokio::task::spawn_local(conn);
-                Ok(Conn::Doh2(send, http()))
+                let gone = Rc::new(Cell::new(false));
+                let ended = Rc::clone(&gone);
+                tokio::task::spawn_local(async move {
+                    let _ = conn.await;
+                    ended.set(true);
+                });
+                Ok(Conn::Doh2(send, http(), gone))
             }
         }
     }
@@ -152,7 +160,7 @@ impl Conn {
                 Ok((msg.to_vec(), 0))
             }
             Conn::Dot(d) => d.ask(q).await,
-            Conn::Doh2(send, http) => {
+            Conn::Doh2(send, http, _) => {
                 let mut send = send.clone().ready().await?;
                 let (resp, mut body) = send.send_request(http.request(q)?, http.get)?;
                 if !http.get {
@@ -202,6 +210,16 @@ impl Conn {
         match self {
             Conn::Doq(c) | Conn::Doh3(_, _, c) => c.close(0u32.into(), b"done"),
             Conn::Dot(_) | Conn::Doh2(..) => {}
+        }
+    }
+
+    /// Whether the connection has ended (closed by the server, reset, timed
+    /// out idle): nothing sent on it can be answered any more.
+    pub(crate) fn dead(&self) -> bool {
+        match self {
+            Conn::Doq(c) | Conn::Doh3(_, _, c) => c.close_reason().is_some(),
+            Conn::Dot(d) => d.gone.get() || d.tx.is_closed(),
+            Conn::Doh2(_, _, gone) => gone.get(),
         }
     }
 }
@@ -267,6 +285,8 @@ async fn dot(t: &Target<'_>) -> anyhow::Result<Dot> {
         }
     });
     let by_id = Rc::clone(&waiting);
+    let gone = Rc::new(Cell::new(false));
+    let ended = Rc::clone(&gone);
     tokio::task::spawn_local(async move {
         let mut r = BufReader::with_capacity(64 << 10, r);
         let mut msg = Vec::new();
@@ -283,12 +303,14 @@ async fn dot(t: &Target<'_>) -> anyhow::Result<Dot> {
             }
         }
         // The connection is gone: every query still waiting fails now.
+        ended.set(true);
         by_id.borrow_mut().clear();
     });
     Ok(Dot {
         tx,
         waiting,
         next_id: Cell::new(0),
+        gone,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The load on one connection: up to `inflight` queries outstanding, a new
 //! one as each answer comes (closed loop, for a peak), or sent on a schedule
 //! evenly spaced (open loop, for a fixed rate), until the deadline; then
-//! the queries still out get their time to answer. What came back is
-//! counted in [`Stats`].
+//! the queries still out get their time to answer. A connection that has
+//! ended is used no more: its queries out fail (each an error, once) and it
+//! sends nothing new. What came back is counted in [`Stats`].
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -97,24 +98,32 @@ pub(crate) async fn drive(
     tokio::time::sleep_until(due).await;
     loop {
         let now = Instant::now();
-        while out.len() < plan.inflight
+        let dead = conn.dead();
+        while !dead
+            && out.len() < plan.inflight
             && now < plan.deadline
             && (plan.pace.is_none() || due <= now)
         {
             let q = &queries[next % queries.len()];
             next += 1;
-            out.push(one(conn, q, plan.timeout));
+            out.push(one(conn, q.clone(), plan.timeout));
             stats.borrow_mut().sent += 1;
             if let Some((gap, _)) = plan.pace {
                 due += gap;
             }
         }
-        if out.is_empty() && now >= plan.deadline {
+        if out.is_empty() && (dead || now >= plan.deadline) {
+            if dead && now < plan.deadline {
+                stats
+                    .borrow_mut()
+                    .note("a connection ended before the run: no more queries on it".into());
+            }
             break;
         }
         // Open loop: wake for the next query due (if a place is free);
         // either loop: wake at the deadline to stop sending.
         let wake = match plan.pace {
+            _ if dead => None,
             Some(_) if out.len() < plan.inflight && due < plan.deadline => Some(due),
             _ if now < plan.deadline => Some(plan.deadline),
             _ => None,
@@ -157,10 +166,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Asks `q` over `conn`: when it was sent, and how it ended.
-async fn one(conn: &Conn, q: &Bytes, timeout: Duration) -> (Instant, Outcome) {
+async fn one(conn: &Conn, q: Bytes, timeout: Duration) -> (Instant, Outcome) {
     let sent = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, conn.ask(q)).await {
-        Ok(Ok((answer, id))) => Outcome::Done(verdict(&answer, id), Instant::now()),
+    let outcome = match tokio::time::timeout(timeout, conn.ask(&q)).await {
+        Ok(Ok((answer, id))) => Outcome::Done(verdict(&answer, &q, id), Instant::now()),
         Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
         Err(_) => Outcome::TimedOut,
     };

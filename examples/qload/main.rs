@@ -8,16 +8,22 @@
 //! shared between them. It prints one line of `key=value`s:
 //!
 //! ```text
-//! qload transport=doq connections=4 inflight=32 seconds=4 rate=0 sent=… answered=… other_rcode=… errors=… timeouts=… answers_per_s=… p50_us=… p99_us=… client_cpu=…
+//! qload transport=doq connections=4 inflight=32 seconds=4 rate=0 sent=… answered=… other_rcode=… errors=… timeouts=… answers_per_s=… p50_us=… p99_us=… client_cpu=… not_sent=…
 //! ```
 //!
-//! `answered` counts NOERROR and NXDOMAIN answers, `other_rcode` the rest,
-//! `errors` what was not an answer to its query (a reset stream, an HTTP
-//! status other than 200, a closed connection), `timeouts` queries with no
-//! answer in `--timeout-ms`. `answers_per_s` is `answered` over the time
-//! from the start to the last answer; `client_cpu` the cores qload itself
-//! kept busy meanwhile (near 1.0 a thread: the client, not the server, may be
-//! the limit).
+//! `answered` counts NOERROR and NXDOMAIN answers to their query (its ID and
+//! its question, the name in any case), `other_rcode` the rest, `errors`
+//! what was not an answer to its query (another question, a reset stream,
+//! an HTTP status other than 200, a closed connection), `timeouts` queries
+//! with no answer in `--timeout-ms`. A connection that ends is used no more
+//! (its queries out are errors, once). `answers_per_s` is `answered` over
+//! the whole run: `--seconds`, or the time to the last answer when the
+//! queries still out at the end answer later; `client_cpu` the cores qload
+//! itself kept busy meanwhile (near 1.0 a thread: the client, not the
+//! server, may be the limit). `not_sent` is, paced, how many of the queries
+//! `--rate` asks for were never sent (every place in flight taken by
+//! queries not answered, or the connection ended): a stalled server shows
+//! there; closed loop it is 0.
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool: its result is its output"
@@ -167,11 +173,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     let span = total
         .last
         .map_or(0.0, |l| l.saturating_duration_since(start).as_secs_f64());
-    let rate = if span > 0.0 {
-        total.answered as f64 / span
-    } else {
-        0.0
-    };
+    let rate = total.answered as f64 / span.max(args.seconds);
+    let asked = args.rate.map_or(0, |r| (r * args.seconds).round() as u64);
+    let not_sent = asked.saturating_sub(total.sent);
+    // A query or two may miss the deadline by a timer tick: a stall is more.
+    if not_sent > asked / 100 {
+        eprintln!(
+            "qload: sent {} of the {asked} queries --rate asks for",
+            total.sent
+        );
+    }
     let q = |p: f64| {
         if total.latency.is_empty() {
             -1
@@ -181,7 +192,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     println!(
         "qload transport={} connections={} inflight={} seconds={} rate={} sent={} answered={} \
-         other_rcode={} errors={} timeouts={} answers_per_s={:.0} p50_us={} p99_us={} client_cpu={:.2}",
+         other_rcode={} errors={} timeouts={} answers_per_s={:.0} p50_us={} p99_us={} client_cpu={:.2} not_sent={}",
         format!("{:?}", args.transport).to_lowercase(),
         args.connections,
         args.inflight,
@@ -196,6 +207,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         q(0.5),
         q(0.99),
         client_cpu,
+        not_sent,
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! DNS messages on the wire for qload: the queries of a dnsperf-format file
 //! ("name TYPE" a line) built once, with the DNS ID 0, and an answer sorted
-//! into what the load counts (answered, another rcode, not an answer).
+//! into what the load counts (answered, another rcode, not an answer: an
+//! answer must carry its query's ID and question, the name in any case).
 use std::path::Path;
 use std::str::FromStr;
 
@@ -57,17 +58,55 @@ pub(crate) enum Verdict {
     Answered,
     /// Any other rcode (SERVFAIL, REFUSED, FORMERR, ...).
     OtherRcode,
-    /// Not an answer to the query: too short, QR clear, another ID.
+    /// Not an answer to the query: too short, QR clear, another ID, not
+    /// one question, or another question than the query's.
     Bad,
 }
 
-/// `answer` judged against the ID `id` its query carried.
-pub(crate) fn verdict(answer: &[u8], id: u16) -> Verdict {
+/// The one question of `msg` (its name, uncompressed, then type and class),
+/// as it lies on the wire; `None` when the message has not exactly one or it
+/// does not parse.
+fn question(msg: &[u8]) -> Option<&[u8]> {
+    let head = msg.first_chunk::<12>()?;
+    if u16::from_be_bytes([head[4], head[5]]) != 1 {
+        return None;
+    }
+    let mut at = 12;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    msg.get(12..at + 4)
+}
+
+/// Whether `a` and `b` are the same question: the name in any ASCII case
+/// (label lengths are below 64, so folding leaves them be), type and class
+/// exactly.
+fn same_question(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && {
+        let (name_a, tail_a) = a.split_at(a.len() - 4);
+        let (name_b, tail_b) = b.split_at(b.len() - 4);
+        name_a.eq_ignore_ascii_case(name_b) && tail_a == tail_b
+    }
+}
+
+/// `answer` judged against its `query` and the ID `id` the query carried.
+pub(crate) fn verdict(answer: &[u8], query: &[u8], id: u16) -> Verdict {
     let Some(head) = answer.first_chunk::<12>() else {
         return Verdict::Bad;
     };
     if u16::from_be_bytes([head[0], head[1]]) != id || head[2] & 0x80 == 0 {
         return Verdict::Bad;
+    }
+    match (question(answer), question(query)) {
+        (Some(a), Some(q)) if same_question(a, q) => {}
+        _ => return Verdict::Bad,
     }
     match head[3] & 0x0f {
         0 | 3 => Verdict::Answered,
@@ -89,18 +128,54 @@ mod tests {
         assert!(query("x.test", "NOPE").is_err());
     }
 
+    /// The answer to `q`: its bytes with QR set and `rcode`.
+    fn answer_to(q: &[u8], rcode: u8) -> Vec<u8> {
+        let mut a = q.to_vec();
+        a[2] |= 0x80;
+        a[3] = (a[3] & 0xf0) | rcode;
+        a
+    }
+
     #[test]
     fn answers_are_sorted_by_rcode_and_id() {
-        let mut a = vec![0u8; 12];
-        a[2] = 0x81;
-        assert_eq!(verdict(&a, 0), Verdict::Answered);
+        let q = query("www.example.com", "A").expect("query");
+        let mut a = answer_to(&q, 0);
+        assert_eq!(verdict(&a, &q, 0), Verdict::Answered);
         a[3] = 3;
-        assert_eq!(verdict(&a, 0), Verdict::Answered);
+        assert_eq!(verdict(&a, &q, 0), Verdict::Answered);
         a[3] = 2;
-        assert_eq!(verdict(&a, 0), Verdict::OtherRcode);
-        assert_eq!(verdict(&a, 7), Verdict::Bad);
+        assert_eq!(verdict(&a, &q, 0), Verdict::OtherRcode);
+        assert_eq!(verdict(&a, &q, 7), Verdict::Bad);
         a[2] = 0x01;
-        assert_eq!(verdict(&a, 0), Verdict::Bad);
-        assert_eq!(verdict(&a[..5], 0), Verdict::Bad);
+        assert_eq!(verdict(&a, &q, 0), Verdict::Bad);
+        assert_eq!(verdict(&a[..5], &q, 0), Verdict::Bad);
+    }
+
+    /// An answer with the right ID to another question is no answer; the
+    /// name's case does not matter, its type and class do.
+    #[test]
+    fn an_answer_to_another_question_is_not_an_answer() {
+        let q = query("www.example.com", "A").expect("query");
+        let upper = answer_to(&query("WWW.Example.COM", "A").expect("query"), 0);
+        assert_eq!(verdict(&upper, &q, 0), Verdict::Answered);
+        for other in [
+            query("wrong.invalid", "A"),
+            query("www.example.org", "A"),
+            query("www.example.com", "AAAA"),
+        ] {
+            let a = answer_to(&other.expect("query"), 0);
+            assert_eq!(verdict(&a, &q, 0), Verdict::Bad);
+        }
+        let mut chaos = answer_to(&q, 0);
+        let n = chaos.len();
+        chaos[n - 1] = 3;
+        assert_eq!(verdict(&chaos, &q, 0), Verdict::Bad, "another class");
+        let mut none = answer_to(&q, 0);
+        none[5] = 0;
+        assert_eq!(verdict(&none[..12], &q, 0), Verdict::Bad, "no question");
+        assert_eq!(verdict(&none, &q, 0), Verdict::Bad, "qdcount 0");
+        let mut cut = answer_to(&q, 0);
+        cut.truncate(cut.len() - 2);
+        assert_eq!(verdict(&cut, &q, 0), Verdict::Bad, "a question cut short");
     }
 }

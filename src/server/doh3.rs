@@ -177,20 +177,20 @@ impl Doh3Listeners {
     }
 }
 
-/// Accepts connections on `ep` (at most `cap` open) until the server stops; then
+/// Accepts connections on `ep` until the server stops, each holding one of
+/// `places` for its life (the places of every DoH/3 endpoint of the server
+/// together: the cap, the Retry threshold and a source's share are over all
+/// of them); then
 /// each connection ends gracefully (GOAWAY, its requests in progress answered)
 /// and the endpoint closes once they have, or at the drain's abort.
 pub(crate) async fn serve_endpoint<H: Handler>(
     ep: Endpoint,
     shared: Arc<Shared<H>>,
     side: Arc<Doh3Side>,
-    cap: usize,
+    places: Arc<super::places::Places>,
 ) {
     let stop = shared.token.clone();
     let port = ep.local_addr().map_or(0, |a| a.port());
-    // Each connection holds a place for its life: past half the cap, one
-    // source (an address, an IPv6 /64) holds at most its share, as TCP's.
-    let places = super::places::Places::for_connections(cap);
     loop {
         let incoming = tokio::select! {
             () = stop.cancelled() => break,
@@ -207,8 +207,8 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             continue;
         }
         match admission(
-            ep.open_connections(),
-            cap,
+            places.held(),
+            places.max(),
             incoming.remote_address_validated(),
         ) {
             DoqAdmission::Refuse => {

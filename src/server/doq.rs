@@ -293,17 +293,17 @@ pub fn admission(open: usize, cap: usize, validated: bool) -> DoqAdmission {
 }
 
 /// Accepts connections on `ep` until the server stops, then closes them all
-/// with DOQ_NO_ERROR.
+/// with DOQ_NO_ERROR. Each connection holds one of `places` for its life,
+/// the places of every DoQ endpoint of the server together: the cap, the
+/// Retry threshold and a source's share (past half the cap, an address or
+/// an IPv6 /64 holds at most its share, as TCP's) are over all of them.
 pub(crate) async fn serve_endpoint<H: Handler>(
     ep: Endpoint,
     shared: Arc<Shared<H>>,
     stats: Arc<DoqStats>,
-    cap: usize,
+    places: Arc<super::places::Places>,
 ) {
     let stop = shared.token.clone();
-    // Each connection holds a place for its life: past half the cap, one
-    // source (an address, an IPv6 /64) holds at most its share, as TCP's.
-    let places = super::places::Places::for_connections(cap);
     loop {
         let incoming = tokio::select! {
             () = stop.cancelled() => break,
@@ -319,7 +319,7 @@ pub(crate) async fn serve_endpoint<H: Handler>(
             incoming.ignore();
             continue;
         }
-        let open = ep.open_connections();
+        let (open, cap) = (places.held(), places.max());
         match admission(open, cap, incoming.remote_address_validated()) {
             DoqAdmission::Refuse => {
                 stats.refused.fetch_add(1, Relaxed);

@@ -570,21 +570,25 @@ pub async fn serve_on<H: Handler>(
     }
     // Each QUIC endpoint is made and served on a connection thread, its
     // connections on one each (in turn), with every task they spawn.
+    // Each QUIC server's cap is one over all its endpoints (as TCP's over
+    // its listeners), as large as TCP's.
     if let Some(h3) = listeners.doh3 {
+        let conns = Arc::new(places::Places::for_connections(cap));
         for placed in h3.quic.place(&shared.conn_threads) {
             let Some((ep, thread)) = quic_placed(placed, &died) else {
                 continue;
             };
-            let serve = doh3::serve_endpoint(ep, shared.clone(), h3.side.clone(), cap);
+            let serve = doh3::serve_endpoint(ep, shared.clone(), h3.side.clone(), conns.clone());
             accepts.push(thread::spawn_tracked(&tracker, thread.as_ref(), serve));
         }
     }
     if let Some(doq) = listeners.doq {
+        let conns = Arc::new(places::Places::for_connections(cap));
         for placed in doq.quic.place(&shared.conn_threads) {
             let Some((ep, thread)) = quic_placed(placed, &died) else {
                 continue;
             };
-            let serve = doq::serve_endpoint(ep, shared.clone(), doq.stats.clone(), cap);
+            let serve = doq::serve_endpoint(ep, shared.clone(), doq.stats.clone(), conns.clone());
             accepts.push(thread::spawn_tracked(&tracker, thread.as_ref(), serve));
         }
     }

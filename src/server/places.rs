@@ -91,6 +91,19 @@ impl Places {
         }
     }
 
+    /// How many places the bound has.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    /// How many places are taken now (for connections: how many are open).
+    pub(crate) fn held(&self) -> usize {
+        self.holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total()
+    }
+
     /// A place for a query of `client`, if the bound and its group's
     /// share allow one.
     pub(crate) fn take(&self, client: IpAddr) -> Option<Place> {
@@ -139,6 +152,7 @@ mod tests {
         drop(flood);
         let again: Vec<Place> = std::iter::from_fn(|| p.take(ip("192.0.2.3"))).collect();
         assert_eq!(again.len(), 14, "places given back");
+        assert_eq!((p.held(), p.max()), (14, 16));
     }
 
     /// Why no place: the share of a flooding group while others still get

@@ -20,6 +20,8 @@
 //!   plain query in 0-RTT is answered at once.
 //! * One source opening DoQ connections holds at most its share of the
 //!   connection cap; another source still connects and is answered.
+//! * With two QUIC listen addresses the cap and the shares are over both
+//!   together: connections spread over them are refused past the cap in all.
 //! * The certificate is re-read on SIGHUP; `dnslb check` refuses a QUIC
 //!   address already used, and a certificate that cannot be read.
 //!
@@ -714,6 +716,79 @@ async fn one_source_opening_doq_connections_leaves_quic_to_the_others() {
     // The held connections stay usable.
     let got = doq_exchange(&held[0], &question("www.example.com.", RecordType::A)).await;
     assert!(got.is_ok(), "a held connection still answers: {got:?}");
+    token.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
+/// The connection cap is one over every DoQ listen address: one source
+/// spreading its connections over two addresses holds seven eighths of the
+/// cap in all, another source takes the last place, and a third is refused
+/// on either address.
+#[tokio::test]
+async fn the_doq_cap_is_over_all_listen_addresses_together() {
+    use dnslb::server::doq::{DoqListeners, DoqStats, quic_server_config};
+    use dnslb::server::tls::CertSwap;
+    use dnslb::server::{self, Listeners, ServerOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let _load = crate::kit::timed().await;
+    let dir = ZoneDir::new();
+    let path = dir.write("example.com.zone", &zone(0));
+    let ts = Arc::new(dnslb::ts::TableServer::load(crate::kit::ts_settings(vec![path])).unwrap());
+    let mut listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
+    let socks: Vec<_> = (0..2)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let quic: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+    let data = crate_dir().join("tests/data/tls");
+    let certs = Arc::new(CertSwap::load(&data.join("ls.pem"), &data.join("ls.key")).unwrap());
+    let stats = Arc::new(DoqStats::default());
+    let config = quic_server_config(certs, &stats).unwrap();
+    listeners.set_doq(DoqListeners::new(socks, config, stats.clone()).unwrap());
+    let cap = 8;
+    let opts = ServerOptions {
+        workers: 1,
+        tcp_max_connections: cap,
+        ..ServerOptions::default()
+    };
+    let token = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
+
+    let connect = |ep: quinn::Endpoint, to: SocketAddr| async move {
+        let connecting = ep.connect(to, "dns.test").unwrap();
+        match tokio::time::timeout(Duration::from_secs(20), connecting).await {
+            Ok(Ok(c)) => Some(c),
+            _ => None,
+        }
+    };
+    let flood = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), None);
+    let mut held = Vec::new();
+    for i in 0..cap + 4 {
+        if let Some(c) = connect(flood.clone(), quic[i % 2]).await {
+            held.push(c);
+        }
+    }
+    let share = cap - cap / 8;
+    assert_eq!(
+        held.len(),
+        share,
+        "seven eighths of the cap over both addresses"
+    );
+    let other = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)), None);
+    let last = connect(other, quic[1])
+        .await
+        .expect("the last place is taken");
+    let got = doq_exchange(&last, &question("www.example.com.", RecordType::A)).await;
+    assert!(got.is_ok(), "the last connection is answered: {got:?}");
+    let third = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4)), None);
+    for to in &quic {
+        assert!(
+            connect(third.clone(), *to).await.is_none(),
+            "the cap is full in all: {to} refuses"
+        );
+    }
+    assert_eq!(stats.refused.load(Relaxed), (cap + 4 - share + 2) as u64);
     token.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
