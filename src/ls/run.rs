@@ -75,8 +75,8 @@ pub async fn serve(
     for (i, sock) in udp.into_iter().enumerate() {
         if conn_threads {
             let done = conns_done.clone();
-            let drops = balancer.metrics().drops.clone();
-            let body = move || conn_thread(drops, sockets, done);
+            let (drops, shared) = (balancer.metrics().drops.clone(), balancer.pool.clone());
+            let body = move || conn_thread((drops, shared), sockets, done);
             let name = format!("ls-conn-{i}");
             threads.extend(crate::server::thread::start_runtime(
                 &workers, &name, &died, body,
@@ -125,16 +125,17 @@ pub async fn serve(
 }
 
 /// One connection thread's body: its own upstream pool (`sockets` per
-/// family) made the thread's (before any task runs there: the TCP, DoT and
-/// DoH connections handed to it ask their backends from it); then it waits
-/// for `conns_done` (the connections it serves have drained) and closes its
-/// pool.
+/// family) made the thread's (before any task runs there: the TCP, DoT,
+/// DoH, DoQ and DoH/3 connections handed to it ask their backends from it,
+/// through the sockets, counted so beside the `shared` pool's queries);
+/// then it waits for `conns_done` (the connections it serves have drained)
+/// and closes its pool.
 fn conn_thread(
-    drops: Arc<DropCounters>,
+    (drops, shared): (Arc<DropCounters>, Arc<SharedSockets>),
     sockets: usize,
     conns_done: CancellationToken,
 ) -> impl std::future::Future<Output = ()> {
-    let pool = Arc::new(SharedSockets::for_thread(drops, sockets));
+    let pool = Arc::new(SharedSockets::for_thread(drops, sockets).counted_by(&shared));
     shared::install(pool.clone());
     async move {
         conns_done.cancelled().await;

@@ -497,15 +497,26 @@ impl LsRole {
             }
         }
         info!("stopping: answering the queries in flight");
-        // The XDP path stops first: the kernel's sockets take its traffic
-        // while the server drains (its later answers still go out).
-        if let Some(x) = xdp {
-            let _ = tokio::task::spawn_blocking(move || x.stop()).await;
-        }
         dns_token.cancel();
+        // The XDP path drains beside the server: its workers read no new
+        // client query but keep sending the forwarded queries' answers and
+        // the queries to the backends, and take the backends' answers (with
+        // `upstream = "xdp"` they come through the workers), until those
+        // answers are all out or the same grace as the server's is over;
+        // then the programs are detached.
+        let xdp = xdp.map(|x| {
+            let grace = self.balancer.drain_grace();
+            tokio::task::spawn_blocking(move || {
+                x.drain(grace);
+                x.stop();
+            })
+        });
         // The server bounds its own drain (timeout_ms and a grace).
         if !server_ended {
             let _ = server.await;
+        }
+        if let Some(x) = xdp {
+            let _ = x.await;
         }
         metrics_token.cancel();
         if let Some(m) = metrics {

@@ -34,10 +34,16 @@ const ETHERNET: usize = 14;
 /// How often the keeper brings the programs' filters up to date and copies
 /// their counters.
 const KEEP_EVERY: Duration = Duration::from_millis(100);
+/// How often [`XdpServer::drain`] looks whether the answers given later
+/// have all been sent.
+const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
 /// The XDP path of a server, running.
 pub struct XdpServer {
     stop: Arc<AtomicBool>,
+    /// The workers' [`KernelPath::closing`] and [`KernelPath::later`].
+    closing: Arc<AtomicBool>,
+    later: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -103,6 +109,7 @@ impl XdpServer {
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let (closing, later) = (kernel.closing.clone(), kernel.later.clone());
         let attach = {
             let (addrs, handler, counters, stop, upstream) = (
                 addrs.to_vec(),
@@ -163,6 +170,8 @@ impl XdpServer {
             // dropped with the closure: stopped and detached.
             Ok(k) => Some(XdpServer {
                 stop,
+                closing,
+                later,
                 threads: vec![k],
             }),
             Err(err) => {
@@ -170,6 +179,26 @@ impl XdpServer {
                 stop.store(true, Relaxed);
                 None
             }
+        }
+    }
+
+    /// The first half of a stop: the workers read no new client query from
+    /// now on, and this waits (blocking) until every answer given later
+    /// (the forwarded queries) has been sent, or `grace` has gone by; the
+    /// workers keep sending the server's queries to its backends and
+    /// taking their answers meanwhile. Then [`XdpServer::stop`].
+    pub fn drain(&self, grace: Duration) {
+        self.closing.store(true, Relaxed);
+        let end = std::time::Instant::now() + grace;
+        while self.later.load(Relaxed) > 0 {
+            if std::time::Instant::now() >= end {
+                warn!(
+                    left = self.later.load(Relaxed),
+                    "xdp: answers still in flight after the drain grace; abandoned"
+                );
+                return;
+            }
+            std::thread::sleep(DRAIN_CHECK);
         }
     }
 
@@ -207,6 +236,7 @@ fn kernel_path(sock: std::net::UdpSocket) -> std::io::Result<KernelPath> {
         sock: Arc::new(sock),
         rt: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
         later: Arc::new(AtomicUsize::new(0)),
+        closing: Arc::new(AtomicBool::new(false)),
     })
 }
 

@@ -61,6 +61,11 @@ pub struct KernelPath {
     pub rt: tokio::runtime::Handle,
     /// Answers given later, in flight.
     pub later: Arc<AtomicUsize>,
+    /// Set once the server stops: the workers read no new client query
+    /// (a query sent once `/ready` says stopping is not read, as on the
+    /// sockets), while they still send the answers given later and the
+    /// server's queries to its backends, and take the backends' answers.
+    pub closing: Arc<AtomicBool>,
     /// Whether `sock` is bound to an unspecified address: a send then says
     /// the address the query came to (`IP_PKTINFO`).
     pub wildcard: bool,
@@ -288,6 +293,10 @@ fn answer<H: Handler>(
         && u.link.deliver(d.dst, d.src, raw)
     {
         c.upstream_answers.fetch_add(1, Relaxed);
+        return None;
+    }
+    if parts.kernel.closing.load(Relaxed) {
+        c.unanswered.fetch_add(1, Relaxed);
         return None;
     }
     // Past a `proxy_from` sender's PROXY header, its client asks; the

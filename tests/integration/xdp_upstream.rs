@@ -6,7 +6,10 @@
 //! tables put them behind the XDP interface; the queries the LS forwards to
 //! them leave in frames its workers write, and their answers come back to
 //! the workers (`dnslb_xdp_upstream_total{via="xsk"}`). A backend across
-//! `lo` (127.0.0.1) is reached through the sockets, counted so.
+//! `lo` (127.0.0.1) is reached through the sockets, counted so. A stop
+//! (SIGTERM) with queries to a slow backend in flight through the XSK
+//! answers them all before the LS exits. A TCP client's query goes
+//! through the sockets, counted so.
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,8 +17,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::kit::http::sample_u64;
-use crate::kit::netns::ask_raw_in;
+use crate::kit::netns::{ask_raw_in, in_netns};
 use crate::kit::{Netns, netns_or_skip, poll_until};
+use rustix::process::Signal;
 
 const LS: &str = "198.18.0.1";
 const FAR: &str = "198.18.0.2";
@@ -55,9 +59,16 @@ fn config(iface: &str) -> String {
          [[ls.pool]]\nname = \"z\"\nbackends = [\"near\"]\nzones = [\"z.test\"]\n\n\
          [[ts]]\nname = \"far\"\nlisten = \"{FAR}:5301\"\nzones = [\"x.zone\"]\n\n\
          [[ts]]\nname = \"far6\"\nlisten = \"[{FAR6}]:5301\"\nzones = [\"y.zone\"]\n\n\
-         [[ts]]\nname = \"near\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"z.zone\"]\n"
+         [[ts]]\nname = \"near\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"z.zone\"]\n\n\
+         [[ls.backend]]\nname = \"slow\"\naddr = \"{FAR}:5303\"\n\n\
+         [[ls.pool]]\nname = \"s\"\nbackends = [\"slow\"]\nzones = [\"s.test\"]\n\n\
+         [[ts]]\nname = \"slow\"\nlisten = \"{FAR}:5303\"\nzones = [\"s.zone\"]\nworkers = 1\n\
+         fault = {{ delay_ms = {SLOW_MS}, delay_ratio = 1.0, drop_ratio = 0.0 }}\n"
     )
 }
+
+/// How long the slow backend (`s.test`) takes to answer.
+const SLOW_MS: u64 = 700;
 
 /// Asks a new name (never cached) under `zone` A of the LS from the
 /// client namespace until it is answered with `a` (the backends are up
@@ -100,6 +111,7 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
     std::fs::write(d.join("x.zone"), zone("x.test", "192.0.2.1")).unwrap();
     std::fs::write(d.join("y.zone"), zone("y.test", "192.0.2.2")).unwrap();
     std::fs::write(d.join("z.zone"), zone("z.test", "192.0.2.3")).unwrap();
+    std::fs::write(d.join("s.zone"), zone("s.test", "192.0.2.4")).unwrap();
     std::fs::write(d.join("config.toml"), config(&iface)).unwrap();
     let ts_args = |name: &'static str| ["ts", "-c", "config.toml", "--name", name];
     let far = other.dnslb("far", &ts_args("far"), d);
@@ -183,5 +195,156 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
     }
     let m = metrics();
     assert!(sockets(&m) >= socks + 5, "{m}");
+
+    // A TCP client's query is asked from its connection thread's own pool,
+    // through the sockets even to a backend behind the XDP interface:
+    // counted so, not lost from the count.
+    let (socks, through) = (sockets(&m), xsk(&m));
+    let to: SocketAddr = format!("{LS}:53").parse().unwrap();
+    let raw = query(
+        7,
+        &format!("tcp{}.x.test.", rand::random::<u32>()),
+        RecordType::A,
+    );
+    let answer = in_netns(&other.name, move || ask_tcp(to, &raw));
+    let m = Message::from_vec(&answer).unwrap();
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    let m = metrics();
+    assert_eq!(sockets(&m), socks + 1, "{m}");
+    assert_eq!(xsk(&m), through, "{m}");
     drop((ls, near, far, far6));
+}
+
+/// `raw` asked of `to` over TCP: the answer's bytes.
+fn ask_tcp(to: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let len = u16::try_from(raw.len()).unwrap().to_be_bytes();
+    s.write_all(&[&len[..], raw].concat()).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_stop_answers_the_queries_in_flight_through_the_xsk_before_the_ls_exits() {
+    const TEST: &str = "a_stop_answers_the_queries_in_flight_through_the_xsk_before_the_ls_exits";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let prefix = Netns::unique_prefix("v");
+    let lsns = Netns::create(&ip, &prefix, "ls");
+    let other = Netns::create(&ip, &prefix, "far");
+    let id = rand::random::<u16>();
+    let (iface, peer) = (format!("xv{id:04x}s"), format!("xv{id:04x}c"));
+    lsns.veth(&iface, &other, &peer);
+    lsns.ip(&["addr", "add", &format!("{LS}/24"), "dev", &iface]);
+    lsns.ip(&["addr", "add", &format!("{LS6}/64"), "dev", &iface, "nodad"]);
+    other.ip(&["addr", "add", &format!("{FAR}/24"), "dev", &peer]);
+    other.ip(&["addr", "add", &format!("{FAR6}/64"), "dev", &peer, "nodad"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (z, a) in [("x", "192.0.2.1"), ("y", "192.0.2.2"), ("z", "192.0.2.3")] {
+        std::fs::write(d.join(format!("{z}.zone")), zone(&format!("{z}.test"), a)).unwrap();
+    }
+    std::fs::write(d.join("s.zone"), zone("s.test", "192.0.2.4")).unwrap();
+    std::fs::write(d.join("config.toml"), config(&iface)).unwrap();
+    let ts_args = |name: &'static str| ["ts", "-c", "config.toml", "--name", name];
+    let far = other.dnslb("far", &ts_args("far"), d);
+    let slow = other.dnslb("slow", &ts_args("slow"), d);
+    let mut ls = lsns.dnslb("ls", &["ls", "-c", "config.toml"], d);
+    let started = poll_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        ls.stderr_now()
+            .contains("xdp: serving UDP through AF_XDP")
+            .then_some(())
+    });
+    assert!(started.is_some(), "XDP never started: {}", ls.stderr_now());
+    let metrics = || lsns.curl(&format!("http://{METRICS}/metrics"));
+    let xsk = |m: &str| sample_u64(m, "dnslb_xdp_upstream_total{via=\"xsk\"}");
+    // Both backends answer, and the path to them is through the XSK.
+    let ready = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        assert!(
+            answered(&other, "x.test", "192.0.2.1"),
+            "{}",
+            ls.stderr_now()
+        );
+        (xsk(&metrics()) >= 1).then_some(())
+    });
+    assert!(ready.is_some(), "no query through the XSK: {}", metrics());
+    assert!(
+        answered(&other, "s.test", "192.0.2.4"),
+        "{}",
+        ls.stderr_now()
+    );
+    // A new port's first query goes through its socket until the program
+    // serves it: most of the ports opened first.
+    for _ in 0..50 {
+        assert!(
+            answered(&other, "x.test", "192.0.2.1"),
+            "{}",
+            ls.stderr_now()
+        );
+    }
+    let sockets = |m: &str| sample_u64(m, "dnslb_xdp_upstream_total{via=\"sockets\"}");
+    let m = metrics();
+    let (before, sent_before) = (xsk(&m), xsk(&m) + sockets(&m));
+
+    // The slow backend's queries in flight (sent through the XSK), then
+    // SIGTERM well before their answers are due.
+    const N: u16 = 20;
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let to: SocketAddr = format!("{LS}:53").parse().unwrap();
+    let client = other.name.clone();
+    let asker = std::thread::spawn(move || {
+        in_netns(&client, move || {
+            let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+            for i in 0..N {
+                let name = format!("stop{i}-{}.s.test.", rand::random::<u32>());
+                sock.send_to(&query(i, &name, RecordType::A), to).unwrap();
+            }
+            sent_tx.send(()).unwrap();
+            let mut codes = Vec::new();
+            let mut buf = vec![0u8; 65_535];
+            while codes.len() < usize::from(N) {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                if let Ok(m) = Message::from_vec(&buf[..n]) {
+                    codes.push(m.response_code);
+                }
+            }
+            codes
+        })
+    });
+    sent_rx.recv().unwrap();
+    let sent = poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        let m = metrics();
+        (xsk(&m) + sockets(&m) >= sent_before + u64::from(N)).then_some(m)
+    });
+    let m = sent.unwrap_or_else(|| panic!("the slow queries were not sent: {}", metrics()));
+    assert!(xsk(&m) > before, "no slow query went through the XSK: {m}");
+    ls.signal(Signal::TERM);
+    let status = ls.wait_exit(Duration::from_secs(15));
+    let codes = asker.join().unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{:?}: {}",
+        status,
+        ls.stderr_now()
+    );
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| **c == ResponseCode::NoError)
+            .count(),
+        usize::from(N),
+        "answers {codes:?}: {}",
+        ls.stderr_now()
+    );
+    drop((ls, far, slow));
 }

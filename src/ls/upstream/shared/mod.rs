@@ -142,6 +142,10 @@ pub struct SharedSockets {
     sweeping: AtomicBool,
     /// Whether it is a worker thread's own ([`SharedSockets::for_thread`]).
     thread_owned: bool,
+    /// A connection thread's pool: the shared pool's sockets, whose XDP
+    /// lane (when on) counts this pool's queries as sent through the
+    /// sockets ([`SharedSockets::counted_by`]).
+    counted_by: Option<Arc<SocketSet>>,
 }
 
 impl SharedSockets {
@@ -177,7 +181,19 @@ impl SharedSockets {
             tracker: TaskTracker::new(),
             sweeping: AtomicBool::new(false),
             thread_owned,
+            counted_by: None,
         }
+    }
+
+    /// This (connection thread's) pool with its UDP queries counted as
+    /// sent through the sockets (`dnslb_xdp_upstream_total{via="sockets"}`)
+    /// whenever `shared` sends its own through the XDP workers
+    /// ([`SharedSockets::attach_xsk`]): only the shared pool's queries (the
+    /// UDP clients') go through them.
+    #[must_use]
+    pub fn counted_by(mut self, shared: &SharedSockets) -> Self {
+        self.counted_by = Some(shared.sockets.clone());
+        self
     }
 
     /// How many abandoned queries the sockets in use remember now (whose
@@ -382,7 +398,9 @@ impl SharedSockets {
         match (&lane, via) {
             (Some(lane), Some(path)) => lane.send(&path, &ps, addr, query).await?,
             _ => {
-                if let Some(lane) = &lane {
+                let counted = self.counted_by.as_ref().filter(|_| lane_ok);
+                let shared = counted.and_then(|s| s.xsk.load_full());
+                if let Some(lane) = lane.as_ref().or(shared.as_ref()) {
                     lane.count_sockets();
                 }
                 if !cork::hold(&ps, id, query, addr) {
