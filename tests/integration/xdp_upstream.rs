@@ -27,6 +27,23 @@ const LS6: &str = "2001:2::1";
 const FAR6: &str = "2001:2::2";
 const METRICS: &str = "127.0.0.1:9131";
 
+/// The LS's namespace and the backends' (`letter` marks the test's names),
+/// joined by a veth pair with LS/LS6 on the LS's end (its name returned)
+/// and FAR/FAR6 on the other.
+fn pair(ip: &std::path::Path, letter: &str) -> (Netns, Netns, String) {
+    let prefix = Netns::unique_prefix(letter);
+    let lsns = Netns::create(ip, &prefix, "ls");
+    let other = Netns::create(ip, &prefix, "far");
+    let id = rand::random::<u16>();
+    let (iface, peer) = (format!("x{letter}{id:04x}s"), format!("x{letter}{id:04x}c"));
+    lsns.veth(&iface, &other, &peer);
+    lsns.ip(&["addr", "add", &format!("{LS}/24"), "dev", &iface]);
+    lsns.ip(&["addr", "add", &format!("{LS6}/64"), "dev", &iface, "nodad"]);
+    other.ip(&["addr", "add", &format!("{FAR}/24"), "dev", &peer]);
+    other.ip(&["addr", "add", &format!("{FAR6}/64"), "dev", &peer, "nodad"]);
+    (lsns, other, iface)
+}
+
 /// A query for `name` A (or AAAA), ID `id`.
 fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
@@ -95,16 +112,7 @@ fn forwarded_queries_to_backends_behind_the_xdp_interface_leave_through_the_xsk(
     let Some(ip) = netns_or_skip(TEST) else {
         return;
     };
-    let prefix = Netns::unique_prefix("u");
-    let lsns = Netns::create(&ip, &prefix, "ls");
-    let other = Netns::create(&ip, &prefix, "far");
-    let id = rand::random::<u16>();
-    let (iface, peer) = (format!("xu{id:04x}s"), format!("xu{id:04x}c"));
-    lsns.veth(&iface, &other, &peer);
-    lsns.ip(&["addr", "add", &format!("{LS}/24"), "dev", &iface]);
-    lsns.ip(&["addr", "add", &format!("{LS6}/64"), "dev", &iface, "nodad"]);
-    other.ip(&["addr", "add", &format!("{FAR}/24"), "dev", &peer]);
-    other.ip(&["addr", "add", &format!("{FAR6}/64"), "dev", &peer, "nodad"]);
+    let (lsns, other, iface) = pair(&ip, "u");
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -235,16 +243,7 @@ fn a_stop_answers_the_queries_in_flight_through_the_xsk_before_the_ls_exits() {
     let Some(ip) = netns_or_skip(TEST) else {
         return;
     };
-    let prefix = Netns::unique_prefix("v");
-    let lsns = Netns::create(&ip, &prefix, "ls");
-    let other = Netns::create(&ip, &prefix, "far");
-    let id = rand::random::<u16>();
-    let (iface, peer) = (format!("xv{id:04x}s"), format!("xv{id:04x}c"));
-    lsns.veth(&iface, &other, &peer);
-    lsns.ip(&["addr", "add", &format!("{LS}/24"), "dev", &iface]);
-    lsns.ip(&["addr", "add", &format!("{LS6}/64"), "dev", &iface, "nodad"]);
-    other.ip(&["addr", "add", &format!("{FAR}/24"), "dev", &peer]);
-    other.ip(&["addr", "add", &format!("{FAR6}/64"), "dev", &peer, "nodad"]);
+    let (lsns, other, iface) = pair(&ip, "v");
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
