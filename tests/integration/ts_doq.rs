@@ -656,38 +656,74 @@ async fn measure_doq_against_tcp_on_a_ts() {
     ts.proc.stop(Duration::from_secs(10));
 }
 
+/// A TS serving example.com over DoQ on `addrs` listen addresses of
+/// 127.0.0.1 with a connection cap of `cap`, run in the test's runtime.
+struct CappedTs {
+    quic: Vec<SocketAddr>,
+    stats: std::sync::Arc<dnslb::server::doq::DoqStats>,
+    token: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: ZoneDir,
+}
+
+impl CappedTs {
+    fn start(addrs: usize, cap: usize) -> CappedTs {
+        use dnslb::server::doq::{DoqListeners, DoqStats, quic_server_config};
+        use dnslb::server::tls::CertSwap;
+        use dnslb::server::{self, Listeners, ServerOptions};
+        use std::sync::Arc;
+
+        let dir = ZoneDir::new();
+        let path = dir.write("example.com.zone", &zone(0));
+        let ts =
+            Arc::new(dnslb::ts::TableServer::load(crate::kit::ts_settings(vec![path])).unwrap());
+        let mut listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
+        let socks: Vec<_> = (0..addrs)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let quic = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+        let data = crate_dir().join("tests/data/tls");
+        let certs = Arc::new(CertSwap::load(&data.join("ls.pem"), &data.join("ls.key")).unwrap());
+        let stats = Arc::new(DoqStats::default());
+        let config = quic_server_config(certs, &stats).unwrap();
+        listeners.set_doq(DoqListeners::new(socks, config, stats.clone()).unwrap());
+        let opts = ServerOptions {
+            workers: 1,
+            tcp_max_connections: cap,
+            ..ServerOptions::default()
+        };
+        let token = tokio_util::sync::CancellationToken::new();
+        let serve = server::serve(listeners, ts, opts, token.clone());
+        let task = tokio::spawn(async move {
+            let _ = serve.await;
+        });
+        CappedTs {
+            quic,
+            stats,
+            token,
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
 /// DoQ connections are shared out as TCP's: one source opening connections
 /// gets seven eighths of the connection cap and no more (the rest refused
 /// at once and counted), and another source's connection is still made and
 /// answered.
 #[tokio::test]
 async fn one_source_opening_doq_connections_leaves_quic_to_the_others() {
-    use dnslb::server::doq::{DoqListeners, DoqStats, quic_server_config};
-    use dnslb::server::tls::CertSwap;
-    use dnslb::server::{self, Listeners, ServerOptions};
-    use std::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
     let _load = crate::kit::timed().await;
-    let dir = ZoneDir::new();
-    let path = dir.write("example.com.zone", &zone(0));
-    let ts = Arc::new(dnslb::ts::TableServer::load(crate::kit::ts_settings(vec![path])).unwrap());
-    let mut listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let quic = sock.local_addr().unwrap();
-    let data = crate_dir().join("tests/data/tls");
-    let certs = Arc::new(CertSwap::load(&data.join("ls.pem"), &data.join("ls.key")).unwrap());
-    let stats = Arc::new(DoqStats::default());
-    let config = quic_server_config(certs, &stats).unwrap();
-    listeners.set_doq(DoqListeners::new(vec![sock], config, stats.clone()).unwrap());
     let cap = 8;
-    let opts = ServerOptions {
-        workers: 1,
-        tcp_max_connections: cap,
-        ..ServerOptions::default()
-    };
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
+    let capped = CappedTs::start(1, cap);
+    let (quic, stats) = (capped.quic[0], capped.stats.clone());
 
     let flood = doq_endpoint(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), None);
     let mut held = Vec::new();
@@ -716,8 +752,7 @@ async fn one_source_opening_doq_connections_leaves_quic_to_the_others() {
     // The held connections stay usable.
     let got = doq_exchange(&held[0], &question("www.example.com.", RecordType::A)).await;
     assert!(got.is_ok(), "a held connection still answers: {got:?}");
-    token.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    capped.stop().await;
 }
 
 /// The connection cap is one over every DoQ listen address: one source
@@ -726,34 +761,12 @@ async fn one_source_opening_doq_connections_leaves_quic_to_the_others() {
 /// on either address.
 #[tokio::test]
 async fn the_doq_cap_is_over_all_listen_addresses_together() {
-    use dnslb::server::doq::{DoqListeners, DoqStats, quic_server_config};
-    use dnslb::server::tls::CertSwap;
-    use dnslb::server::{self, Listeners, ServerOptions};
-    use std::sync::Arc;
     use std::sync::atomic::Ordering::Relaxed;
 
     let _load = crate::kit::timed().await;
-    let dir = ZoneDir::new();
-    let path = dir.write("example.com.zone", &zone(0));
-    let ts = Arc::new(dnslb::ts::TableServer::load(crate::kit::ts_settings(vec![path])).unwrap());
-    let mut listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 1).unwrap();
-    let socks: Vec<_> = (0..2)
-        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let quic: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
-    let data = crate_dir().join("tests/data/tls");
-    let certs = Arc::new(CertSwap::load(&data.join("ls.pem"), &data.join("ls.key")).unwrap());
-    let stats = Arc::new(DoqStats::default());
-    let config = quic_server_config(certs, &stats).unwrap();
-    listeners.set_doq(DoqListeners::new(socks, config, stats.clone()).unwrap());
     let cap = 8;
-    let opts = ServerOptions {
-        workers: 1,
-        tcp_max_connections: cap,
-        ..ServerOptions::default()
-    };
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
+    let capped = CappedTs::start(2, cap);
+    let (quic, stats) = (capped.quic.clone(), capped.stats.clone());
 
     let connect = |ep: quinn::Endpoint, to: SocketAddr| async move {
         let connecting = ep.connect(to, "dns.test").unwrap();
@@ -789,6 +802,5 @@ async fn the_doq_cap_is_over_all_listen_addresses_together() {
         );
     }
     assert_eq!(stats.refused.load(Relaxed), (cap + 4 - share + 2) as u64);
-    token.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    capped.stop().await;
 }
