@@ -5,12 +5,12 @@
 //! timer heap, its flights: no task per query) and answers through its
 //! client socket, from that same address. The XDP worker and the UDP
 //! worker meet only in a bounded channel and an eventfd, written only when
-//! the UDP worker may be asleep (`armed`); a full channel sheds the query
+//! the UDP worker may be asleep (the XDP workers' [`Doorbell`]); a full channel sheds the query
 //! (counted as shed by the queue, as a late query on the socket is), and a
 //! query with no UDP worker for its address takes the async path.
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -20,6 +20,7 @@ use arc_swap::ArcSwap;
 use super::door::Admitted;
 use super::state::LsState;
 use crate::server::batch::Peer;
+use crate::xdp::doorbell::Doorbell;
 
 /// Queries one UDP worker holds handed and unread, at most.
 pub(crate) const HANDOFF_MAX: usize = 2048;
@@ -53,12 +54,8 @@ struct Door<T> {
     /// The address its client socket is bound to.
     local: SocketAddr,
     tx: SyncSender<T>,
-    /// Its eventfd, in its epoll set.
-    wake: OwnedFd,
-    /// Set by the worker before it may wait: the next query handed wakes it.
-    armed: AtomicBool,
-    /// Queries handed and not taken yet.
-    pending: AtomicUsize,
+    /// Its eventfd (in its epoll set), rung only when it may be asleep.
+    bell: Doorbell,
 }
 
 impl<T> Door<T> {
@@ -106,24 +103,10 @@ impl<T> Handoffs<T> {
         let Some(door) = doors.iter().filter(|d| d.serves(to)).nth(pick) else {
             return Handed::NoWorker(Box::new(q));
         };
-        // Counted before it is sent: the worker never counts below zero,
-        // and either it sees the count before it sleeps or this sees it
-        // armed (both sequentially consistent).
-        door.pending.fetch_add(1, Ordering::SeqCst);
-        match door.tx.try_send(q) {
-            Ok(()) => {
-                if door.armed.swap(false, Ordering::SeqCst) {
-                    let _ = rustix::io::write(&door.wake, &1u64.to_ne_bytes());
-                }
-                Handed::Taken
-            }
-            Err(err) => {
-                door.pending.fetch_sub(1, Ordering::SeqCst);
-                match err {
-                    TrySendError::Full(_) => Handed::Full,
-                    TrySendError::Disconnected(q) => Handed::NoWorker(Box::new(q)),
-                }
-            }
+        match door.bell.hand(&door.tx, q) {
+            Ok(()) => Handed::Taken,
+            Err(TrySendError::Full(_)) => Handed::Full,
+            Err(TrySendError::Disconnected(q)) => Handed::NoWorker(Box::new(q)),
         }
     }
 
@@ -136,18 +119,9 @@ impl<T> Handoffs<T> {
         if !self.on.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let wake = rustix::event::eventfd(
-            0,
-            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-        )?;
+        let bell = Doorbell::new()?;
         let (tx, rx) = sync_channel(HANDOFF_MAX);
-        let door = Arc::new(Door {
-            local,
-            tx,
-            wake,
-            armed: AtomicBool::new(false),
-            pending: AtomicUsize::new(0),
-        });
+        let door = Arc::new(Door { local, tx, bell });
         let _one = self.change.lock().unwrap_or_else(PoisonError::into_inner);
         let mut doors = Vec::clone(&self.doors.load());
         doors.push(door.clone());
@@ -170,31 +144,29 @@ pub(crate) struct Inbox<T = HandedQuery> {
 impl<T> Inbox<T> {
     /// The eventfd to watch for reading.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.door.wake.as_fd()
+        self.door.bell.fd()
     }
 
     /// The next query handed, if any (no system call).
     pub(crate) fn take(&self) -> Option<T> {
         let q = self.rx.try_recv().ok()?;
-        self.door.pending.fetch_sub(1, Ordering::SeqCst);
+        self.door.bell.took(1);
         Some(q)
     }
 
     /// Before the worker waits: the next query handed will wake it. False
     /// when one came meanwhile (the worker must not sleep then).
     pub(crate) fn arm(&self) -> bool {
-        self.door.armed.store(true, Ordering::SeqCst);
-        if self.door.pending.load(Ordering::SeqCst) > 0 {
-            self.door.armed.store(false, Ordering::SeqCst);
-            return false;
+        if self.door.bell.arm() {
+            return true;
         }
-        true
+        self.door.bell.woke(false);
+        false
     }
 
     /// The eventfd reported readable: emptied (level-triggered).
     pub(crate) fn woken(&self) {
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&self.door.wake, &mut count);
+        self.door.bell.woke(true);
     }
 }
 
@@ -216,9 +188,7 @@ mod tests {
         Door {
             local: local.parse().unwrap(),
             tx,
-            wake: rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap(),
-            armed: AtomicBool::new(false),
-            pending: AtomicUsize::new(0),
+            bell: Doorbell::new().unwrap(),
         }
     }
 

@@ -15,6 +15,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{SyncSender, TrySendError};
 
+/// The item a refused [`Doorbell::hand`] gives back, whatever the reason.
+pub fn given_back<T>(err: TrySendError<T>) -> T {
+    match err {
+        TrySendError::Full(item) | TrySendError::Disconnected(item) => item,
+    }
+}
+
 /// One worker's eventfd with its armed flag and pending count; see the
 /// module's header.
 pub struct Doorbell {
@@ -46,8 +53,8 @@ impl Doorbell {
     /// gives it back when the channel is full or the worker gone.
     ///
     /// # Errors
-    /// The item, not handed.
-    pub fn hand<T>(&self, tx: &SyncSender<T>, item: T) -> Result<(), T> {
+    /// The item, not handed, and why (full, or the worker gone).
+    pub fn hand<T>(&self, tx: &SyncSender<T>, item: T) -> Result<(), TrySendError<T>> {
         // Counted before it is sent: the worker never counts below zero.
         self.pending.fetch_add(1, SeqCst);
         match tx.try_send(item) {
@@ -57,9 +64,9 @@ impl Doorbell {
                 }
                 Ok(())
             }
-            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+            Err(err) => {
                 self.pending.fetch_sub(1, SeqCst);
-                Err(item)
+                Err(err)
             }
         }
     }
@@ -141,11 +148,11 @@ mod tests {
         let bell = Doorbell::new().unwrap();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         bell.hand(&tx, 1).unwrap();
-        assert_eq!(bell.hand(&tx, 2), Err(2));
+        assert_eq!(bell.hand(&tx, 2), Err(TrySendError::Full(2)));
         assert_eq!(rx.try_recv(), Ok(1));
         bell.took(1);
         drop(rx);
-        assert_eq!(bell.hand(&tx, 3), Err(3));
+        assert_eq!(bell.hand(&tx, 3), Err(TrySendError::Disconnected(3)));
         assert!(bell.arm());
     }
 
@@ -162,7 +169,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..N {
                     let mut item = i;
-                    while let Err(back) = bell.hand(&tx, item) {
+                    while let Err(back) = bell.hand(&tx, item).map_err(given_back) {
                         item = back;
                         std::thread::yield_now();
                     }

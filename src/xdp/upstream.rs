@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use tracing::info;
 
 use super::counters::XdpCounters;
-use super::doorbell::Doorbell;
+use super::doorbell::{Doorbell, given_back};
 use super::frame::Datagram;
 use super::route::{self, IfaceSeen, Netlink, Why, XskPath};
 
@@ -161,7 +161,9 @@ impl XskUpstream {
             d: query_datagram(path, from, to),
             payload,
         };
-        out.bell.hand(&out.tx, msg).map_err(|m| m.payload)
+        out.bell
+            .hand(&out.tx, msg)
+            .map_err(|e| given_back(e).payload)
     }
 
     /// A worker of interface `ifindex` takes queries through `out`.

@@ -141,7 +141,9 @@ impl Returns {
     /// Hands `later` to the worker, waking it when it may be asleep; gives
     /// it back when the channel is full or the worker gone.
     fn give(&self, later: Box<Later>) -> Result<(), Box<Later>> {
-        self.bell.hand(&self.tx, later)
+        self.bell
+            .hand(&self.tx, later)
+            .map_err(super::doorbell::given_back)
     }
 }
 
