@@ -379,6 +379,20 @@ impl Xsk {
         self.kick();
     }
 
+    /// Before the socket closes: the frames written are put on the
+    /// transmit ring and the kernel told until it has taken them all, or
+    /// `within` passes (a frame still on the ring is lost with the socket).
+    pub fn finish(&mut self, within: Duration) {
+        self.flush();
+        let end = std::time::Instant::now() + within;
+        while self.tx.pending() > 0 && std::time::Instant::now() < end {
+            self.recycle();
+            if self.tx.pending() > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
     /// Tells the kernel of the transmit ring's frames: in copy mode one
     /// `sendto` sends at most 32 of them, so it is asked again while some
     /// wait (a few times at most: what is left goes with the next batch).

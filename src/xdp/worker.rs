@@ -45,6 +45,8 @@ use crate::server::{Action, Handler, Request};
 const BATCH: u32 = 64;
 /// The longest a worker waits for frames before it looks at the stop.
 const WAIT: Duration = Duration::from_millis(200);
+/// The longest a stopping worker pushes its transmit ring out.
+const FINISH: Duration = Duration::from_millis(100);
 /// How often a worker reads its socket's drops in the kernel.
 const LOST_EVERY: Duration = Duration::from_secs(1);
 /// Answers given later waiting for a worker to send them, at most (past
@@ -190,11 +192,12 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         });
         // After each batch, and at least every `WAIT` when idle.
         parts.handler.local_idle(&mut local);
-        let mut back = 0;
+        let mut answers = 0;
         while let Ok(later) = rx.try_recv() {
-            back += 1;
+            answers += 1;
             send_later(&mut xsk, &parts, *later);
         }
+        let mut back = answers;
         if let Some(u) = &parts.upstream {
             while let Ok(query) = out_rx.try_recv() {
                 back += 1;
@@ -203,6 +206,11 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         }
         bell.took(back);
         xsk.flush();
+        // Out of the server's hands only now: a stop's drain, which waits
+        // for this count, never ends this loop with answers still queued.
+        if answers > 0 {
+            parts.kernel.later.fetch_sub(answers, Relaxed);
+        }
         // With nothing done, armed: it waits unless something was handed
         // meanwhile, and the next item handed rings.
         let rung = got == 0 && back == 0 && bell.arm() && xsk.wait(bell.fd(), WAIT);
@@ -216,6 +224,16 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
             u.link.send_by_socket(d.dst, d.src, &payload);
         }
     }
+    // Answers handed back meanwhile (past a drain's grace, or the
+    // interface gone) leave through the kernel, and the frames on the
+    // transmit ring are pushed out before the socket closes.
+    while let Ok(later) = rx.try_recv() {
+        let Later { d, answer, .. } = *later;
+        parts.counters.via_kernel.fetch_add(1, Relaxed);
+        parts.kernel.send(answer, parts.kernel.peer(&d));
+        parts.kernel.later.fetch_sub(1, Relaxed);
+    }
+    xsk.finish(FINISH);
 }
 
 /// Sends a query of the server's to a backend in a free frame, or through
@@ -331,15 +349,18 @@ fn answer<H: Handler>(
                     h.copy_from_slice(b);
                 }
                 let (kernel, returns) = (k.clone(), returns.clone());
+                // Counted in flight until the answer is sent: by the
+                // worker, or here when it goes through the kernel.
                 k.rt.spawn(async move {
                     let reply = fut.await;
-                    kernel.later.fetch_sub(1, Relaxed);
                     let Some(answer) = first(reply) else {
+                        kernel.later.fetch_sub(1, Relaxed);
                         return;
                     };
                     if let Err(back) = returns.give(Box::new(Later { head, d, answer })) {
                         let Later { d, answer, .. } = *back;
                         kernel.send(answer, kernel.peer(&d));
+                        kernel.later.fetch_sub(1, Relaxed);
                     }
                 });
                 return None;
