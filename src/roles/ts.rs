@@ -303,9 +303,15 @@ impl TsRole {
             crate::systemd::stopping();
         }
         token.cancel();
-        if let Some(x) = xdp {
-            let _ = tokio::task::spawn_blocking(move || x.stop()).await;
-        }
+        // The XDP path drains beside the server: its workers read no new
+        // query but send the answers given later (the `fault` delay's) until
+        // none is left or the grace is over; then the programs are detached.
+        let xdp = xdp.map(|x| {
+            tokio::task::spawn_blocking(move || {
+                x.drain(SHUTDOWN_GRACE);
+                x.stop();
+            })
+        });
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             if died.is_none() {
                 let _ = server.await;
@@ -325,6 +331,9 @@ impl TsRole {
             }
         })
         .await;
+        if let Some(x) = xdp {
+            let _ = x.await;
+        }
         // Last, once no answer is left to write: what is queued, STOP, FINISH.
         if let Some((writer, stop)) = dnstap {
             stop.cancel();

@@ -130,6 +130,32 @@ struct Later {
     d: frame::Datagram,
     /// The answer.
     answer: Vec<u8>,
+    /// Its place in [`KernelPath::later`], held until it is sent.
+    _held: Held,
+}
+
+/// One answer given later counted in flight ([`KernelPath::later`]) for as
+/// long as this lives: from the query until its answer is sent (or its
+/// future yields none, or the answer is dropped with a worker gone), so
+/// that a stop's drain never ends a worker with answers queued, and no way
+/// of dropping one leaves the count behind.
+struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    /// A place in `later`; `None` (nothing taken) when `max` are taken.
+    fn take(later: &Arc<AtomicUsize>, max: usize) -> Option<Held> {
+        if later.fetch_add(1, Relaxed) >= max {
+            later.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(Held(later.clone()))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 /// The way back to a worker for answers given later.
@@ -192,12 +218,11 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         });
         // After each batch, and at least every `WAIT` when idle.
         parts.handler.local_idle(&mut local);
-        let mut answers = 0;
+        let mut back = 0;
         while let Ok(later) = rx.try_recv() {
-            answers += 1;
+            back += 1;
             send_later(&mut xsk, &parts, *later);
         }
-        let mut back = answers;
         if let Some(u) = &parts.upstream {
             while let Ok(query) = out_rx.try_recv() {
                 back += 1;
@@ -206,11 +231,6 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         }
         bell.took(back);
         xsk.flush();
-        // Out of the server's hands only now: a stop's drain, which waits
-        // for this count, never ends this loop with answers still queued.
-        if answers > 0 {
-            parts.kernel.later.fetch_sub(answers, Relaxed);
-        }
         // With nothing done, armed: it waits unless something was handed
         // meanwhile, and the next item handed rings.
         let rung = got == 0 && back == 0 && bell.arm() && xsk.wait(bell.fd(), WAIT);
@@ -225,15 +245,20 @@ pub fn run<H: Handler>(mut xsk: Xsk, parts: WorkerParts<H>) {
         }
     }
     // Answers handed back meanwhile (past a drain's grace, or the
-    // interface gone) leave through the kernel, and the frames on the
-    // transmit ring are pushed out before the socket closes.
+    // interface gone) leave through the kernel; the channel is closed at
+    // once, so that an answer ready later goes through the kernel too (one
+    // handed in between is dropped, its place given back).
     while let Ok(later) = rx.try_recv() {
         let Later { d, answer, .. } = *later;
         parts.counters.via_kernel.fetch_add(1, Relaxed);
         parts.kernel.send(answer, parts.kernel.peer(&d));
-        parts.kernel.later.fetch_sub(1, Relaxed);
     }
-    xsk.finish(FINISH);
+    drop(rx);
+    // The frames written are pushed out before the socket closes (not
+    // waited for on an interface gone: they cannot leave).
+    if !parts.live.is_gone() {
+        xsk.finish(FINISH);
+    }
 }
 
 /// Sends a query of the server's to a backend in a free frame, or through
@@ -264,7 +289,9 @@ fn send_query<H: Handler>(
 
 /// Sends an answer given later in a free frame, or through the kernel.
 fn send_later<H: Handler>(xsk: &mut Xsk, parts: &WorkerParts<H>, later: Later) {
-    let Later { head, d, answer } = later;
+    let Later {
+        head, d, answer, ..
+    } = later;
     let start = d.payload.start;
     let sent = xsk.send_new(|buf| {
         let room = buf.len().min(parts.live.max_frame());
@@ -338,44 +365,55 @@ fn answer<H: Handler>(
         }
         Action::Later(fut) => {
             let k = &parts.kernel;
-            if k.later.fetch_add(1, Relaxed) >= parts.later_max {
-                k.later.fetch_sub(1, Relaxed);
+            let Some(held) = Held::take(&k.later, parts.later_max) else {
                 parts.handler.inflight_refused();
-                dns::servfail_for(raw)
-            } else {
-                let mut head = [0u8; HEAD_MAX];
-                let n = d.payload.start.min(HEAD_MAX);
-                if let (Some(h), Some(b)) = (head.get_mut(..n), buf.get(..n)) {
-                    h.copy_from_slice(b);
-                }
-                let (kernel, returns) = (k.clone(), returns.clone());
-                // Counted in flight until the answer is sent: by the
-                // worker, or here when it goes through the kernel.
-                k.rt.spawn(async move {
-                    let reply = fut.await;
-                    let Some(answer) = first(reply) else {
-                        kernel.later.fetch_sub(1, Relaxed);
-                        return;
-                    };
-                    if let Err(back) = returns.give(Box::new(Later { head, d, answer })) {
-                        let Later { d, answer, .. } = *back;
-                        kernel.send(answer, kernel.peer(&d));
-                        kernel.later.fetch_sub(1, Relaxed);
-                    }
-                });
-                return None;
+                return reply_in_place(parts, local, buf, &d, dns::servfail_for(raw));
+            };
+            let mut head = [0u8; HEAD_MAX];
+            let n = d.payload.start.min(HEAD_MAX);
+            if let (Some(h), Some(b)) = (head.get_mut(..n), buf.get(..n)) {
+                h.copy_from_slice(b);
             }
+            let (kernel, returns) = (k.clone(), returns.clone());
+            // Counted in flight (`held`) until the answer is sent, by the
+            // worker or here through the kernel, or until it is dropped.
+            k.rt.spawn(async move {
+                let Some(answer) = first(fut.await) else {
+                    return;
+                };
+                let later = Later {
+                    head,
+                    d,
+                    answer,
+                    _held: held,
+                };
+                if let Err(back) = returns.give(Box::new(later)) {
+                    let Later { d, answer, .. } = *back;
+                    kernel.send(answer, kernel.peer(&d));
+                }
+            });
+            return None;
         }
     };
+    reply_in_place(parts, local, buf, &d, reply)
+}
+
+/// `reply` (none: unanswered) written over the query's frame `buf`, the
+/// datagram `d`: its length; through the kernel when it does not fit.
+fn reply_in_place<H: Handler>(
+    parts: &WorkerParts<H>,
+    local: &mut WorkerLocal,
+    buf: &mut [u8],
+    d: &frame::Datagram,
+    reply: Option<Vec<u8>>,
+) -> Option<usize> {
+    let c = &parts.counters;
     let Some(bytes) = reply else {
         c.unanswered.fetch_add(1, Relaxed);
         return None;
     };
     let room = buf.len().min(parts.live.max_frame());
-    match buf
-        .get_mut(..room)
-        .and_then(|b| frame::reply(b, &d, &bytes))
-    {
+    match buf.get_mut(..room).and_then(|b| frame::reply(b, d, &bytes)) {
         Some(n) => {
             c.answered.fetch_add(1, Relaxed);
             local.give_back(bytes);
@@ -383,7 +421,7 @@ fn answer<H: Handler>(
         }
         None => {
             c.via_kernel.fetch_add(1, Relaxed);
-            parts.kernel.send(bytes, parts.kernel.peer(&d));
+            parts.kernel.send(bytes, parts.kernel.peer(d));
             None
         }
     }
