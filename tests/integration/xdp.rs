@@ -30,6 +30,8 @@
 //! - `kill -9` leaves no program attached (the kernel drops the BPF link
 //!   with the process); a restart serves through XDP again, SIGTERM
 //!   detaches.
+//! - SIGTERM with delayed answers (the `fault` delay) in flight through XDP
+//!   sends them all before the TS exits.
 //! - The shipped `bpf/dnslb_xdp.o` is what `bpf/build` makes of its source.
 //! - `dnslb check` names the interface: its sockets and MTU, or why the TS
 //!   will serve it through sockets.
@@ -1237,6 +1239,66 @@ fn without_privilege_the_ts_says_why_once_and_serves_through_sockets() {
         out.stderr
     );
     assert!(!lab.attached());
+}
+
+/// A stop with answers in flight through XDP (the `fault` delay's, 700 ms
+/// each) sends them all before the TS exits, as its socket path does.
+#[test]
+fn a_stop_sends_the_delayed_answers_in_flight_through_xdp() {
+    const TEST: &str = "a_stop_sends_the_delayed_answers_in_flight_through_xdp";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    const N: u16 = 30;
+    let lab = Lab::new(&ip, "x9");
+    let fault = "fault = { delay_ms = 700, delay_ratio = 1.0, drop_ratio = 0.0 }\n";
+    let conf = lab.conf("t", &format!("{S4}:53"), fault);
+    let s4: IpAddr = S4.parse().unwrap();
+    let ts = lab.start(&conf, &[]);
+    wait_xdp_answers(&lab, s4);
+    let before = xdp_of(&lab.metrics()).to_user;
+    let to = SocketAddr::new(s4, 53);
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel();
+    let client = lab.client.name.clone();
+    let asker = std::thread::spawn(move || {
+        in_netns(&client, move || {
+            let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+            for i in 0..N {
+                let q = wire(0x4000 + i, "www.xdp.test", A, opt(1232, false));
+                sock.send_to(&q, to).unwrap();
+            }
+            sent_tx.send(()).unwrap();
+            let mut answered = BTreeSet::new();
+            let mut buf = vec![0u8; 65_535];
+            while answered.len() < usize::from(N) {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                if let Ok(m) = Message::from_vec(&buf[..n])
+                    && m.response_code == ResponseCode::NoError
+                    && !m.answers.is_empty()
+                {
+                    answered.insert(m.id);
+                }
+            }
+            answered
+        })
+    });
+    sent_rx.recv().unwrap();
+    // Every query handed to the workers' socket, then the stop, long
+    // before their answers are due.
+    metrics_until(&lab, |m| xdp_of(m).to_user >= before + u64::from(N));
+    let out = ts.stop(Duration::from_secs(15));
+    let answered = asker.join().unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        answered.len(),
+        usize::from(N),
+        "answered {answered:?}:\n{}",
+        out.stderr
+    );
+    assert!(!lab.attached(), "still attached after SIGTERM");
 }
 
 #[test]
