@@ -504,13 +504,7 @@ impl LsRole {
         // `upstream = "xdp"` they come through the workers), until those
         // answers are all out or the same grace as the server's is over;
         // then the programs are detached.
-        let xdp = xdp.map(|x| {
-            let grace = self.balancer.drain_grace();
-            tokio::task::spawn_blocking(move || {
-                x.drain(grace);
-                x.stop();
-            })
-        });
+        let xdp = xdp.map(|x| x.drain_and_stop(self.balancer.drain_grace()));
         // The server bounds its own drain (timeout_ms and a grace).
         if !server_ended {
             let _ = server.await;

@@ -306,12 +306,7 @@ impl TsRole {
         // The XDP path drains beside the server: its workers read no new
         // query but send the answers given later (the `fault` delay's) until
         // none is left or the grace is over; then the programs are detached.
-        let xdp = xdp.map(|x| {
-            tokio::task::spawn_blocking(move || {
-                x.drain(SHUTDOWN_GRACE);
-                x.stop();
-            })
-        });
+        let xdp = xdp.map(|x| x.drain_and_stop(SHUTDOWN_GRACE));
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             if died.is_none() {
                 let _ = server.await;

@@ -202,6 +202,16 @@ impl XdpServer {
         }
     }
 
+    /// A stop beside the server's own, on a blocking thread of the runtime:
+    /// [`XdpServer::drain`] for at most `grace`, then [`XdpServer::stop`];
+    /// done when its handle is.
+    pub fn drain_and_stop(self, grace: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::task::spawn_blocking(move || {
+            self.drain(grace);
+            self.stop();
+        })
+    }
+
     /// Ends the workers and detaches the programs.
     pub fn stop(mut self) {
         self.halt();
