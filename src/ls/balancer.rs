@@ -24,6 +24,7 @@ use super::upstream::shared::SharedSockets;
 use crate::config::{Layout, LsConfig};
 use crate::dns;
 use crate::dnstap::{Dnstap, Staged};
+use crate::server::detached::Detached;
 use crate::server::{Reply, Request};
 
 /// Wakes the probe loop ([`super::probe`]) after every `every_queries`
@@ -60,6 +61,11 @@ pub struct Balancer {
     /// Set once the UDP fast path must read no new client query (see
     /// [`Balancer::close_udp_reads`]).
     udp_reads_closed: std::sync::atomic::AtomicBool,
+    /// The answers awaited on tasks outside the server layer's drain (the
+    /// XDP workers' forwarded queries, the UDP workers' queries for
+    /// encrypted backends): the stop waits for them before it closes the
+    /// upstream pools they come back through.
+    detached: Detached,
     /// Bumped after each swap of the snapshot: a fast-path worker keeps its
     /// snapshot until then ([`Balancer::refresh`]).
     reloads: AtomicU64,
@@ -132,6 +138,7 @@ impl Balancer {
             probe_token: ProbeToken::random(),
             cookies: c.cookie_secret.server_secrets(),
             udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
+            detached: Detached::default(),
             reloads: AtomicU64::new(0),
             replaced_end: std::sync::Mutex::new(None),
             handoffs: Arc::default(),
@@ -165,6 +172,12 @@ impl Balancer {
     pub fn close_udp_reads(&self) {
         self.udp_reads_closed
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The answers awaited outside the server layer, in flight (see the
+    /// field).
+    pub fn detached(&self) -> &Detached {
+        &self.detached
     }
 
     /// Whether [`Balancer::close_udp_reads`] was called.

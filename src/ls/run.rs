@@ -121,6 +121,16 @@ pub async fn serve(
     let _ = sweeper.await;
     let _ = flusher.await;
     let _ = blocks.await;
+    // The answers awaited outside the server layer (an XDP worker's
+    // forwarded queries, a UDP worker's for encrypted backends) still come
+    // back through the pool: it closes once they are in, or past the grace.
+    let grace = balancer.drain_grace();
+    if !balancer.detached().settled(grace).await {
+        tracing::warn!(
+            left = balancer.detached().running(),
+            "answers still awaited after the drain grace; the upstream sockets close"
+        );
+    }
     balancer.pool.shutdown().await;
 }
 

@@ -276,6 +276,7 @@ impl LsRole {
             counters,
             policy: Some(Box::new(policy)),
             later_max,
+            later: self.balancer.detached().clone(),
             upstream: upstream.clone(),
         });
         if started.is_none() && upstream.is_some() {

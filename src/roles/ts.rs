@@ -370,6 +370,7 @@ fn start_xdp(
         counters: ts.metrics().xdp.clone(),
         policy: None,
         later_max: TS_LATER_MAX,
+        later: crate::server::detached::Detached::default(),
         upstream: None,
     })
 }

@@ -32,6 +32,7 @@ mod answer_slots;
 pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod conn_rate;
+pub mod detached;
 pub mod doh;
 pub mod doh3;
 mod doh_conn;

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,22 +28,20 @@ use super::route::IfaceSeen;
 use super::upstream::UpstreamPlan;
 use super::worker::{self, KernelPath, WorkerParts, WorkerUpstream};
 use crate::server::Handler;
+use crate::server::detached::Detached;
 
 /// Ethernet header: the MTU counts from the IP header.
 const ETHERNET: usize = 14;
 /// How often the keeper brings the programs' filters up to date and copies
 /// their counters.
 const KEEP_EVERY: Duration = Duration::from_millis(100);
-/// How often [`XdpServer::drain`] looks whether the answers given later
-/// have all been sent.
-const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
 /// The XDP path of a server, running.
 pub struct XdpServer {
     stop: Arc<AtomicBool>,
     /// The workers' [`KernelPath::closing`] and [`KernelPath::later`].
     closing: Arc<AtomicBool>,
-    later: Arc<AtomicUsize>,
+    later: Detached,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -67,6 +65,10 @@ pub struct XdpPlan<'a, H> {
     /// Answers given later (forwarded) in flight at most, as the server's
     /// own in-flight bound (`max_inflight`); past it, SERVFAIL at once.
     pub later_max: usize,
+    /// Where those are counted in flight: the server's count of the answers
+    /// it awaits outside its server layer (the LS waits for it before it
+    /// closes its upstream pools), or one of the path's own.
+    pub later: Detached,
     /// The server's queries to its backends through the workers, when on:
     /// the addresses they leave from are served too, and the backends'
     /// paths are read again with the interfaces, every second.
@@ -99,9 +101,10 @@ impl XdpServer {
             counters,
             policy,
             later_max,
+            later,
             upstream,
         } = plan;
-        let kernel = match kernel_path(kernel_sock) {
+        let kernel = match kernel_path(kernel_sock, later) {
             Ok(k) => k,
             Err(err) => {
                 warn!(%who, %err, "xdp: not started (the kernel socket for large answers); serving through sockets");
@@ -189,16 +192,11 @@ impl XdpServer {
     /// taking their answers meanwhile. Then [`XdpServer::stop`].
     pub fn drain(&self, grace: Duration) {
         self.closing.store(true, Relaxed);
-        let end = std::time::Instant::now() + grace;
-        while self.later.load(Relaxed) > 0 {
-            if std::time::Instant::now() >= end {
-                warn!(
-                    left = self.later.load(Relaxed),
-                    "xdp: answers still in flight after the drain grace; abandoned"
-                );
-                return;
-            }
-            std::thread::sleep(DRAIN_CHECK);
+        if !self.later.settled_blocking(grace) {
+            warn!(
+                left = self.later.running(),
+                "xdp: answers still in flight after the drain grace; abandoned"
+            );
         }
     }
 
@@ -239,13 +237,13 @@ fn join(threads: Vec<JoinHandle<()>>) {
 /// UDP socket. Its flags are left as they are: they belong to the socket the
 /// two descriptors share, and the server's worker may wait in a blocking
 /// receive on it; the sends on it pass `MSG_DONTWAIT` (`batch::send_some`).
-fn kernel_path(sock: std::net::UdpSocket) -> std::io::Result<KernelPath> {
+fn kernel_path(sock: std::net::UdpSocket, later: Detached) -> std::io::Result<KernelPath> {
     let wildcard = sock.local_addr()?.ip().is_unspecified();
     Ok(KernelPath {
         wildcard,
         sock: Arc::new(sock),
         rt: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
-        later: Arc::new(AtomicUsize::new(0)),
+        later,
         closing: Arc::new(AtomicBool::new(false)),
     })
 }
@@ -601,7 +599,7 @@ mod tests {
     async fn the_way_out_leaves_the_shared_socket_blocking() {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let dup = server.try_clone().unwrap();
-        let out = kernel_path(dup).unwrap();
+        let out = kernel_path(dup, Detached::default()).unwrap();
         assert!(
             !socket2::SockRef::from(&server).nonblocking().unwrap(),
             "the server's blocking receive would spin"

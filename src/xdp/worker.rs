@@ -25,7 +25,7 @@
 //! a backend's answer, handed to the server ([`UpstreamLink::deliver`])
 //! instead of its handler.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::counters::XdpCounters;
@@ -36,6 +36,7 @@ use super::ring::Xsk;
 use super::upstream::{OUTBOX_MAX, Outbox, Outgoing, UpstreamLink, XskUpstream};
 use crate::dns;
 use crate::server::batch::{self, Peer};
+use crate::server::detached::{Detached, Held};
 use crate::server::local::WorkerLocal;
 use crate::server::recycle;
 use crate::server::udp::first;
@@ -61,8 +62,10 @@ pub struct KernelPath {
     pub sock: Arc<std::net::UdpSocket>,
     /// The server's runtime, where answers given later are awaited.
     pub rt: tokio::runtime::Handle,
-    /// Answers given later, in flight.
-    pub later: Arc<AtomicUsize>,
+    /// Answers given later, in flight (with the LS, the server's whole
+    /// count of answers awaited outside its server layer: a UDP worker's
+    /// queries for encrypted backends too).
+    pub later: Detached,
     /// Set once the server stops: the workers read no new client query
     /// (a query sent once `/ready` says stopping is not read, as on the
     /// sockets), while they still send the answers given later and the
@@ -130,32 +133,11 @@ struct Later {
     d: frame::Datagram,
     /// The answer.
     answer: Vec<u8>,
-    /// Its place in [`KernelPath::later`], held until it is sent.
+    /// Its place in [`KernelPath::later`], held from the query until the
+    /// answer is sent (or its future yields none, or it is dropped with a
+    /// worker gone), so that a stop's drain never ends a worker with
+    /// answers queued, and no way of dropping one leaves the count behind.
     _held: Held,
-}
-
-/// One answer given later counted in flight ([`KernelPath::later`]) for as
-/// long as this lives: from the query until its answer is sent (or its
-/// future yields none, or the answer is dropped with a worker gone), so
-/// that a stop's drain never ends a worker with answers queued, and no way
-/// of dropping one leaves the count behind.
-struct Held(Arc<AtomicUsize>);
-
-impl Held {
-    /// A place in `later`; `None` (nothing taken) when `max` are taken.
-    fn take(later: &Arc<AtomicUsize>, max: usize) -> Option<Held> {
-        if later.fetch_add(1, Relaxed) >= max {
-            later.fetch_sub(1, Relaxed);
-            return None;
-        }
-        Some(Held(later.clone()))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
 }
 
 /// The way back to a worker for answers given later.
@@ -365,7 +347,7 @@ fn answer<H: Handler>(
         }
         Action::Later(fut) => {
             let k = &parts.kernel;
-            let Some(held) = Held::take(&k.later, parts.later_max) else {
+            let Some(held) = k.later.take(parts.later_max) else {
                 parts.handler.inflight_refused();
                 return reply_in_place(parts, local, buf, &d, dns::servfail_for(raw));
             };

@@ -69,12 +69,15 @@ pub(super) fn divert(
                 return crate::dns::servfail_for(raw);
             };
             let sock = lane.sock.clone();
+            // Counted until it is sent: the stop waits for it.
+            let held = balancer.detached().take(usize::MAX);
             lane.rt.spawn(async move {
                 let reply = answer.await;
                 drop(place);
                 if let Reply::One(answer) = reply {
                     let _ = batch::send_some(&*sock, &[(answer, to)]);
                 }
+                drop(held);
             });
             None
         }
