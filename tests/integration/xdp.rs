@@ -19,7 +19,9 @@
 //!   extension header, source port 0) never wedge a worker: each is
 //!   answered only where the kernel would answer it, the ones the worker
 //!   saw are counted by reason, and a normal query is answered through XDP
-//!   afterwards. A bad UDP checksum is dropped as the kernel drops it.
+//!   afterwards. A bad UDP checksum is not verified (checksum offload and
+//!   veth leave partial ones; Knot's and NSD's XDP modes do the same), so
+//!   those frames are left out of the comparison with the kernel's answers.
 //! - The MTU lowered under a running TS is followed (a larger answer leaves
 //!   through the kernel); the interface deleted stops its workers, and made
 //!   again under its name is attached again.
