@@ -2,10 +2,10 @@
 //! an XDP worker's answers given later (the LS's forwarded queries, the
 //! TS's delayed ones), and a UDP worker's queries for encrypted backends.
 //! Each holds a place in a count ([`Detached`]) from its query until its
-//! answer is sent or dropped ([`Held`], given back however it ends), so that
-//! a stop waits for them: the XDP path before it ends its workers, and the
-//! LS before it closes the upstream pools those answers still come through
-//! ([`Detached::settled`]).
+//! answer is sent or dropped ([`Awaited`], given back however it ends), so
+//! that a stop waits for them: the XDP path before it ends its workers, and
+//! the LS before it closes the upstream pools those answers still come
+//! through ([`Detached::settled`]).
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,12 +20,12 @@ pub struct Detached(Arc<AtomicUsize>);
 
 impl Detached {
     /// A place, `None` (nothing taken) when `max` are taken.
-    pub(crate) fn take(&self, max: usize) -> Option<Held> {
+    pub(crate) fn take(&self, max: usize) -> Option<Awaited> {
         if self.0.fetch_add(1, Relaxed) >= max {
             self.0.fetch_sub(1, Relaxed);
             return None;
         }
-        Some(Held(self.0.clone()))
+        Some(Awaited(self.0.clone()))
     }
 
     /// How many are in flight.
@@ -62,9 +62,9 @@ impl Detached {
 
 /// One place in a [`Detached`] count, given back when dropped.
 #[derive(Debug)]
-pub(crate) struct Held(Arc<AtomicUsize>);
+pub(crate) struct Awaited(Arc<AtomicUsize>);
 
-impl Drop for Held {
+impl Drop for Awaited {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
     }

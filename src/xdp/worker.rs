@@ -36,7 +36,7 @@ use super::ring::Xsk;
 use super::upstream::{OUTBOX_MAX, Outbox, Outgoing, UpstreamLink, XskUpstream};
 use crate::dns;
 use crate::server::batch::{self, Peer};
-use crate::server::detached::{Detached, Held};
+use crate::server::detached::{Awaited, Detached};
 use crate::server::local::WorkerLocal;
 use crate::server::recycle;
 use crate::server::udp::first;
@@ -137,7 +137,7 @@ struct Later {
     /// answer is sent (or its future yields none, or it is dropped with a
     /// worker gone), so that a stop's drain never ends a worker with
     /// answers queued, and no way of dropping one leaves the count behind.
-    _held: Held,
+    _held: Awaited,
 }
 
 /// The way back to a worker for answers given later.
