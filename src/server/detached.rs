@@ -33,19 +33,6 @@ impl Detached {
         self.0.load(Relaxed)
     }
 
-    /// Waits (blocking the thread) until none is in flight or `grace` has
-    /// gone by; whether none is.
-    pub fn settled_blocking(&self, grace: Duration) -> bool {
-        let end = std::time::Instant::now() + grace;
-        while self.running() > 0 {
-            if std::time::Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(CHECK);
-        }
-        true
-    }
-
     /// Waits until none is in flight or `grace` has gone by (on the
     /// runtime's clock); whether none is.
     pub async fn settled(&self, grace: Duration) -> bool {
@@ -85,7 +72,6 @@ mod tests {
         let moved = std::thread::spawn(move || drop(b));
         moved.join().unwrap();
         assert_eq!(d.running(), 0);
-        assert!(d.settled_blocking(Duration::ZERO));
     }
 
     #[tokio::test(start_paused = true)]

@@ -185,28 +185,22 @@ impl XdpServer {
         }
     }
 
-    /// The first half of a stop: the workers read no new client query from
-    /// now on, and this waits (blocking) until every answer given later
-    /// (the forwarded queries) has been sent, or `grace` has gone by; the
-    /// workers keep sending the server's queries to its backends and
-    /// taking their answers meanwhile. Then [`XdpServer::stop`].
-    pub fn drain(&self, grace: Duration) {
-        self.closing.store(true, Relaxed);
-        if !self.later.settled_blocking(grace) {
-            warn!(
-                left = self.later.running(),
-                "xdp: answers still in flight after the drain grace; abandoned"
-            );
-        }
-    }
-
-    /// A stop beside the server's own, on a blocking thread of the runtime:
-    /// [`XdpServer::drain`] for at most `grace`, then [`XdpServer::stop`];
-    /// done when its handle is.
+    /// A stop beside the server's own, as a task of the runtime: the
+    /// workers read no new client query from now on; once every answer
+    /// given later (the forwarded queries) has been sent, or `grace` has
+    /// gone by, [`XdpServer::stop`] on a blocking thread (the workers keep
+    /// sending the server's queries to its backends and taking their
+    /// answers meanwhile); done when its handle is.
     pub fn drain_and_stop(self, grace: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::task::spawn_blocking(move || {
-            self.drain(grace);
-            self.stop();
+        self.closing.store(true, Relaxed);
+        tokio::spawn(async move {
+            if !self.later.settled(grace).await {
+                warn!(
+                    left = self.later.running(),
+                    "xdp: answers still in flight after the drain grace; abandoned"
+                );
+            }
+            let _ = tokio::task::spawn_blocking(move || self.stop()).await;
         })
     }
 
